@@ -1,0 +1,291 @@
+//! The surface syntax tree: what the marketer wrote, with a span on every node a
+//! diagnostic can blame. Names are unresolved here; `leadscore-compiler` resolves them.
+
+use crate::span::Span;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct File {
+    pub items: Vec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Ruleset(RulesetDecl),
+    Set(SetDecl),
+    Score(ScoreDecl),
+    Rule(Rule),
+    If(IfBlock),
+    Grade(GradeDecl),
+    Tag(TagDecl),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StringLit {
+    pub value: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListLit {
+    pub items: Vec<StringLit>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Int {
+    pub value: i64,
+    pub span: Span,
+}
+
+/// A duration such as `30d`, kept in seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Duration {
+    pub seconds: i64,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RulesetDecl {
+    pub name: StringLit,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetDecl {
+    pub name: Ident,
+    pub items: ListLit,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoreDecl {
+    pub name: Ident,
+    pub range: Option<Range>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Range {
+    pub lo: Int,
+    pub hi: Int,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradeDecl {
+    pub name: Ident,
+    /// `None` for `otherwise`.
+    pub cond: Option<Cond>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TagDecl {
+    pub name: Ident,
+    pub cond: Cond,
+    pub span: Span,
+}
+
+/// `if COND { rules }`: field rules inside test COND on the current attributes, event rules
+/// on the lead as it was when the event happened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IfBlock {
+    pub cond: Cond,
+    pub body: Vec<Item>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    pub trigger: Trigger,
+    pub action: Action,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trigger {
+    /// Tested against the lead's current attributes.
+    Field(Cond),
+    /// Fires on events of a type.
+    Event(EventTrigger),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventTrigger {
+    /// The dotted event type, e.g. `email.opened`.
+    pub event_type: Ident,
+    /// `where COND` over the event's props (`lead.NAME` reaches attributes).
+    pub filter: Option<Cond>,
+    pub window: Option<Window>,
+}
+
+/// `count >= N within D`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub count: Int,
+    pub within: Duration,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Add,
+    Subtract,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Action {
+    pub verb: Verb,
+    pub verb_span: Span,
+    pub points: Points,
+    /// The span of `each`, when present.
+    pub each: Option<Span>,
+    pub max: Option<Int>,
+    pub expires: Option<Duration>,
+    /// `to NAME` / `from NAME`.
+    pub target: Option<Ident>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Points {
+    Const(Int),
+    Field(Path),
+}
+
+/// A possibly dotted name: `country`, `lead.country`, `page`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Path {
+    pub segments: Vec<Ident>,
+    pub span: Span,
+}
+
+impl Path {
+    /// The dotted text of the path.
+    pub fn dotted(&self) -> String {
+        let names: Vec<&str> = self.segments.iter().map(|s| s.name.as_str()).collect();
+        names.join(".")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cond {
+    Or(Vec<Cond>, Span),
+    And(Vec<Cond>, Span),
+    Not(Box<Cond>, Span),
+    /// `inactive for D`.
+    Inactive(Duration, Span),
+    Test(Box<Test>),
+}
+
+impl Cond {
+    pub fn span(&self) -> Span {
+        match self {
+            Cond::Or(_, s) | Cond::And(_, s) | Cond::Not(_, s) | Cond::Inactive(_, s) => *s,
+            Cond::Test(t) => t.span,
+        }
+    }
+}
+
+/// `EXPR OP ...`: one comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Test {
+    pub lhs: Expr,
+    pub op: TestOp,
+    pub op_span: Span,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TestOp {
+    IsSet,
+    IsNotSet,
+    In(Collection),
+    NotIn(Collection),
+    Contains(StringLit),
+    ContainsWord(StringLit),
+    ContainsAny(Collection),
+    ContainsAnyWord(Collection),
+    Compare(CmpOp, Expr),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}
+
+/// A set: either declared (`tier1`) or written in place (`["a", "b"]`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Collection {
+    Named(Ident),
+    List(ListLit),
+}
+
+impl Collection {
+    pub fn span(&self) -> Span {
+        match self {
+            Collection::Named(i) => i.span,
+            Collection::List(l) => l.span,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Path(Path),
+    Number(f64, Span),
+    Str(StringLit),
+    Bool(bool, Span),
+    Call {
+        func: Ident,
+        arg: Box<Expr>,
+        span: Span,
+    },
+    Binary {
+        op: ArithOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+        span: Span,
+    },
+}
+
+impl Expr {
+    pub fn span(&self) -> Span {
+        match self {
+            Expr::Path(p) => p.span,
+            Expr::Str(s) => s.span,
+            Expr::Number(_, s) | Expr::Bool(_, s) => *s,
+            Expr::Call { span, .. } | Expr::Binary { span, .. } => *span,
+        }
+    }
+}

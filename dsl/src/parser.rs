@@ -1,0 +1,772 @@
+//! pest → AST. The only module that sees pest's `Rule` and `Pair`.
+
+use crate::ast::{self, *};
+use crate::diagnostic::{closest, Diagnostic};
+use crate::span::Span;
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar.pest"]
+struct Grammar;
+
+/// How many syntax errors one file reports before giving up.
+const MAX_SYNTAX_ERRORS: usize = 50;
+/// Durations longer than this are almost certainly typos (and would overflow timestamps).
+const MAX_DURATION_SECONDS: i64 = 100 * 366 * 86_400;
+
+pub fn parse(src: &str) -> Result<File, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let file = match Grammar::parse(Rule::file, src) {
+        Ok(mut pairs) => {
+            let root = pairs.next().map(|p| p.into_inner());
+            let items = root.map_or_else(Vec::new, |inner| items(inner, &mut diags));
+            File { items }
+        }
+        Err(err) => {
+            diags.push(syntax_error(src, &err));
+            recover(src, &err, &mut diags);
+            File { items: Vec::new() }
+        }
+    };
+    if diags.is_empty() {
+        Ok(file)
+    } else {
+        Err(diags)
+    }
+}
+
+/// After a syntax error, resumes at the next line that starts a statement and parses the
+/// rest as a fragment, so that every broken statement in the file is reported.
+fn recover(src: &str, first: &pest::error::Error<Rule>, diags: &mut Vec<Diagnostic>) {
+    let mut at = error_pos(first);
+    while diags.len() < MAX_SYNTAX_ERRORS {
+        let Some(resume) = next_statement(src, at) else {
+            return;
+        };
+        // Blank out what was already reported, keeping byte offsets (and so spans) intact.
+        let masked = format!("{}{}", " ".repeat(resume), &src[resume..]);
+        match Grammar::parse(Rule::fragment, &masked) {
+            Ok(_) => return,
+            Err(err) => {
+                let pos = error_pos(&err);
+                if pos < resume {
+                    return;
+                }
+                diags.push(syntax_error(src, &err));
+                at = pos;
+            }
+        }
+    }
+}
+
+/// Byte offset of the first line after `pos` whose first word starts a statement.
+fn next_statement(src: &str, pos: usize) -> Option<usize> {
+    const STARTS: [&str; 8] = ["ruleset", "set", "score", "when", "if", "grade", "tag", "}"];
+    let mut line_start = src.get(pos..)?.find('\n').map(|i| pos + i + 1)?;
+    while line_start < src.len() {
+        let line = &src[line_start..];
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let word: String = trimmed
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '}')
+            .collect();
+        if STARTS.contains(&word.as_str()) || trimmed.starts_with('}') {
+            return Some(line_start + indent);
+        }
+        line_start = line.find('\n').map(|i| line_start + i + 1)?;
+    }
+    None
+}
+
+fn error_pos(err: &pest::error::Error<Rule>) -> usize {
+    match err.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    }
+}
+
+/// Words for what the parser expected at a point, as a marketer would say them.
+fn describe(r: Rule) -> Option<&'static str> {
+    Some(match r {
+        Rule::EOI => "end of file",
+        Rule::item | Rule::file | Rule::fragment => {
+            "a statement (`when`, `if`, `set`, `score`, `grade`, `tag`)"
+        }
+        Rule::ruleset_decl | Rule::kw_ruleset => "`ruleset`",
+        Rule::set_decl | Rule::kw_set => "`set`",
+        Rule::score_decl | Rule::kw_score => "`score`",
+        Rule::grade_decl | Rule::kw_grade => "`grade`",
+        Rule::tag_decl | Rule::kw_tag => "`tag`",
+        Rule::if_block | Rule::kw_if => "`if`",
+        Rule::rule_decl | Rule::kw_when => "`when`",
+        Rule::kw_range => "`range`",
+        Rule::range => "a range like `0..100`",
+        Rule::otherwise | Rule::kw_otherwise => "`otherwise`",
+        Rule::block_open => "`{`",
+        Rule::block_close | Rule::stray_close => "`}`",
+        Rule::event_trigger | Rule::event_type => "an event type like `email.opened`",
+        Rule::window | Rule::kw_count => "`count`",
+        Rule::action | Rule::verb => "`add` or `subtract`",
+        Rule::kw_add => "`add`",
+        Rule::kw_subtract => "`subtract`",
+        Rule::points => "points (a whole number or a field name)",
+        Rule::each | Rule::kw_each => "`each`",
+        Rule::max | Rule::kw_max => "`max`",
+        Rule::expires | Rule::kw_expires => "`expires after`",
+        Rule::kw_after => "`after`",
+        Rule::target => "`to` or `from` a score",
+        Rule::kw_to => "`to`",
+        Rule::kw_from => "`from`",
+        Rule::kw_where => "`where`",
+        Rule::kw_within => "`within`",
+        Rule::cond | Rule::conj | Rule::neg | Rule::comparison => "a condition",
+        Rule::not_op | Rule::kw_not => "`not`",
+        Rule::inactive | Rule::kw_inactive => "`inactive for`",
+        Rule::kw_for => "`for`",
+        Rule::kw_and => "`and`",
+        Rule::kw_or => "`or`",
+        Rule::is_set | Rule::is_not_set | Rule::kw_is => "`is set`",
+        Rule::in_set | Rule::kw_in => "`in`",
+        Rule::not_in => "`not in`",
+        Rule::contains
+        | Rule::contains_word
+        | Rule::contains_any
+        | Rule::contains_any_word
+        | Rule::kw_contains => "`contains`",
+        Rule::kw_any => "`any`",
+        Rule::kw_word => "`word`",
+        Rule::compare | Rule::cmp_op => "a comparison (`=`, `!=`, `<`, `<=`, `>`, `>=`)",
+        Rule::expr | Rule::call | Rule::path => "a value (a field name, number or text)",
+        Rule::arith_op => "`+` or `-`",
+        Rule::boolean => "`true` or `false`",
+        Rule::list => "a list like `[\"US\", \"DE\"]`",
+        Rule::string => "text in double quotes",
+        Rule::equals => "`=`",
+        Rule::dotdot => "`..`",
+        Rule::lparen => "`(`",
+        Rule::rparen => "`)`",
+        Rule::lbracket => "`[`",
+        Rule::rbracket => "`]`",
+        Rule::comma => "`,`",
+        Rule::number => "a number",
+        Rule::uint | Rule::int => "a whole number",
+        Rule::duration => "a duration like `30d` (m, h, d or w)",
+        Rule::ident | Rule::name => "a name",
+        _ => return None,
+    })
+}
+
+/// The token found at `pos`, for "found `ad`".
+fn found_at(src: &str, pos: usize) -> String {
+    let rest = src.get(pos..).unwrap_or("");
+    let Some(first) = rest.chars().next() else {
+        return "end of file".into();
+    };
+    if first == '\n' || first == '\r' {
+        return "end of line".into();
+    }
+    let word: String = if first.is_alphanumeric() || first == '_' {
+        rest.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+            .collect()
+    } else if first == '"' {
+        let end = rest[1..].find('"').map_or(rest.len(), |i| i + 2);
+        rest[..end.min(40)].to_string()
+    } else {
+        rest.chars()
+            .take_while(|c| !c.is_alphanumeric() && !c.is_whitespace() && *c != '"')
+            .take(3)
+            .collect()
+    };
+    format!("`{word}`")
+}
+
+fn join_or(items: &[&str]) -> String {
+    match items {
+        [] => "something else".into(),
+        [one] => (*one).into(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+fn syntax_error(src: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
+    let pos = error_pos(err).min(src.len());
+    let found = found_at(src, pos);
+    let found_len = match found.as_str() {
+        "end of file" | "end of line" => 0,
+        f => f.trim_matches('`').len(),
+    };
+    let span = Span::new(pos, (pos + found_len).min(src.len()));
+    let mut keywords: Vec<&str> = Vec::new();
+    let message = match &err.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut expected: Vec<&str> = Vec::new();
+            // Where a new statement may begin, pest lists every statement keyword; say
+            // "a new statement" instead of the whole list.
+            let starters = positives.iter().filter(|r| is_statement_start(**r)).count();
+            let statement = starters >= 3;
+            for r in positives {
+                if statement && is_statement_start(*r) {
+                    continue;
+                }
+                // "`add` or `subtract`" joins better as two items.
+                let Some(d) = describe(*r) else { continue };
+                let pieces: Vec<&str> = d.split(" or ").collect();
+                let split = pieces
+                    .iter()
+                    .all(|x| x.starts_with('`') && x.ends_with('`'));
+                for piece in if split { pieces } else { vec![d] } {
+                    if !expected.contains(&piece) {
+                        expected.push(piece);
+                    }
+                }
+            }
+            if statement {
+                expected.push("a new statement");
+            }
+            // Every `word` in the descriptions is a keyword a typo may have meant.
+            for d in &expected {
+                keywords.extend(d.split('`').skip(1).step_by(2));
+            }
+            format!("expected {}, found {found}", join_or(&expected))
+        }
+        ErrorVariant::CustomError { message } => message.clone(),
+    };
+    let word = found.trim_matches('`');
+    let mut d = Diagnostic::error("E0001", span, message).label("unexpected here");
+    if let Some(s) = closest(word, keywords.iter().copied().filter(|k| k.len() > 1)) {
+        d = d.help(format!("did you mean `{s}`?"));
+    } else if found == "end of file" || found == "end of line" {
+        d = d.label("the statement ends here too early");
+    }
+    d
+}
+
+/// Rules that can only begin a new top-level statement.
+fn is_statement_start(r: Rule) -> bool {
+    matches!(
+        r,
+        Rule::EOI
+            | Rule::ruleset_decl
+            | Rule::set_decl
+            | Rule::score_decl
+            | Rule::grade_decl
+            | Rule::tag_decl
+            | Rule::if_block
+            | Rule::rule_decl
+            | Rule::block_close
+            | Rule::stray_close
+            | Rule::kw_ruleset
+            | Rule::kw_set
+            | Rule::kw_score
+            | Rule::kw_grade
+            | Rule::kw_tag
+            | Rule::kw_if
+            | Rule::kw_when
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Lowering. The grammar guarantees the shape of each pair; `Lower` still never panics on a
+// shape it does not expect (it reports an internal diagnostic instead).
+
+fn span_of(p: &Pair<Rule>) -> Span {
+    let s = p.as_span();
+    Span::new(s.start(), s.end())
+}
+
+fn internal(p: &Pair<Rule>) -> Diagnostic {
+    Diagnostic::error(
+        "E0000",
+        span_of(p),
+        format!(
+            "internal error: unexpected {:?} in the parse tree",
+            p.as_rule()
+        ),
+    )
+}
+
+type Res<T> = Result<T, Diagnostic>;
+
+fn items(pairs: pest::iterators::Pairs<Rule>, diags: &mut Vec<Diagnostic>) -> Vec<Item> {
+    let mut out = Vec::new();
+    for p in pairs {
+        if p.as_rule() == Rule::EOI {
+            continue;
+        }
+        match item(p) {
+            Ok(i) => out.push(i),
+            Err(d) => diags.push(d),
+        }
+    }
+    out
+}
+
+fn item(p: Pair<Rule>) -> Res<Item> {
+    let span = span_of(&p);
+    let kind = p.as_rule();
+    let mut inner = p.clone().into_inner().filter(|c| !is_keyword(c.as_rule()));
+    let mut next = || inner.next().ok_or_else(|| internal(&p));
+    Ok(match kind {
+        Rule::ruleset_decl => Item::Ruleset(RulesetDecl {
+            name: string(next()?)?,
+            span,
+        }),
+        Rule::set_decl => Item::Set(SetDecl {
+            name: ident(next()?),
+            items: list(next()?)?,
+            span,
+        }),
+        Rule::score_decl => {
+            let name = ident(next()?);
+            let range = match next() {
+                Ok(r) => Some(range(r)?),
+                Err(_) => None,
+            };
+            Item::Score(ScoreDecl { name, range, span })
+        }
+        Rule::grade_decl => {
+            let name = ident(next()?);
+            let c = next()?;
+            let cond = match c.as_rule() {
+                Rule::otherwise => None,
+                _ => Some(cond(c)?),
+            };
+            Item::Grade(GradeDecl { name, cond, span })
+        }
+        Rule::tag_decl => Item::Tag(TagDecl {
+            name: ident(next()?),
+            cond: cond(next()?)?,
+            span,
+        }),
+        Rule::if_block => {
+            let c = cond(next()?)?;
+            let mut body = Vec::new();
+            for child in inner {
+                match child.as_rule() {
+                    Rule::block_open | Rule::block_close => {}
+                    _ => body.push(item(child)?),
+                }
+            }
+            Item::If(IfBlock {
+                cond: c,
+                body,
+                span,
+            })
+        }
+        Rule::rule_decl => rule_item(p)?,
+        _ => return Err(internal(&p)),
+    })
+}
+
+fn is_keyword(r: Rule) -> bool {
+    matches!(
+        r,
+        Rule::equals
+            | Rule::dotdot
+            | Rule::lparen
+            | Rule::rparen
+            | Rule::lbracket
+            | Rule::rbracket
+            | Rule::comma
+            | Rule::kw_ruleset
+            | Rule::kw_set
+            | Rule::kw_score
+            | Rule::kw_range
+            | Rule::kw_grade
+            | Rule::kw_tag
+            | Rule::kw_if
+            | Rule::kw_when
+            | Rule::kw_where
+            | Rule::kw_otherwise
+            | Rule::kw_add
+            | Rule::kw_subtract
+            | Rule::kw_each
+            | Rule::kw_max
+            | Rule::kw_expires
+            | Rule::kw_after
+            | Rule::kw_to
+            | Rule::kw_from
+            | Rule::kw_count
+            | Rule::kw_within
+            | Rule::kw_inactive
+            | Rule::kw_for
+            | Rule::kw_and
+            | Rule::kw_or
+            | Rule::kw_not
+            | Rule::kw_in
+            | Rule::kw_is
+            | Rule::kw_contains
+            | Rule::kw_any
+            | Rule::kw_word
+    )
+}
+
+/// Children of `p` without keyword tokens.
+fn children<'i>(p: &Pair<'i, Rule>) -> Vec<Pair<'i, Rule>> {
+    p.clone()
+        .into_inner()
+        .filter(|c| !is_keyword(c.as_rule()))
+        .collect()
+}
+
+fn rule_item(p: Pair<Rule>) -> Res<Item> {
+    let span = span_of(&p);
+    let kids = children(&p);
+    let [trig, act] = kids.as_slice() else {
+        return Err(internal(&p));
+    };
+    let trigger = match trig.as_rule() {
+        Rule::event_trigger => {
+            let mut event_type = None;
+            let mut filter = None;
+            let mut win = None;
+            for c in children(trig) {
+                match c.as_rule() {
+                    Rule::event_type => event_type = Some(ident(c)),
+                    Rule::cond => filter = Some(cond(c)?),
+                    Rule::window => win = Some(window(c)?),
+                    _ => return Err(internal(&c)),
+                }
+            }
+            Trigger::Event(EventTrigger {
+                event_type: event_type.ok_or_else(|| internal(trig))?,
+                filter,
+                window: win,
+            })
+        }
+        _ => Trigger::Field(cond(trig.clone())?),
+    };
+    Ok(Item::Rule(ast::Rule {
+        trigger,
+        action: action(act.clone())?,
+        span,
+    }))
+}
+
+fn window(p: Pair<Rule>) -> Res<Window> {
+    let kids = children(&p);
+    let [n, d] = kids.as_slice() else {
+        return Err(internal(&p));
+    };
+    Ok(Window {
+        count: uint(n)?,
+        within: duration(d)?,
+        span: span_of(&p),
+    })
+}
+
+fn action(p: Pair<Rule>) -> Res<Action> {
+    let span = span_of(&p);
+    let mut verb = Verb::Add;
+    let mut verb_span = span;
+    let mut points = None;
+    let mut each = None;
+    let mut max = None;
+    let mut expires = None;
+    let mut target = None;
+    for c in children(&p) {
+        match c.as_rule() {
+            Rule::verb => {
+                verb_span = span_of(&c);
+                verb = if c.as_str() == "subtract" {
+                    Verb::Subtract
+                } else {
+                    Verb::Add
+                };
+            }
+            Rule::points => {
+                let v = c.clone().into_inner().next().ok_or_else(|| internal(&c))?;
+                points = Some(match v.as_rule() {
+                    Rule::uint => Points::Const(uint(&v)?),
+                    _ => Points::Field(path(v)),
+                });
+            }
+            Rule::each => each = Some(span_of(&c)),
+            Rule::max => {
+                let v = children(&c)
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| internal(&c))?;
+                max = Some(uint(&v)?);
+            }
+            Rule::expires => {
+                let v = children(&c)
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| internal(&c))?;
+                expires = Some(duration(&v)?);
+            }
+            Rule::target => {
+                let v = children(&c)
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| internal(&c))?;
+                target = Some(ident(v));
+            }
+            _ => return Err(internal(&c)),
+        }
+    }
+    Ok(Action {
+        verb,
+        verb_span,
+        points: points.ok_or_else(|| internal(&p))?,
+        each,
+        max,
+        expires,
+        target,
+        span,
+    })
+}
+
+fn cond(p: Pair<Rule>) -> Res<Cond> {
+    let span = span_of(&p);
+    match p.as_rule() {
+        Rule::cond | Rule::conj => {
+            let is_or = p.as_rule() == Rule::cond;
+            let mut parts = children(&p)
+                .into_iter()
+                .map(cond)
+                .collect::<Res<Vec<_>>>()?;
+            if parts.len() == 1 {
+                return parts.pop().ok_or_else(|| internal(&p));
+            }
+            Ok(if is_or {
+                Cond::Or(parts, span)
+            } else {
+                Cond::And(parts, span)
+            })
+        }
+        Rule::neg => {
+            let kids = children(&p);
+            match kids.as_slice() {
+                [not, rest] if not.as_rule() == Rule::not_op => {
+                    Ok(Cond::Not(Box::new(cond(rest.clone())?), span))
+                }
+                [one] => cond(one.clone()),
+                _ => Err(internal(&p)),
+            }
+        }
+        Rule::inactive => {
+            let d = children(&p)
+                .into_iter()
+                .next()
+                .ok_or_else(|| internal(&p))?;
+            Ok(Cond::Inactive(duration(&d)?, span))
+        }
+        Rule::comparison => {
+            let kids = children(&p);
+            let [lhs, op] = kids.as_slice() else {
+                return Err(internal(&p));
+            };
+            Ok(Cond::Test(Box::new(Test {
+                lhs: expr(lhs.clone())?,
+                op: test_op(op.clone())?,
+                op_span: span_of(op),
+                span,
+            })))
+        }
+        _ => Err(internal(&p)),
+    }
+}
+
+fn test_op(p: Pair<Rule>) -> Res<TestOp> {
+    let kind = p.as_rule();
+    let arg = children(&p).into_iter().next();
+    let arg = || arg.clone().ok_or_else(|| internal(&p));
+    Ok(match kind {
+        Rule::is_set => TestOp::IsSet,
+        Rule::is_not_set => TestOp::IsNotSet,
+        Rule::in_set => TestOp::In(collection(arg()?)?),
+        Rule::not_in => TestOp::NotIn(collection(arg()?)?),
+        Rule::contains => TestOp::Contains(string(arg()?)?),
+        Rule::contains_word => TestOp::ContainsWord(string(arg()?)?),
+        Rule::contains_any => TestOp::ContainsAny(collection(arg()?)?),
+        Rule::contains_any_word => TestOp::ContainsAnyWord(collection(arg()?)?),
+        Rule::compare => {
+            let kids = children(&p);
+            let [op, rhs] = kids.as_slice() else {
+                return Err(internal(&p));
+            };
+            let op = match op.as_str() {
+                "=" => CmpOp::Eq,
+                "!=" => CmpOp::Ne,
+                "<" => CmpOp::Lt,
+                "<=" => CmpOp::Le,
+                ">" => CmpOp::Gt,
+                _ => CmpOp::Ge,
+            };
+            TestOp::Compare(op, expr(rhs.clone())?)
+        }
+        _ => return Err(internal(&p)),
+    })
+}
+
+fn collection(p: Pair<Rule>) -> Res<Collection> {
+    Ok(match p.as_rule() {
+        Rule::list => Collection::List(list(p)?),
+        _ => Collection::Named(ident(p)),
+    })
+}
+
+fn expr(p: Pair<Rule>) -> Res<Expr> {
+    let span = span_of(&p);
+    match p.as_rule() {
+        Rule::expr => {
+            let mut kids = p.clone().into_inner();
+            let mut acc = expr(kids.next().ok_or_else(|| internal(&p))?)?;
+            while let Some(op) = kids.next() {
+                let rhs = expr(kids.next().ok_or_else(|| internal(&p))?)?;
+                let span = acc.span().to(rhs.span());
+                let op = if op.as_str() == "+" {
+                    ArithOp::Add
+                } else {
+                    ArithOp::Sub
+                };
+                acc = Expr::Binary {
+                    op,
+                    lhs: Box::new(acc),
+                    rhs: Box::new(rhs),
+                    span,
+                };
+            }
+            Ok(acc)
+        }
+        Rule::call => {
+            let kids = children(&p);
+            let [f, a] = kids.as_slice() else {
+                return Err(internal(&p));
+            };
+            Ok(Expr::Call {
+                func: ident(f.clone()),
+                arg: Box::new(expr(a.clone())?),
+                span,
+            })
+        }
+        Rule::number => p
+            .as_str()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(|n| Expr::Number(n, span))
+            .ok_or_else(|| Diagnostic::error("E0002", span, "this number is out of range")),
+        Rule::string => Ok(Expr::Str(string(p)?)),
+        Rule::boolean => Ok(Expr::Bool(p.as_str() == "true", span)),
+        Rule::path => Ok(Expr::Path(path(p))),
+        _ => Err(internal(&p)),
+    }
+}
+
+fn path(p: Pair<Rule>) -> Path {
+    let span = span_of(&p);
+    let segments = if p.as_rule() == Rule::path {
+        p.into_inner().map(ident).collect()
+    } else {
+        vec![ident(p)]
+    };
+    Path { segments, span }
+}
+
+fn ident(p: Pair<Rule>) -> Ident {
+    Ident {
+        name: p.as_str().to_string(),
+        span: span_of(&p),
+    }
+}
+
+fn uint(p: &Pair<Rule>) -> Res<Int> {
+    let span = span_of(p);
+    p.as_str()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v <= 1_000_000_000)
+        .map(|value| Int { value, span })
+        .ok_or_else(|| {
+            Diagnostic::error("E0002", span, "this number is too large").label("at most 1000000000")
+        })
+}
+
+fn range(p: Pair<Rule>) -> Res<Range> {
+    let span = span_of(&p);
+    let kids = children(&p);
+    let [lo, hi] = kids.as_slice() else {
+        return Err(internal(&p));
+    };
+    let int = |p: &Pair<Rule>| {
+        let span = span_of(p);
+        p.as_str()
+            .parse::<i64>()
+            .ok()
+            .filter(|v| v.abs() <= 1_000_000_000)
+            .map(|value| Int { value, span })
+            .ok_or_else(|| Diagnostic::error("E0002", span, "this number is too large"))
+    };
+    Ok(Range {
+        lo: int(lo)?,
+        hi: int(hi)?,
+        span,
+    })
+}
+
+fn duration(p: &Pair<Rule>) -> Res<Duration> {
+    let span = span_of(p);
+    let text = p.as_str();
+    let (digits, unit) = text.split_at(text.len() - 1);
+    let per = match unit {
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 7 * 86_400,
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per))
+        .filter(|s| *s <= MAX_DURATION_SECONDS)
+        .map(|seconds| Duration { seconds, span })
+        .ok_or_else(|| {
+            Diagnostic::error("E0003", span, "this duration is too long")
+                .label("durations are limited to 100 years")
+        })
+}
+
+fn list(p: Pair<Rule>) -> Res<ListLit> {
+    let span = span_of(&p);
+    let items = children(&p)
+        .into_iter()
+        .map(string)
+        .collect::<Res<Vec<_>>>()?;
+    Ok(ListLit { items, span })
+}
+
+fn string(p: Pair<Rule>) -> Res<StringLit> {
+    let span = span_of(&p);
+    let mut value = String::new();
+    let mut chars = p.as_str()[1..p.as_str().len().saturating_sub(1).max(1)].chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            value.push(c);
+            continue;
+        }
+        let esc = chars.next();
+        let c = match esc {
+            Some('"') => '"',
+            Some('\\') => '\\',
+            Some('n') => '\n',
+            Some('t') => '\t',
+            _ => {
+                return Err(Diagnostic::error(
+                    "E0004",
+                    span,
+                    format!("unknown escape `\\{}` in text", esc.unwrap_or(' ')),
+                )
+                .help("the escapes are \\\" \\\\ \\n and \\t"))
+            }
+        };
+        value.push(c);
+    }
+    Ok(StringLit { value, span })
+}
