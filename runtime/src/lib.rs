@@ -1,1 +1,12 @@
+//! leadscore's runtime: the bytecode format and its verifier, and (with the scoring
+//! engine) everything needed to score leads from a compiled program.
+//!
+//! ```
+//! use leadscore_runtime::bytecode::{Program, VerifyError};
+//! // Any byte string is either a verified program or an error, never a panic.
+//! assert!(matches!(Program::from_bytes(b"garbage"), Err(VerifyError::Truncated)));
+//! ```
+#![forbid(unsafe_code)]
 
+pub mod bytecode;
+pub mod text;

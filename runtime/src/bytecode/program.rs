@@ -1,0 +1,219 @@
+//! The program: what the compiler emits and the VM runs. Encoded as a fixed header
+//! followed by a postcard body; [`Program::from_bytes`] verifies both.
+
+use super::op::*;
+use super::verify::{verify, VerifyError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// First bytes of every encoded program.
+pub const MAGIC: [u8; 4] = *b"LSBC";
+/// The bytecode format version. Bump it (and teach `from_bytes` to migrate) whenever the
+/// encoded shape or the meaning of an instruction changes.
+pub const FORMAT_VERSION: u16 = 1;
+/// magic + version + reserved + body length + body sha256.
+pub const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 32;
+/// Programs larger than this are refused before decoding.
+pub const MAX_BODY_LEN: usize = 64 << 20;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    /// `ruleset "NAME"`, or the file's stem.
+    pub name: String,
+    /// sha256 of the rules source text.
+    pub source_hash: [u8; 32],
+    /// Case-folded text constants.
+    pub strings: Vec<String>,
+    pub numbers: Vec<f64>,
+    /// Attribute and property names, as written.
+    pub fields: Vec<String>,
+    /// Sets of case-folded text, each sorted and without duplicates.
+    pub sets: Vec<Set>,
+    pub scores: Vec<ScoreDef>,
+    /// All conditions, each a run of instructions ending in `Return`.
+    pub code: Vec<Op>,
+    /// Rules tested against the lead's current attributes.
+    pub field_rules: Vec<FieldRule>,
+    /// Rules that fire on events.
+    pub event_rules: Vec<EventRule>,
+    /// Event types (case-folded) sorted by name, each with the indices of its event rules.
+    pub event_types: Vec<EventType>,
+    /// First match wins; the last grade has no condition (`otherwise`).
+    pub grades: Vec<GradeDef>,
+    pub tags: Vec<TagDef>,
+    /// Every rule in source order: its line and text, for explanations and listings.
+    pub rules: Vec<RuleInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Set {
+    /// The declared name, or `None` for a list written in place.
+    pub name: Option<String>,
+    pub items: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoreDef {
+    pub name: String,
+    /// `range LO..HI`: clamps the sum of the score's rules.
+    pub range: Option<(i64, i64)>,
+    /// Line of the declaration (0 for the implicit `score`).
+    pub line: u32,
+}
+
+/// How many points a rule gives, before its sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Amount {
+    Const(u32),
+    /// The integer value of a lead attribute (truncated toward zero).
+    Attr(FieldId),
+    /// The integer value of the event's property.
+    Prop(FieldId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Points {
+    /// `subtract` negates.
+    pub negative: bool,
+    pub amount: Amount,
+    /// Caps the contribution's magnitude.
+    pub max: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FieldRule {
+    pub id: RuleId,
+    pub rule: RuleIndex,
+    pub score: ScoreId,
+    pub cond: CodeRef,
+    pub points: Points,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRule {
+    pub id: RuleId,
+    pub rule: RuleIndex,
+    pub score: ScoreId,
+    /// The `if` guards and the `where` filter, tested when the event happens.
+    pub cond: Option<CodeRef>,
+    pub points: Points,
+    /// `each`: points per matching event (up to `max`); otherwise once.
+    pub each: bool,
+    /// `expires after`: only events younger than this many seconds count.
+    pub expires: Option<u32>,
+    /// `count >= N within D`.
+    pub window: Option<Window>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub count: u32,
+    pub seconds: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventType {
+    pub name: String,
+    pub rules: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GradeDef {
+    pub name: String,
+    /// `None` for `otherwise`.
+    pub cond: Option<CodeRef>,
+    pub line: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TagDef {
+    pub name: String,
+    pub cond: CodeRef,
+    pub line: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuleInfo {
+    pub line: u32,
+    /// The rule as written (one line, comments removed).
+    pub text: String,
+}
+
+impl Program {
+    /// Encodes the program: header, then the postcard body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let body = postcard::to_stdvec(self).unwrap_or_default();
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&Sha256::digest(&body));
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes and verifies a program. Any byte string gives a program or an error, never
+    /// a panic; a program that loads satisfies every invariant the VM relies on.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Program, VerifyError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(VerifyError::Truncated);
+        }
+        if bytes[0..4] != MAGIC {
+            return Err(VerifyError::BadMagic);
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != FORMAT_VERSION {
+            return Err(VerifyError::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        let body = &bytes[HEADER_LEN..];
+        if len > MAX_BODY_LEN || body.len() != len {
+            return Err(VerifyError::Truncated);
+        }
+        if Sha256::digest(body).as_slice() != &bytes[12..44] {
+            return Err(VerifyError::Checksum);
+        }
+        let program: Program =
+            postcard::from_bytes(body).map_err(|e| VerifyError::Decode(e.to_string()))?;
+        verify(&program)?;
+        Ok(program)
+    }
+
+    /// The program's identity: sha256 of its encoded body. Stored lead state is tagged
+    /// with it; a lead whose tag differs is rebuilt from its events.
+    pub fn hash(&self) -> [u8; 32] {
+        let body = postcard::to_stdvec(self).unwrap_or_default();
+        Sha256::digest(&body).into()
+    }
+
+    /// The hash as lowercase hex.
+    pub fn hash_hex(&self) -> String {
+        hex(&self.hash())
+    }
+
+    /// The event rules that run for an event type (already case-folded).
+    pub fn rules_for(&self, event_type: &str) -> &[u32] {
+        match self
+            .event_types
+            .binary_search_by(|t| t.name.as_str().cmp(event_type))
+        {
+            Ok(i) => &self.event_types[i].rules,
+            Err(_) => &[],
+        }
+    }
+
+    pub fn score_index(&self, name: &str) -> Option<ScoreId> {
+        self.scores
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| ScoreId(i as u32))
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
