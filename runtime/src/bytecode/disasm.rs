@@ -161,7 +161,7 @@ fn op_text(p: &Program, op: Op, pc: usize) -> String {
 /// `2592000` -> `30d`; the largest unit that divides evenly.
 pub fn duration(secs: u32) -> String {
     for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs % n == 0 {
+        if secs.is_multiple_of(n) {
             return format!("{}{unit}", secs / n);
         }
     }
