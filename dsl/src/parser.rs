@@ -1,4 +1,7 @@
 //! pest → AST. The only module that sees pest's `Rule` and `Pair`.
+// Lowering returns `Result<_, Diagnostic>`; errors are rare and end the statement, so the
+// size of the error variant does not matter here.
+#![allow(clippy::result_large_err)]
 
 use crate::ast::{self, *};
 use crate::diagnostic::{closest, Diagnostic};
@@ -16,7 +19,14 @@ const MAX_SYNTAX_ERRORS: usize = 50;
 /// Durations longer than this are almost certainly typos (and would overflow timestamps).
 const MAX_DURATION_SECONDS: i64 = 100 * 366 * 86_400;
 
+/// Deepest nesting of parentheses (or run of `not`) a rules file may use. The parser and
+/// every later pass recurse on nesting, so this bounds their stack use.
+const MAX_NESTING: usize = 64;
+
 pub fn parse(src: &str) -> Result<File, Vec<Diagnostic>> {
+    if let Some(d) = too_deep(src) {
+        return Err(vec![d]);
+    }
     let mut diags = Vec::new();
     let file = match Grammar::parse(Rule::file, src) {
         Ok(mut pairs) => {
@@ -35,6 +45,48 @@ pub fn parse(src: &str) -> Result<File, Vec<Diagnostic>> {
     } else {
         Err(diags)
     }
+}
+
+/// Finds nesting deeper than `MAX_NESTING`, outside strings and comments.
+fn too_deep(src: &str) -> Option<Diagnostic> {
+    let (mut depth, mut nots) = (0usize, 0usize);
+    let (mut in_str, mut in_comment, mut escaped) = (false, false, false);
+    let mut word_start = None;
+    for (i, c) in src.char_indices() {
+        if in_comment {
+            in_comment = c != '\n';
+            continue;
+        }
+        if in_str {
+            in_str = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word_start.get_or_insert(i);
+            continue;
+        }
+        if let Some(start) = word_start.take() {
+            nots = if &src[start..i] == "not" { nots + 1 } else { 0 };
+        }
+        match c {
+            '"' => in_str = true,
+            '#' => in_comment = true,
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_NESTING || nots > MAX_NESTING {
+            return Some(
+                Diagnostic::error("E0005", Span::new(i, i + c.len_utf8()), "too deeply nested")
+                    .label(format!(
+                        "nesting deeper than {MAX_NESTING} levels starts here"
+                    ))
+                    .help("split the condition into several rules or sets"),
+            );
+        }
+    }
+    None
 }
 
 /// After a syntax error, resumes at the next line that starts a statement and parses the

@@ -31,7 +31,7 @@ pub fn disassemble(p: &Program) -> String {
     if !p.field_rules.is_empty() {
         o.push_str("\nfield rules\n");
         for r in &p.field_rules {
-            rule_header(&mut o, p, r.id, r.rule, r.score, &r.points, "");
+            rule_header(&mut o, p, r.id, r.rule, r.score, &r.points, "", "  ");
             code(&mut o, p, r.cond, "    ");
         }
     }
@@ -51,10 +51,10 @@ pub fn disassemble(p: &Program) -> String {
                 if let Some(w) = r.window {
                     let _ = write!(extra, " count>={} within {}", w.count, duration(w.seconds));
                 }
-                rule_header(&mut o, p, r.id, r.rule, r.score, &r.points, &extra);
+                rule_header(&mut o, p, r.id, r.rule, r.score, &r.points, &extra, "    ");
                 match r.cond {
-                    Some(c) => code(&mut o, p, c, "    "),
-                    None => o.push_str("    (always)\n"),
+                    Some(c) => code(&mut o, p, c, "      "),
+                    None => o.push_str("      (always)\n"),
                 }
             }
         }
@@ -81,6 +81,7 @@ pub fn disassemble(p: &Program) -> String {
     o
 }
 
+#[allow(clippy::too_many_arguments)]
 fn rule_header(
     o: &mut String,
     p: &Program,
@@ -89,6 +90,7 @@ fn rule_header(
     score: ScoreId,
     pts: &Points,
     extra: &str,
+    indent: &str,
 ) {
     let info = &p.rules[rule.index()];
     let sign = if pts.negative { "-" } else { "+" };
@@ -100,12 +102,12 @@ fn rule_header(
     let max = pts.max.map_or(String::new(), |m| format!(" max {m}"));
     let _ = writeln!(
         o,
-        "  rule {:08x} line {}: {} {sign}{amount}{max}{extra}",
+        "{indent}rule {:08x} line {}: {} {sign}{amount}{max}{extra}",
         id.0,
         info.line,
         p.scores[score.index()].name
     );
-    let _ = writeln!(o, "    ; {}", info.text);
+    let _ = writeln!(o, "{indent}  ; {}", info.text);
 }
 
 fn code(o: &mut String, p: &Program, start: CodeRef, indent: &str) {

@@ -1,0 +1,160 @@
+//! The resolved program: names replaced by ids, literals folded, every rule knowing its
+//! score, kind and source. Built by `resolve`, read by `analysis` and `lower`.
+
+use leadscore_dsl::Span;
+use leadscore_runtime::bytecode::{Cmp, Func, GradeId, ScoreId};
+
+/// Index into `Ir::sets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SetRef(pub usize);
+
+#[derive(Debug, Default)]
+pub struct Ir {
+    pub name: String,
+    pub sets: Vec<Set>,
+    pub scores: Vec<Score>,
+    /// Every rule, in source order.
+    pub rules: Vec<Rule>,
+    pub grades: Vec<Grade>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Set {
+    pub name: Option<String>,
+    /// Folded, sorted, unique.
+    pub items: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Score {
+    pub name: String,
+    pub range: Option<(i64, i64)>,
+    pub line: u32,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub kind: RuleKind,
+    pub score: ScoreId,
+    pub points: Points,
+    pub line: u32,
+    /// The rule as written, on one line.
+    pub text: String,
+    /// The `if` guards around it, as written (part of its identity).
+    pub guards: Vec<String>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum RuleKind {
+    /// Holds while `cond` holds on the current attributes.
+    Field { cond: Cond },
+    /// Fires on events of a type; `cond` (guards and `where`) is tested at the event.
+    Event {
+        event_type: String,
+        cond: Option<Cond>,
+        each: bool,
+        expires: Option<u32>,
+        window: Option<(u32, u32)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Amount {
+    Const(u32),
+    /// A lead attribute's integer value.
+    Attr(String),
+    /// The event property's integer value.
+    Prop(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Points {
+    pub negative: bool,
+    pub amount: Amount,
+    pub max: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Grade {
+    pub name: String,
+    pub cond: Option<Cond>,
+    pub line: u32,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tag {
+    pub name: String,
+    pub cond: Cond,
+    pub line: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    Not(Box<Cond>),
+    Inactive(u32),
+    GradeIs(GradeId),
+    Const(bool),
+    Test(Expr, Test),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    IsSet,
+    IsNotSet,
+    In(SetRef),
+    NotIn(SetRef),
+    Contains(String),
+    ContainsWord(String),
+    ContainsAny(SetRef),
+    ContainsAnyWord(SetRef),
+    Cmp(Cmp, Expr),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Attr(String),
+    Prop(String),
+    Num(f64),
+    /// Folded text.
+    Str(String),
+    Bool(bool),
+    Score(ScoreId),
+    Total,
+    Call(Func, Box<Expr>),
+    Add(Box<Expr>, Box<Expr>),
+    Sub(Box<Expr>, Box<Expr>),
+}
+
+/// What a value is known to be at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    Num,
+    Text,
+    Bool,
+    /// An attribute or property: known only at run time.
+    Any,
+}
+
+impl Expr {
+    pub fn ty(&self) -> Ty {
+        match self {
+            Expr::Attr(_) | Expr::Prop(_) => Ty::Any,
+            Expr::Num(_) | Expr::Score(_) | Expr::Total | Expr::Add(..) | Expr::Sub(..) => Ty::Num,
+            Expr::Str(_) => Ty::Text,
+            Expr::Bool(_) => Ty::Bool,
+            Expr::Call(Func::Domain, _) => Ty::Text,
+            Expr::Call(_, _) => Ty::Num,
+        }
+    }
+
+    /// Whether the value depends only on literals.
+    pub fn is_literal(&self) -> bool {
+        matches!(self, Expr::Num(_) | Expr::Str(_) | Expr::Bool(_))
+    }
+}

@@ -1,0 +1,163 @@
+//! The subcommands. Each returns the process exit code; IO and usage problems are errors
+//! (exit 2), problems in the rules are reported and give exit 1.
+
+use crate::DiagFormat;
+use anyhow::{Context, Result};
+use leadscore_dsl::diagnostic::{render, Style};
+use leadscore_dsl::Diagnostic;
+use leadscore_runtime::bytecode::{disassemble, Program, MAGIC};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Exit code for problems in the rules (or failing cases).
+pub const RULE_ERRORS: u8 = 1;
+
+fn read_source(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(|| "rules".into(), |s| s.to_string_lossy().into_owned())
+}
+
+fn print_diags(diags: &[Diagnostic], path: &Path, src: &str, format: DiagFormat) {
+    let style = match format {
+        DiagFormat::Rich => Style::Rich,
+        DiagFormat::Short => Style::Short,
+    };
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    eprint!(
+        "{}",
+        render(diags, &path.display().to_string(), src, style, color)
+    );
+}
+
+/// Compiles a rules file, printing its diagnostics; `None` when it has errors.
+pub fn compile_file(
+    path: &Path,
+    format: DiagFormat,
+) -> Result<Option<leadscore_compiler::Compiled>> {
+    let src = read_source(path)?;
+    match leadscore_compiler::compile(&src, &stem(path)) {
+        Ok(c) => {
+            print_diags(&c.warnings, path, &src, format);
+            Ok(Some(c))
+        }
+        Err(diags) => {
+            print_diags(&diags, path, &src, format);
+            let n = diags.iter().filter(|d| d.is_error()).count();
+            eprintln!(
+                "{}: {n} error{}",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Loads a program from a compiled `.lsb` file or by compiling a rules file.
+pub fn load_program(path: &Path) -> Result<Option<Program>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.starts_with(&MAGIC) {
+        let p = Program::from_bytes(&bytes)
+            .with_context(|| format!("cannot load {}", path.display()))?;
+        return Ok(Some(p));
+    }
+    Ok(compile_file(path, DiagFormat::Rich)?.map(|c| c.program))
+}
+
+fn bound(x: f64) -> String {
+    if x.is_infinite() {
+        if x > 0.0 {
+            "unbounded".into()
+        } else {
+            "-unbounded".into()
+        }
+    } else {
+        format!("{x}")
+    }
+}
+
+pub fn check(files: &[std::path::PathBuf], format: DiagFormat) -> Result<ExitCode> {
+    let mut failed = false;
+    for path in files {
+        let Some(c) = compile_file(path, format)? else {
+            failed = true;
+            continue;
+        };
+        let p = &c.program;
+        println!(
+            "{}: ok — ruleset \"{}\", {} rules, grades {}",
+            path.display(),
+            p.name,
+            p.rules.len(),
+            p.grades
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join("/")
+        );
+        let width = c
+            .bounds
+            .iter()
+            .map(|b| b.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        for b in &c.bounds {
+            let range = b
+                .range
+                .map_or(String::new(), |(lo, hi)| format!("  (range {lo}..{hi})"));
+            println!(
+                "  {:width$}  min {:>10}  max {:>10}{range}",
+                b.name,
+                bound(b.min),
+                bound(b.max)
+            );
+        }
+        if c.bounds.len() > 1 {
+            let (lo, hi) = c
+                .bounds
+                .iter()
+                .fold((0.0, 0.0), |(l, h), b| (l + b.min, h + b.max));
+            println!(
+                "  {:width$}  min {:>10}  max {:>10}",
+                "total",
+                bound(lo),
+                bound(hi)
+            );
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(RULE_ERRORS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn compile(file: &Path, output: &Path) -> Result<ExitCode> {
+    let Some(c) = compile_file(file, DiagFormat::Rich)? else {
+        return Ok(ExitCode::from(RULE_ERRORS));
+    };
+    let bytes = c.program.to_bytes();
+    std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
+    eprintln!(
+        "wrote {} ({} bytes, program {})",
+        output.display(),
+        bytes.len(),
+        &c.program.hash_hex()[..16]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn disasm(file: &Path) -> Result<ExitCode> {
+    let Some(p) = load_program(file)? else {
+        return Ok(ExitCode::from(RULE_ERRORS));
+    };
+    print!("{}", disassemble(&p));
+    Ok(ExitCode::SUCCESS)
+}
