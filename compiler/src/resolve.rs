@@ -63,7 +63,9 @@ pub fn resolve(file: &ast::File, src: &str, default_name: &str) -> (ir::Ir, Vec<
     };
     r.declarations(file, default_name);
     r.bodies(file);
-    r.unused_sets();
+    if !r.diags.iter().any(Diagnostic::is_error) {
+        r.unused_sets();
+    }
     (r.ir, r.diags)
 }
 

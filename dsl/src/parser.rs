@@ -93,10 +93,12 @@ fn too_deep(src: &str) -> Option<Diagnostic> {
 /// rest as a fragment, so that every broken statement in the file is reported.
 fn recover(src: &str, first: &pest::error::Error<Rule>, diags: &mut Vec<Diagnostic>) {
     let mut at = error_pos(first);
+    let mut last_resume = 0;
     while diags.len() < MAX_SYNTAX_ERRORS {
-        let Some(resume) = next_statement(src, at) else {
+        let Some(resume) = next_statement(src, at, last_resume) else {
             return;
         };
+        last_resume = resume;
         // Blank out what was already reported, keeping byte offsets (and so spans) intact.
         let masked = format!("{}{}", " ".repeat(resume), &src[resume..]);
         match Grammar::parse(Rule::fragment, &masked) {
@@ -113,22 +115,40 @@ fn recover(src: &str, first: &pest::error::Error<Rule>, diags: &mut Vec<Diagnost
     }
 }
 
-/// Byte offset of the first line after `pos` whose first word starts a statement.
-fn next_statement(src: &str, pos: usize) -> Option<usize> {
-    const STARTS: [&str; 8] = ["ruleset", "set", "score", "when", "if", "grade", "tag", "}"];
+const STARTS: [&str; 8] = ["ruleset", "set", "score", "when", "if", "grade", "tag", "}"];
+
+/// The first word of the line at `line_start`, and its offset.
+fn first_word(src: &str, line_start: usize) -> (usize, String) {
+    let line = &src[line_start..];
+    let trimmed = line.trim_start_matches([' ', '\t', '\r']);
+    let offset = line_start + line.len() - trimmed.len();
+    let word = if trimmed.starts_with('}') {
+        "}".to_string()
+    } else {
+        trimmed
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    (offset, word)
+}
+
+/// Where to resume after an error at `pos`: the statement that begins exactly there (when
+/// a statement ended too early, the error lands on the next one), else the first line
+/// after `pos` that starts a statement. Always after `last`, so recovery progresses.
+fn next_statement(src: &str, pos: usize, last: usize) -> Option<usize> {
+    let this_line = src[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let (offset, word) = first_word(src, this_line);
+    if offset == pos && pos > last && STARTS.contains(&word.as_str()) {
+        return Some(pos);
+    }
     let mut line_start = src.get(pos..)?.find('\n').map(|i| pos + i + 1)?;
     while line_start < src.len() {
-        let line = &src[line_start..];
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        let word: String = trimmed
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '}')
-            .collect();
-        if STARTS.contains(&word.as_str()) || trimmed.starts_with('}') {
-            return Some(line_start + indent);
+        let (offset, word) = first_word(src, line_start);
+        if STARTS.contains(&word.as_str()) && offset > last {
+            return Some(offset);
         }
-        line_start = line.find('\n').map(|i| line_start + i + 1)?;
+        line_start = src[line_start..].find('\n').map(|i| line_start + i + 1)?;
     }
     None
 }
@@ -225,8 +245,14 @@ fn found_at(src: &str, pos: usize) -> String {
             .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
             .collect()
     } else if first == '"' {
-        let end = rest[1..].find('"').map_or(rest.len(), |i| i + 2);
-        rest[..end.min(40)].to_string()
+        // The quoted text up to its closing quote, at most 40 characters.
+        let mut quoted = String::from('"');
+        let line = rest[1..].split('\n').next().unwrap_or("");
+        quoted.extend(line.chars().take_while(|c| *c != '"').take(39));
+        if line.contains('"') {
+            quoted.push('"');
+        }
+        quoted
     } else {
         rest.chars()
             .take_while(|c| !c.is_alphanumeric() && !c.is_whitespace() && *c != '"')
@@ -245,8 +271,18 @@ fn join_or(items: &[&str]) -> String {
 }
 
 fn syntax_error(src: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
-    let pos = error_pos(err).min(src.len());
-    let found = found_at(src, pos);
+    let mut pos = error_pos(err).min(src.len());
+    let mut found = found_at(src, pos);
+    // An error on the first word of a line usually means the previous line ended too
+    // early: blame the end of that line.
+    let before = src[..pos].trim_end_matches([' ', '\t', '\r', '\n']);
+    if src[before.len()..pos].contains('\n') && !before.is_empty() {
+        let last_line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+        if !last_line.trim_start().starts_with('#') {
+            pos = before.len();
+            found = "end of line".into();
+        }
+    }
     let found_len = match found.as_str() {
         "end of file" | "end of line" => 0,
         f => f.trim_matches('`').len(),
@@ -288,7 +324,15 @@ fn syntax_error(src: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
         ErrorVariant::CustomError { message } => message.clone(),
     };
     let word = found.trim_matches('`');
+    if found.starts_with("`\"") && !found.ends_with("\"`") {
+        return Diagnostic::error("E0001", span, "this text has no closing `\"`")
+            .label("text starts here")
+            .help("close the text with `\"` on the same line");
+    }
     let mut d = Diagnostic::error("E0001", span, message).label("unexpected here");
+    if pos > 0 && src.as_bytes()[pos - 1] == b'=' && (word == ">" || word == "<") {
+        return d.help(format!("write `{word}=`, with `=` second"));
+    }
     if let Some(s) = closest(word, keywords.iter().copied().filter(|k| k.len() > 1)) {
         d = d.help(format!("did you mean `{s}`?"));
     } else if found == "end of file" || found == "end of line" {
@@ -309,7 +353,6 @@ fn is_statement_start(r: Rule) -> bool {
             | Rule::tag_decl
             | Rule::if_block
             | Rule::rule_decl
-            | Rule::block_close
             | Rule::stray_close
             | Rule::kw_ruleset
             | Rule::kw_set

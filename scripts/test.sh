@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every check and test leadscore has, on a fresh machine: formatting, lints, the
+# whole workspace's tests (unit, integration, insta snapshots, property tests, doc tests)
+# and the rule test cases shipped with the examples.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export INSTA_UPDATE=no          # a changed snapshot fails the run; review with cargo insta
+export CARGO_TERM_COLOR=never
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --no-fail-fast
+
+echo "== leadscore check examples"
+cargo run --quiet -- check examples/*.rules tests/data/ok/*.rules
