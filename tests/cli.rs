@@ -24,11 +24,18 @@ fn tmp(name: &str) -> PathBuf {
 
 #[test]
 fn check_exit_codes() {
-    let ok = leadscore(&["check", "examples/001-zoho.rules", "tests/data/ok/contract.rules"]);
+    let ok = leadscore(&[
+        "check",
+        "examples/001-zoho.rules",
+        "tests/data/ok/contract.rules",
+    ]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     let out = text(&ok.stdout);
     assert!(out.contains("ruleset \"zoho-foreign-trade\""), "{out}");
-    assert!(out.contains("engagement") && out.contains("max         60  (range 0..60)"), "{out}");
+    assert!(
+        out.contains("engagement") && out.contains("max         60  (range 0..60)"),
+        "{out}"
+    );
 
     let bad = leadscore(&["check", "tests/data/err/02-unknown-set.rules"]);
     assert_eq!(bad.status.code(), Some(1));
@@ -58,15 +65,26 @@ fn check_reports_every_file_and_fails_if_any_fails() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("01-typo-keyword.rules:2:23: error[E0001]"), "{err}");
-    assert!(err.contains("03-missing-otherwise.rules:3:1: error[E0401]"), "{err}");
+    assert!(
+        err.contains("01-typo-keyword.rules:2:23: error[E0001]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("03-missing-otherwise.rules:3:1: error[E0401]"),
+        "{err}"
+    );
     assert!(text(&out.stdout).contains("000-scorecard.rules: ok"));
 }
 
 #[test]
 fn compile_then_disasm_the_program_file() {
     let lsb = tmp("zoho.lsb");
-    let out = leadscore(&["compile", "examples/001-zoho.rules", "-o", lsb.to_str().unwrap()]);
+    let out = leadscore(&[
+        "compile",
+        "examples/001-zoho.rules",
+        "-o",
+        lsb.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let bytes = std::fs::read(&lsb).unwrap();
     assert_eq!(&bytes[..4], b"LSBC");
@@ -85,7 +103,11 @@ fn compile_then_disasm_the_program_file() {
     std::fs::write(&corrupt, &bad).unwrap();
     let out = leadscore(&["disasm", corrupt.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("corrupt"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("corrupt"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
