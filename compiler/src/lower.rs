@@ -5,8 +5,8 @@ use crate::ir::{self, Cond, Expr, Ir, RuleKind, Test};
 use leadscore_dsl::Diagnostic;
 use leadscore_runtime::bytecode::verify::MAX_STACK;
 use leadscore_runtime::bytecode::*;
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
+use std::collections::BTreeMap;
 
 #[derive(Default)]
 struct Lower {
@@ -28,7 +28,7 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
     let mut event_rules = Vec::new();
     let mut by_type: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut rules = Vec::new();
-    let mut ids = HashSet::new();
+    let mut ids = FxHashSet::default();
     for (i, r) in ir.rules.iter().enumerate() {
         let index = RuleIndex(i as u32);
         rules.push(RuleInfo {
@@ -166,20 +166,18 @@ fn too_complex(span: leadscore_dsl::Span) -> Diagnostic {
         .help("split it into simpler conditions")
 }
 
-/// A hash of the rule's guards and text; identical rules get successive ids.
-fn rule_id(r: &ir::Rule, taken: &mut HashSet<u32>) -> RuleId {
-    let mut h = Sha256::new();
-    for g in &r.guards {
-        h.update(g.as_bytes());
-        h.update(b"\n");
+/// A hash of the rule's guards and text (32-bit FNV-1a: stable across builds and
+/// toolchains, unlike `std`'s hasher); identical rules get successive ids.
+fn rule_id(r: &ir::Rule, taken: &mut FxHashSet<u32>) -> RuleId {
+    let mut h: u32 = 0x811c_9dc5;
+    let guards = r.guards.iter().flat_map(|g| g.bytes().chain([b'\n']));
+    for b in guards.chain(r.text.bytes()) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
-    h.update(r.text.as_bytes());
-    let d = h.finalize();
-    let mut id = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-    while !taken.insert(id) {
-        id = id.wrapping_add(1);
+    while !taken.insert(h) {
+        h = h.wrapping_add(1);
     }
-    RuleId(id)
+    RuleId(h)
 }
 
 impl Lower {

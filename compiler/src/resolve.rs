@@ -9,7 +9,7 @@ use leadscore_dsl::{Diagnostic, Span};
 use leadscore_runtime::bytecode::verify::{MAX_EXPIRY_SLOTS, MAX_WINDOW_COUNT};
 use leadscore_runtime::bytecode::{Cmp, Func, GradeId, ScoreId};
 use leadscore_runtime::text::fold;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// Where a condition is evaluated, which decides what its names mean.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -53,13 +53,13 @@ pub fn resolve(file: &ast::File, src: &str, default_name: &str) -> (ir::Ir, Vec<
         lines: LineIndex::new(src),
         diags: Vec::new(),
         ir: ir::Ir::default(),
-        sets: HashMap::new(),
+        sets: HashMap::default(),
         set_used: Vec::new(),
-        lists: HashMap::new(),
-        scores: HashMap::new(),
+        lists: HashMap::default(),
+        scores: HashMap::default(),
         implicit_score: false,
         grade_names: Vec::new(),
-        usage: HashMap::new(),
+        usage: HashMap::default(),
     };
     r.declarations(file, default_name);
     r.bodies(file);

@@ -211,7 +211,9 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::kw_any => "`any`",
         Rule::kw_word => "`word`",
         Rule::compare | Rule::cmp_op => "a comparison (`=`, `!=`, `<`, `<=`, `>`, `>=`)",
-        Rule::expr | Rule::call | Rule::path => "a value (a field name, number or text)",
+        Rule::expr | Rule::callable | Rule::call_args | Rule::path => {
+            "a value (a field name, number or text)"
+        }
         Rule::arith_op => "`+` or `-`",
         Rule::boolean => "`true` or `false`",
         Rule::list => "a list like `[\"US\", \"DE\"]`",
@@ -730,14 +732,23 @@ fn expr(p: Pair<Rule>) -> Res<Expr> {
             }
             Ok(acc)
         }
-        Rule::call => {
-            let kids = children(&p);
-            let [f, a] = kids.as_slice() else {
-                return Err(internal(&p));
+        Rule::callable => {
+            let mut kids = children(&p).into_iter();
+            let path_pair = kids.next().ok_or_else(|| internal(&p))?;
+            let Some(args) = kids.next() else {
+                return Ok(Expr::Path(path(path_pair)));
             };
+            let arg = children(&args)
+                .into_iter()
+                .next()
+                .ok_or_else(|| internal(&args))?;
+            let callee = path(path_pair);
             Ok(Expr::Call {
-                func: ident(f.clone()),
-                arg: Box::new(expr(a.clone())?),
+                func: Ident {
+                    name: callee.dotted(),
+                    span: callee.span,
+                },
+                arg: Box::new(expr(arg)?),
                 span,
             })
         }
