@@ -161,3 +161,51 @@ pub fn disasm(file: &Path) -> Result<ExitCode> {
     print!("{}", disassemble(&p));
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn score(
+    file: &Path,
+    events: Option<&Path>,
+    leads: Option<&Path>,
+    now: Option<&str>,
+    format: crate::ScoreFormat,
+) -> Result<ExitCode> {
+    use leadscore_runtime::time;
+    let now = match now {
+        Some(s) => {
+            time::parse(s).with_context(|| format!("--now: `{s}` is not an RFC 3339 timestamp"))?
+        }
+        None => time::now(),
+    };
+    if events.is_none() && leads.is_none() {
+        anyhow::bail!("nothing to score: give --events FILE and/or --leads FILE");
+    }
+    let Some(program) = load_program(file)? else {
+        return Ok(ExitCode::from(RULE_ERRORS));
+    };
+    let mut all = Vec::new();
+    if let Some(path) = leads {
+        all.extend(crate::score::read_leads(path, now)?);
+    }
+    if let Some(path) = events {
+        all.extend(crate::score::read_events(path)?);
+    }
+    let (results, future) = crate::score::score_all(&program, all, now)?;
+    if future > 0 {
+        eprintln!(
+            "note: {future} event(s) after --now {} were not counted",
+            time::format(now)
+        );
+    }
+    let mut out = String::new();
+    match format {
+        crate::ScoreFormat::Json => {
+            for r in &results {
+                out.push_str(&r.json.to_string());
+                out.push('\n');
+            }
+        }
+        crate::ScoreFormat::Table => out = crate::score::table(&program, &results),
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,6 +1,7 @@
 //! The `leadscore` command line.
 
 mod commands;
+mod score;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -41,6 +42,31 @@ enum Command {
     },
     /// Print a readable listing of a rules file's or a compiled program's bytecode.
     Disasm { file: PathBuf },
+    /// Score leads offline from events (JSON Lines) and/or attribute rows (CSV).
+    Score {
+        /// Rules file or compiled program.
+        file: PathBuf,
+        /// Events, one JSON object per line.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Lead attributes, one row per lead (a header row names the attributes).
+        #[arg(long)]
+        leads: Option<PathBuf>,
+        /// The instant to score at (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ScoreFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, Default)]
+pub enum ScoreFormat {
+    /// A readable table.
+    #[default]
+    Table,
+    /// JSON Lines: one object per lead, sorted by lead key.
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +75,19 @@ fn main() -> ExitCode {
         Command::Check { files, diagnostics } => commands::check(&files, diagnostics),
         Command::Compile { file, output } => commands::compile(&file, &output),
         Command::Disasm { file } => commands::disasm(&file),
+        Command::Score {
+            file,
+            events,
+            leads,
+            now,
+            format,
+        } => commands::score(
+            &file,
+            events.as_deref(),
+            leads.as_deref(),
+            now.as_deref(),
+            format,
+        ),
     };
     match result {
         Ok(code) => code,

@@ -9,4 +9,10 @@
 #![forbid(unsafe_code)]
 
 pub mod bytecode;
+pub mod engine;
+pub mod event;
+pub mod state;
 pub mod text;
+pub mod time;
+pub mod value;
+pub mod vm;

@@ -1,0 +1,499 @@
+//! The scoring engine: applies events to lead state, evaluates scores, grades and tags at
+//! any instant, records grade transitions and explains every point.
+
+use crate::bytecode::*;
+use crate::event::Event;
+use crate::state::{LeadState, RuleState, STATE_VERSION};
+use crate::time::{self, Micros};
+use crate::value::Val;
+use crate::vm::{eval, Env};
+use std::collections::HashMap;
+
+/// Why a grade changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The event with this id.
+    Event(String),
+    /// Time alone (an inactivity threshold, an expiry).
+    Time,
+    /// A new program.
+    Rescore,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub from: Option<GradeId>,
+    pub to: GradeId,
+    pub at: Micros,
+    pub cause: Cause,
+    /// The named scores after the change.
+    pub scores: Vec<i64>,
+}
+
+/// One line of an explanation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contribution {
+    /// The rule, or `None` for the clamp of a `range`.
+    pub rule: Option<RuleIndex>,
+    pub score: ScoreId,
+    pub points: i64,
+}
+
+/// Scores, grade and tags at one instant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Named scores, clamped to their ranges.
+    pub scores: Vec<i64>,
+    pub total: i64,
+    pub grade: GradeId,
+    pub tags: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("event {id} is for lead {event_lead}, not {lead}")]
+    WrongLead {
+        id: String,
+        event_lead: String,
+        lead: String,
+    },
+    #[error("event {id} is older than the lead's latest event: rebuild the lead from its events")]
+    OutOfOrder { id: String },
+}
+
+pub struct Engine<'p> {
+    program: &'p Program,
+    hash: String,
+    fields: HashMap<&'p str, FieldId>,
+    /// Every `inactive for` duration in the program, in microseconds.
+    inactivity: Vec<Micros>,
+    raw: Vec<i64>,
+}
+
+impl<'p> Engine<'p> {
+    pub fn new(program: &'p Program) -> Engine<'p> {
+        let fields = program
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.as_str(), FieldId(i as u32)))
+            .collect();
+        let mut inactivity: Vec<Micros> = program
+            .code
+            .iter()
+            .filter_map(|op| match op {
+                Op::Inactive(s) => Some(time::seconds(*s)),
+                _ => None,
+            })
+            .collect();
+        inactivity.sort_unstable();
+        inactivity.dedup();
+        Engine {
+            program,
+            hash: program.hash_hex(),
+            fields,
+            inactivity,
+            raw: vec![0; program.scores.len()],
+        }
+    }
+
+    pub fn program(&self) -> &'p Program {
+        self.program
+    }
+
+    /// The program's hash, as stored in lead state.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    pub fn new_lead(&self, key: &str) -> LeadState {
+        LeadState {
+            version: STATE_VERSION,
+            key: key.to_string(),
+            program: self.hash.clone(),
+            attributes: serde_json::Map::new(),
+            rules: self
+                .program
+                .event_rules
+                .iter()
+                .map(|r| (r.id, RuleState::default()))
+                .collect(),
+            first_at: None,
+            last_at: None,
+            events: 0,
+            grade: None,
+            evaluated_at: None,
+            slots: vec![None; self.program.fields.len()],
+        }
+    }
+
+    /// Whether a stored state was made by this program (and format); if not, the lead is
+    /// rebuilt from its events.
+    pub fn is_current(&self, lead: &LeadState) -> bool {
+        lead.version == STATE_VERSION
+            && lead.program == self.hash
+            && lead.rules.len() == self.program.event_rules.len()
+    }
+
+    /// Rebuilds the attribute slots of a deserialised state.
+    pub fn attach(&self, lead: &mut LeadState) {
+        lead.slots = vec![None; self.program.fields.len()];
+        for (k, v) in &lead.attributes {
+            if let Some(&f) = self.fields.get(k.as_str()) {
+                lead.slots[f.index()] = Val::from_json(v).ok().flatten();
+            }
+        }
+    }
+
+    /// Applies one event (its `at` not before the lead's latest), recording the time
+    /// transitions before it and the transition it causes.
+    pub fn apply(
+        &mut self,
+        lead: &mut LeadState,
+        event: &Event,
+        out: &mut Vec<Transition>,
+    ) -> Result<(), ApplyError> {
+        if event.lead != lead.key {
+            return Err(ApplyError::WrongLead {
+                id: event.id.clone(),
+                event_lead: event.lead.clone(),
+                lead: lead.key.clone(),
+            });
+        }
+        if lead.last_at.is_some_and(|l| event.at < l) {
+            return Err(ApplyError::OutOfOrder {
+                id: event.id.clone(),
+            });
+        }
+        self.advance_before(lead, event.at, out);
+        for (k, v) in &event.attributes {
+            match event.raw_attributes.get(k) {
+                Some(serde_json::Value::Null) | None => lead.attributes.remove(k),
+                Some(raw) => lead.attributes.insert(k.clone(), raw.clone()),
+            };
+            if let Some(&f) = self.fields.get(k.as_str()) {
+                lead.slots[f.index()] = v.clone();
+            }
+        }
+        lead.first_at.get_or_insert(event.at);
+        lead.last_at = Some(event.at);
+        lead.events += 1;
+        let p = self.program;
+        for &i in p.rules_for(&event.event_type) {
+            let rule = &p.event_rules[i as usize];
+            let holds = rule.cond.is_none_or(|c| {
+                eval(
+                    &Env {
+                        program: p,
+                        attrs: &lead.slots,
+                        event: Some(event),
+                        scores: &[],
+                        total: 0,
+                        grade: None,
+                        now: event.at,
+                        last_at: event.at,
+                    },
+                    c,
+                )
+            });
+            if holds {
+                let value = match rule.points.amount {
+                    Amount::Const(_) => Some(0),
+                    Amount::Prop(f) => event.prop(&p.fields[f.index()]).and_then(Val::points),
+                    Amount::Attr(f) => lead.slots[f.index()].as_ref().and_then(Val::points),
+                };
+                if let Some(value) = value {
+                    record(rule, &mut lead.rules[i as usize].1, event.at, value);
+                }
+            }
+        }
+        let e = self.evaluate(lead, event.at, None);
+        self.transition(lead, &e, event.at, Cause::Event(event.id.clone()), out);
+        lead.evaluated_at = Some(event.at);
+        Ok(())
+    }
+
+    /// Brings the lead up to `now`, recording a transition at each instant in between where
+    /// time alone changed the grade.
+    pub fn advance(&mut self, lead: &mut LeadState, now: Micros, out: &mut Vec<Transition>) {
+        self.advance_to(lead, now, true, out);
+    }
+
+    fn advance_before(&mut self, lead: &mut LeadState, t: Micros, out: &mut Vec<Transition>) {
+        self.advance_to(lead, t, false, out);
+    }
+
+    fn advance_to(
+        &mut self,
+        lead: &mut LeadState,
+        until: Micros,
+        inclusive: bool,
+        out: &mut Vec<Transition>,
+    ) {
+        let Some(mut from) = lead.evaluated_at else {
+            return;
+        };
+        while let Some(c) = self.next_change(lead, from) {
+            if c > until || (c == until && !inclusive) {
+                break;
+            }
+            let e = self.evaluate(lead, c, None);
+            self.transition(lead, &e, c, Cause::Time, out);
+            from = c;
+            lead.evaluated_at = Some(c);
+        }
+        if inclusive && until > from {
+            lead.evaluated_at = Some(until);
+        }
+    }
+
+    /// The first instant after `t` at which time alone may change the lead's scores or
+    /// grade: an inactivity threshold or an award's expiry.
+    pub fn next_change(&self, lead: &LeadState, t: Micros) -> Option<Micros> {
+        let mut next: Option<Micros> = None;
+        let mut consider = |c: Micros| {
+            if c > t && next.is_none_or(|n| c < n) {
+                next = Some(c);
+            }
+        };
+        if let Some(last) = lead.last_at {
+            for d in &self.inactivity {
+                consider(last.saturating_add(*d));
+            }
+        }
+        for (rule, (_, st)) in self.program.event_rules.iter().zip(&lead.rules) {
+            if let Some(secs) = rule.expires {
+                for at in &st.recent {
+                    consider(at.saturating_add(time::seconds(secs)));
+                }
+            }
+        }
+        next
+    }
+
+    fn transition(
+        &self,
+        lead: &mut LeadState,
+        e: &Evaluation,
+        at: Micros,
+        cause: Cause,
+        out: &mut Vec<Transition>,
+    ) {
+        let from = lead.grade.map(GradeId);
+        if from != Some(e.grade) {
+            out.push(Transition {
+                from,
+                to: e.grade,
+                at,
+                cause,
+                scores: e.scores.clone(),
+            });
+            lead.grade = Some(e.grade.0);
+        }
+    }
+
+    /// Scores, grade and tags at `now`; with `explain`, the contribution of every rule
+    /// (non-zero, in source order) and a clamp line per clamped score.
+    pub fn evaluate(
+        &mut self,
+        lead: &LeadState,
+        now: Micros,
+        mut explain: Option<&mut Vec<Contribution>>,
+    ) -> Evaluation {
+        let p = self.program;
+        let last_at = lead.last_at.unwrap_or(now);
+        let env = Env {
+            program: p,
+            attrs: &lead.slots,
+            event: None,
+            scores: &[],
+            total: 0,
+            grade: None,
+            now,
+            last_at,
+        };
+        self.raw.iter_mut().for_each(|s| *s = 0);
+        let mut lines: Vec<Contribution> = Vec::new();
+        for r in &p.field_rules {
+            if !eval(&env, r.cond) {
+                continue;
+            }
+            let raw = match r.points.amount {
+                Amount::Const(n) => Some(i64::from(n)),
+                Amount::Attr(f) => lead.slots[f.index()].as_ref().and_then(Val::points),
+                Amount::Prop(_) => None,
+            };
+            let Some(raw) = raw else { continue };
+            let pts = signed(raw, &r.points);
+            self.raw[r.score.index()] = self.raw[r.score.index()].saturating_add(pts);
+            if explain.is_some() && pts != 0 {
+                lines.push(Contribution {
+                    rule: Some(r.rule),
+                    score: r.score,
+                    points: pts,
+                });
+            }
+        }
+        for (r, (_, st)) in p.event_rules.iter().zip(&lead.rules) {
+            let pts = contribution(r, st, now);
+            self.raw[r.score.index()] = self.raw[r.score.index()].saturating_add(pts);
+            if explain.is_some() && pts != 0 {
+                lines.push(Contribution {
+                    rule: Some(r.rule),
+                    score: r.score,
+                    points: pts,
+                });
+            }
+        }
+        let mut scores = Vec::with_capacity(p.scores.len());
+        for (i, s) in p.scores.iter().enumerate() {
+            let raw = self.raw[i];
+            let v = s.range.map_or(raw, |(lo, hi)| raw.clamp(lo, hi));
+            if explain.is_some() && v != raw {
+                lines.push(Contribution {
+                    rule: None,
+                    score: ScoreId(i as u32),
+                    points: v - raw,
+                });
+            }
+            scores.push(v);
+        }
+        let total = scores.iter().fold(0i64, |a, b| a.saturating_add(*b));
+        let mut env = Env {
+            scores: &scores,
+            total,
+            ..env
+        };
+        let last = p.grades.len() - 1;
+        let grade = p
+            .grades
+            .iter()
+            .position(|g| g.cond.is_none_or(|c| eval(&env, c)))
+            .unwrap_or(last);
+        env.grade = Some(GradeId(grade as u32));
+        let tags = (0..p.tags.len())
+            .filter(|&i| eval(&env, p.tags[i].cond))
+            .collect();
+        if let Some(out) = explain.as_deref_mut() {
+            // Rules in source order, then the clamp lines in score order.
+            let (mut rules, clamps): (Vec<_>, Vec<_>) =
+                lines.into_iter().partition(|l| l.rule.is_some());
+            rules.sort_by_key(|l| l.rule);
+            out.extend(rules);
+            out.extend(clamps);
+        }
+        Evaluation {
+            scores,
+            total,
+            grade: GradeId(grade as u32),
+            tags,
+        }
+    }
+
+    /// Builds a lead from its events (sorted by `at`, ties by arrival, duplicates already
+    /// removed) and brings it up to `now`. Events after `now` are not applied.
+    pub fn rebuild(
+        &mut self,
+        key: &str,
+        events: &[Event],
+        now: Micros,
+        out: &mut Vec<Transition>,
+    ) -> Result<LeadState, ApplyError> {
+        let mut lead = self.new_lead(key);
+        for e in events.iter().filter(|e| e.at <= now) {
+            self.apply(&mut lead, e, out)?;
+        }
+        self.advance(&mut lead, now, out);
+        Ok(lead)
+    }
+}
+
+/// Points after `max` and sign.
+fn signed(raw: i64, p: &Points) -> i64 {
+    let capped = match p.max {
+        Some(m) => raw.clamp(-i64::from(m), i64::from(m)),
+        None => raw,
+    };
+    if p.negative {
+        -capped
+    } else {
+        capped
+    }
+}
+
+/// Updates an event rule's state for a matching event at `at`; `value` is the event's
+/// points when they come from a field.
+fn record(rule: &EventRule, st: &mut RuleState, at: Micros, value: i64) {
+    if let Some(w) = rule.window {
+        if st.fired_at.is_none() {
+            st.recent.push(at);
+            if st.recent.len() > w.count as usize {
+                st.recent.remove(0);
+            }
+            if st.recent.len() == w.count as usize && st.recent[0] > at - time::seconds(w.seconds) {
+                st.fired_at = Some(at);
+                st.recent.clear();
+            }
+        }
+        return;
+    }
+    if rule.expires.is_some() {
+        // Only the newest max/points awards can ever count.
+        if let (Amount::Const(n), Some(m)) = (rule.points.amount, rule.points.max) {
+            let keep = m.div_ceil(n.max(1)) as usize;
+            st.recent.push(at);
+            if st.recent.len() > keep {
+                st.recent.remove(0);
+            }
+        }
+        st.count = st.count.saturating_add(1);
+        return;
+    }
+    match rule.points.amount {
+        Amount::Const(_) => st.count = st.count.saturating_add(1),
+        _ if rule.each => {
+            st.count = st.count.saturating_add(1);
+            st.sum = st.sum.saturating_add(value);
+        }
+        _ => {
+            if st.count == 0 {
+                st.sum = value;
+            }
+            st.count = st.count.saturating_add(1);
+        }
+    }
+}
+
+/// An event rule's contribution at `now`.
+fn contribution(rule: &EventRule, st: &RuleState, now: Micros) -> i64 {
+    let per = match rule.points.amount {
+        Amount::Const(n) => i64::from(n),
+        _ => 0,
+    };
+    let raw = if rule.window.is_some() {
+        if st.fired_at.is_some_and(|t| t <= now) {
+            per
+        } else {
+            return 0;
+        }
+    } else if let Some(secs) = rule.expires {
+        let d = time::seconds(secs);
+        let live = st
+            .recent
+            .iter()
+            .filter(|&&t| t <= now && now - t < d)
+            .count() as i64;
+        per.saturating_mul(live)
+    } else if st.count == 0 {
+        return 0;
+    } else {
+        match (rule.points.amount, rule.each) {
+            (Amount::Const(_), true) => {
+                per.saturating_mul(i64::try_from(st.count).unwrap_or(i64::MAX))
+            }
+            (Amount::Const(_), false) => per,
+            _ => st.sum,
+        }
+    };
+    signed(raw, &rule.points)
+}

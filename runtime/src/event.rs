@@ -1,0 +1,182 @@
+//! Events: the same JSON shape in files and over HTTP, validated whole.
+//!
+//! ```json
+//! {"id":"evt-1","lead":"Buyer@Acme.de","type":"form.submitted","at":"2026-11-01T10:00:00Z",
+//!  "attributes":{"country":"DE"},"props":{"form":"contact"}}
+//! ```
+
+use crate::text::fold;
+use crate::time::{self, Micros};
+use crate::value::Val;
+use serde_json::Value as Json;
+
+/// Longest id, lead key and event type accepted.
+pub const MAX_KEY_LEN: usize = 512;
+/// Most attributes plus props one event may carry.
+pub const MAX_FIELDS: usize = 256;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// The idempotency key.
+    pub id: String,
+    /// The lead key, normalised (trimmed, lower-cased).
+    pub lead: String,
+    /// The event type, case-folded.
+    pub event_type: String,
+    pub at: Micros,
+    /// Attribute updates, applied before rules run; `None` removes the attribute.
+    pub attributes: Vec<(String, Option<Val>)>,
+    /// The event's own properties.
+    pub props: Vec<(String, Val)>,
+    /// The attributes as sent, for storage and display.
+    pub raw_attributes: serde_json::Map<String, Json>,
+}
+
+/// What is wrong with an event: the field and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct EventError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn err(field: &str, reason: impl Into<String>) -> EventError {
+    EventError {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Normalises a lead key: trimmed and lower-cased.
+pub fn normalise_lead(key: &str) -> String {
+    key.trim().to_lowercase()
+}
+
+fn key(obj: &serde_json::Map<String, Json>, field: &str) -> Result<String, EventError> {
+    match obj.get(field) {
+        None | Some(Json::Null) => Err(err(field, "is missing")),
+        Some(Json::String(s)) if s.trim().is_empty() => Err(err(field, "is empty")),
+        Some(Json::String(s)) if s.len() > MAX_KEY_LEN => {
+            Err(err(field, format!("is longer than {MAX_KEY_LEN} bytes")))
+        }
+        Some(Json::String(s)) => Ok(s.clone()),
+        Some(_) => Err(err(field, "must be a string")),
+    }
+}
+
+fn fields(
+    obj: &serde_json::Map<String, Json>,
+    field: &str,
+) -> Result<serde_json::Map<String, Json>, EventError> {
+    match obj.get(field) {
+        None | Some(Json::Null) => Ok(serde_json::Map::new()),
+        Some(Json::Object(m)) => Ok(m.clone()),
+        Some(_) => Err(err(field, "must be an object")),
+    }
+}
+
+impl Event {
+    /// Validates and converts one event.
+    pub fn from_json(v: &Json) -> Result<Event, EventError> {
+        let Json::Object(obj) = v else {
+            return Err(err("event", "must be a JSON object"));
+        };
+        for k in obj.keys() {
+            if !matches!(
+                k.as_str(),
+                "id" | "lead" | "type" | "at" | "attributes" | "props"
+            ) {
+                return Err(err(
+                    k,
+                    "is not an event field (id, lead, type, at, attributes, props)",
+                ));
+            }
+        }
+        let id = key(obj, "id")?;
+        let lead = normalise_lead(&key(obj, "lead")?);
+        let event_type = fold(key(obj, "type")?.trim());
+        let at_text = key(obj, "at")?;
+        let at = time::parse(&at_text)
+            .ok_or_else(|| err("at", format!("`{at_text}` is not an RFC 3339 timestamp")))?;
+        let raw_attributes = fields(obj, "attributes")?;
+        let raw_props = fields(obj, "props")?;
+        if raw_attributes.len() + raw_props.len() > MAX_FIELDS {
+            return Err(err(
+                "attributes",
+                format!("more than {MAX_FIELDS} attributes and props"),
+            ));
+        }
+        let mut attributes = Vec::with_capacity(raw_attributes.len());
+        for (k, v) in &raw_attributes {
+            let val = Val::from_json(v).map_err(|_| {
+                err(
+                    &format!("attributes.{k}"),
+                    "must be a string, number, boolean, list of strings or null",
+                )
+            })?;
+            attributes.push((k.clone(), val));
+        }
+        let mut props = Vec::with_capacity(raw_props.len());
+        for (k, v) in &raw_props {
+            let val = Val::from_json(v).map_err(|_| {
+                err(
+                    &format!("props.{k}"),
+                    "must be a string, number, boolean or list of strings",
+                )
+            })?;
+            if let Some(val) = val {
+                props.push((k.clone(), val));
+            }
+        }
+        Ok(Event {
+            id,
+            lead,
+            event_type,
+            at,
+            attributes,
+            props,
+            raw_attributes,
+        })
+    }
+
+    /// The property named `name`, if set.
+    pub fn prop(&self, name: &str) -> Option<&Val> {
+        self.props.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_and_normalises() {
+        let v = serde_json::json!({"id":"e1","lead":"  Buyer@Acme.DE ","type":"Email.Opened",
+            "at":"2026-11-01T10:00:00Z","attributes":{"country":"DE","x":null},"props":{"n":3}});
+        let e = Event::from_json(&v).unwrap();
+        assert_eq!(e.lead, "buyer@acme.de");
+        assert_eq!(e.event_type, "email.opened");
+        assert_eq!(e.attributes.len(), 2);
+        assert!(e.attributes[1].1.is_none());
+        assert!(e.prop("n").is_some());
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let bad = |v: serde_json::Value| Event::from_json(&v).unwrap_err().to_string();
+        assert_eq!(
+            bad(serde_json::json!({"lead":"a","type":"t","at":"2026-11-01T10:00:00Z"})),
+            "id: is missing"
+        );
+        assert_eq!(
+            bad(serde_json::json!({"id":"1","lead":5,"type":"t","at":"2026-11-01T10:00:00Z"})),
+            "lead: must be a string"
+        );
+        assert!(
+            bad(serde_json::json!({"id":"1","lead":"a","type":"t","at":"soon"}))
+                .starts_with("at: `soon`")
+        );
+        assert!(bad(serde_json::json!({"id":"1","lead":"a","type":"t","at":"2026-11-01T10:00:00Z","attributes":{"o":{"a":1}}})).starts_with("attributes.o:"));
+        assert!(bad(serde_json::json!({"id":"1","lead":"a","type":"t","at":"2026-11-01T10:00:00Z","extra":1})).starts_with("extra:"));
+    }
+}

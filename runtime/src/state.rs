@@ -1,0 +1,60 @@
+//! A lead's stored state: a cache of what its events imply, tagged with the program that
+//! computed it and a format version so that later releases can migrate it.
+
+use crate::bytecode::RuleId;
+use crate::time::Micros;
+use crate::value::Val;
+use serde::{Deserialize, Serialize};
+
+/// The lead state format version.
+pub const STATE_VERSION: u32 = 1;
+
+/// What one event rule remembers about a lead. Bounded: `recent` holds at most
+/// `max / points` timestamps for `expires` rules and `N` for `count >= N within` rules.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleState {
+    /// Matching events (saturating).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub count: u64,
+    /// Points taken from fields: their sum (`each`) or the first value (once).
+    #[serde(default, skip_serializing_if = "is_zero_i")]
+    pub sum: i64,
+    /// The newest matching events' instants, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<Micros>,
+    /// When a `count >= N within D` rule first held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired_at: Option<Micros>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_i(n: &i64) -> bool {
+    *n == 0
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeadState {
+    pub version: u32,
+    /// The normalised lead key.
+    pub key: String,
+    /// The hash of the program that computed this state (hex).
+    pub program: String,
+    /// Current attributes as sent (blank values included; `null` removed them).
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Per event rule, in the program's order.
+    pub rules: Vec<(RuleId, RuleState)>,
+    pub first_at: Option<Micros>,
+    /// The latest event's instant: inactivity counts from here.
+    pub last_at: Option<Micros>,
+    /// Events applied.
+    pub events: u64,
+    /// The grade (index into the program's grades) as of `evaluated_at`.
+    pub grade: Option<u32>,
+    pub evaluated_at: Option<Micros>,
+    /// Attributes by the program's field ids; rebuilt from `attributes` on load.
+    #[serde(skip)]
+    pub(crate) slots: Vec<Option<Val>>,
+}

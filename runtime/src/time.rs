@@ -1,0 +1,49 @@
+//! Instants are microseconds since the Unix epoch, UTC.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Microseconds since 1970-01-01T00:00:00Z.
+pub type Micros = i64;
+
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+
+/// Parses an RFC 3339 timestamp ("2026-11-01T10:00:00Z", offsets allowed).
+pub fn parse(s: &str) -> Option<Micros> {
+    let t = DateTime::parse_from_rfc3339(s.trim()).ok()?;
+    let t = t.with_timezone(&Utc);
+    // Keep to years 1000..9999 so that every instant prints back as RFC 3339.
+    let micros = t.timestamp_micros();
+    (-30_610_224_000_000_000..=253_402_300_799_999_999)
+        .contains(&micros)
+        .then_some(micros)
+}
+
+/// Formats as RFC 3339 in UTC, with fractional seconds only when there are some.
+pub fn format(t: Micros) -> String {
+    DateTime::<Utc>::from_timestamp_micros(t)
+        .map(|d| d.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Seconds to microseconds.
+pub fn seconds(s: u32) -> Micros {
+    i64::from(s) * MICROS_PER_SECOND
+}
+
+/// The current time.
+pub fn now() -> Micros {
+    Utc::now().timestamp_micros()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn round_trip() {
+        let t = super::parse("2026-11-01T10:00:00Z").unwrap();
+        assert_eq!(super::format(t), "2026-11-01T10:00:00Z");
+        let t = super::parse("2026-11-01T12:00:00.5+02:00").unwrap();
+        assert_eq!(super::format(t), "2026-11-01T10:00:00.500Z");
+        assert!(super::parse("yesterday").is_none());
+        assert!(super::parse("0001-01-01T00:00:00Z").is_none());
+    }
+}

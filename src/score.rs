@@ -1,0 +1,247 @@
+//! `leadscore score`: offline scoring of event files and spreadsheets.
+
+use anyhow::{bail, Context, Result};
+use leadscore_runtime::bytecode::Program;
+use leadscore_runtime::engine::{Cause, Contribution, Engine, Transition};
+use leadscore_runtime::event::{normalise_lead, Event};
+use leadscore_runtime::time::{self, Micros};
+use serde_json::{json, Value as Json};
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+/// One lead's result, in the shape of DESIGN.md.
+pub struct Scored {
+    pub lead: String,
+    pub json: Json,
+}
+
+/// Reads events from a JSON Lines file; every bad line is named with its line and field.
+pub fn read_events(path: &Path) -> Result<Vec<Event>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut events = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Result<Json, String> =
+            serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"));
+        match parsed.and_then(|v| Event::from_json(&v).map_err(|e| e.to_string())) {
+            Ok(e) => events.push(e),
+            Err(e) => errors.push(format!("{}:{}: {e}", path.display(), i + 1)),
+        }
+    }
+    if !errors.is_empty() {
+        let shown: Vec<&String> = errors.iter().take(20).collect();
+        let more = errors.len().saturating_sub(20);
+        let tail = if more > 0 {
+            format!("\n... and {more} more")
+        } else {
+            String::new()
+        };
+        bail!(
+            "{} bad event(s):\n{}{tail}",
+            errors.len(),
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    Ok(events)
+}
+
+/// Reads lead attribute rows from a CSV file: each row becomes a `lead.imported` event
+/// at `now` (or at its `at` column). The lead key is the `lead` column, else `email`,
+/// else `id`, else the row number.
+pub fn read_leads(path: &Path, now: Micros) -> Result<Vec<Event>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let headers = reader.headers()?.clone();
+    let key_col = ["lead", "email", "id"].iter().find_map(|k| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(k))
+    });
+    let at_col = headers
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case("at"));
+    let mut events = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let row = row.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+        let mut attributes = serde_json::Map::new();
+        for (h, v) in headers.iter().zip(row.iter()) {
+            if Some(h) != at_col.map(|c| &headers[c]) && !v.trim().is_empty() {
+                attributes.insert(h.trim().to_string(), Json::String(v.to_string()));
+            }
+        }
+        let lead = key_col
+            .and_then(|c| row.get(c))
+            .filter(|k| !k.trim().is_empty())
+            .map_or_else(|| format!("row-{}", i + 2), str::to_string);
+        let at = at_col
+            .and_then(|c| row.get(c))
+            .filter(|s| !s.trim().is_empty())
+            .map_or_else(|| time::format(now), str::to_string);
+        let v = json!({"id": format!("csv:{}:{}", path.display(), i + 2), "lead": lead,
+            "type": "lead.imported", "at": at, "attributes": attributes});
+        events.push(
+            Event::from_json(&v).with_context(|| format!("{}: row {}", path.display(), i + 2))?,
+        );
+    }
+    Ok(events)
+}
+
+/// Scores every lead: ids de-duplicated (the first wins), events ordered by `at` then
+/// arrival, events after `now` left out. Returns the results sorted by lead key and how
+/// many events were after `now`.
+pub fn score_all(
+    program: &Program,
+    events: Vec<Event>,
+    now: Micros,
+) -> Result<(Vec<Scored>, usize)> {
+    let mut seen = HashSet::new();
+    let mut by_lead: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    let mut future = 0;
+    for e in events {
+        if !seen.insert(e.id.clone()) {
+            continue;
+        }
+        if e.at > now {
+            future += 1;
+            continue;
+        }
+        by_lead.entry(e.lead.clone()).or_default().push(e);
+    }
+    let mut engine = Engine::new(program);
+    let mut out = Vec::with_capacity(by_lead.len());
+    for (lead, mut events) in by_lead {
+        events.sort_by_key(|e| e.at); // stable: ties keep arrival order
+        let mut transitions = Vec::new();
+        let state = engine.rebuild(&normalise_lead(&lead), &events, now, &mut transitions)?;
+        let mut lines = Vec::new();
+        let e = engine.evaluate(&state, now, Some(&mut lines));
+        let json = lead_json(
+            program,
+            &lead,
+            &e.scores,
+            e.total,
+            e.grade.index(),
+            &e.tags,
+            &lines,
+            &transitions,
+        );
+        out.push(Scored { lead, json });
+    }
+    Ok((out, future))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn lead_json(
+    p: &Program,
+    lead: &str,
+    scores: &[i64],
+    total: i64,
+    grade: usize,
+    tags: &[usize],
+    lines: &[Contribution],
+    transitions: &[Transition],
+) -> Json {
+    let scores_obj: serde_json::Map<String, Json> = p
+        .scores
+        .iter()
+        .zip(scores)
+        .map(|(s, v)| (s.name.clone(), json!(v)))
+        .collect();
+    json!({
+        "lead": lead,
+        "score": total,
+        "scores": scores_obj,
+        "grade": p.grades[grade].name,
+        "tags": tags.iter().map(|&t| p.tags[t].name.clone()).collect::<Vec<_>>(),
+        "contributions": contributions_json(p, lines),
+        "transitions": transitions.iter().map(|t| transition_json(p, t)).collect::<Vec<_>>(),
+    })
+}
+
+pub fn contributions_json(p: &Program, lines: &[Contribution]) -> Vec<Json> {
+    lines
+        .iter()
+        .map(|c| {
+            let score = &p.scores[c.score.index()];
+            match c.rule {
+                Some(r) => {
+                    let info = &p.rules[r.index()];
+                    json!({"line": info.line, "rule": info.text, "score": score.name, "points": c.points})
+                }
+                None => json!({"line": score.line, "rule": "clamp", "score": score.name, "points": c.points}),
+            }
+        })
+        .collect()
+}
+
+pub fn transition_json(p: &Program, t: &Transition) -> Json {
+    let (cause, event) = match &t.cause {
+        Cause::Event(id) => ("event", Json::String(id.clone())),
+        Cause::Time => ("time", Json::Null),
+        Cause::Rescore => ("rescore", Json::Null),
+    };
+    json!({
+        "from": t.from.map(|g| p.grades[g.index()].name.clone()),
+        "to": p.grades[t.to.index()].name,
+        "at": time::format(t.at),
+        "cause": cause,
+        "event": event,
+    })
+}
+
+/// A readable table: one row per lead.
+pub fn table(p: &Program, results: &[Scored]) -> String {
+    let mut header = vec!["lead".to_string(), "score".into(), "grade".into()];
+    if p.scores.len() > 1 {
+        header.extend(p.scores.iter().map(|s| s.name.clone()));
+    }
+    header.push("tags".into());
+    let mut rows = vec![header];
+    for r in results {
+        let j = &r.json;
+        let mut row = vec![
+            r.lead.clone(),
+            j["score"].to_string(),
+            j["grade"].as_str().unwrap_or("").to_string(),
+        ];
+        if p.scores.len() > 1 {
+            row.extend(p.scores.iter().map(|s| j["scores"][&s.name].to_string()));
+        }
+        let tags: Vec<&str> = j["tags"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Json::as_str).collect())
+            .unwrap_or_default();
+        row.push(tags.join(","));
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                let pad = widths[c] - v.chars().count();
+                // Numbers right-aligned, text left-aligned.
+                if c > 0 && v.parse::<i64>().is_ok() {
+                    format!("{}{v}", " ".repeat(pad))
+                } else {
+                    format!("{v}{}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
