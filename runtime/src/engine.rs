@@ -374,7 +374,7 @@ impl<'p> Engine<'p> {
         let tags = (0..p.tags.len())
             .filter(|&i| eval(&env, p.tags[i].cond))
             .collect();
-        if let Some(out) = explain.as_deref_mut() {
+        if let Some(out) = explain {
             // Rules in source order, then the clamp lines in score order.
             let (mut rules, clamps): (Vec<_>, Vec<_>) =
                 lines.into_iter().partition(|l| l.rule.is_some());
