@@ -298,7 +298,7 @@ impl<'p> Engine<'p> {
         &mut self,
         lead: &LeadState,
         now: Micros,
-        mut explain: Option<&mut Vec<Contribution>>,
+        explain: Option<&mut Vec<Contribution>>,
     ) -> Evaluation {
         let p = self.program;
         let last_at = lead.last_at.unwrap_or(now);
