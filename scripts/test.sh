@@ -19,3 +19,8 @@ cargo test --workspace --no-fail-fast
 
 echo "== leadscore check examples"
 cargo run --quiet -- check examples/*.rules tests/data/ok/*.rules
+
+echo "== leadscore test: the hand-worked cases of every example"
+for rules in examples/*.rules; do
+  cargo run --quiet -- test "$rules" "${rules%.rules}.cases.toml"
+done

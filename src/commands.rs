@@ -209,3 +209,22 @@ pub fn score(
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn test(file: &Path, cases: &[std::path::PathBuf]) -> Result<ExitCode> {
+    let Some(program) = load_program(file)? else {
+        return Ok(ExitCode::from(RULE_ERRORS));
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for path in cases {
+        let r = crate::cases::run(&program, path)?;
+        print!("{}", r.text);
+        passed += r.passed;
+        failed += r.failed;
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed > 0 {
+        ExitCode::from(RULE_ERRORS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

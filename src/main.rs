@@ -1,5 +1,6 @@
 //! The `leadscore` command line.
 
+mod cases;
 mod commands;
 mod score;
 
@@ -42,6 +43,14 @@ enum Command {
     },
     /// Print a readable listing of a rules file's or a compiled program's bytecode.
     Disasm { file: PathBuf },
+    /// Run rule test cases: exit 0 when all pass, 1 with a readable diff when any fails.
+    Test {
+        /// Rules file or compiled program.
+        file: PathBuf,
+        /// Cases files (TOML).
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+    },
     /// Score leads offline from events (JSON Lines) and/or attribute rows (CSV).
     Score {
         /// Rules file or compiled program.
@@ -75,6 +84,7 @@ fn main() -> ExitCode {
         Command::Check { files, diagnostics } => commands::check(&files, diagnostics),
         Command::Compile { file, output } => commands::compile(&file, &output),
         Command::Disasm { file } => commands::disasm(&file),
+        Command::Test { file, cases } => commands::test(&file, &cases),
         Command::Score {
             file,
             events,

@@ -123,3 +123,179 @@ fn compile_refuses_broken_rules_and_writes_nothing() {
     assert!(!Path::new(&out_path).exists());
     assert!(text(&out.stderr).contains("`expires after` needs `max`"));
 }
+
+fn examples() -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"))
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.unwrap().path();
+                let name = p.file_name()?.to_str()?.to_string();
+                name.strip_suffix(".rules").map(str::to_string)
+            })
+            .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn score_json_of_every_example() {
+    for ex in examples() {
+        let rules = format!("examples/{ex}.rules");
+        let events = format!("examples/{ex}.events.jsonl");
+        let out = leadscore(&[
+            "score",
+            &rules,
+            "--events",
+            &events,
+            "--now",
+            "2026-11-20T00:00:00Z",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        // One JSON object per line, sorted by lead key, in DESIGN.md's shape.
+        let mut leads = Vec::new();
+        for line in stdout.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(
+                keys,
+                [
+                    "contributions",
+                    "grade",
+                    "lead",
+                    "score",
+                    "scores",
+                    "tags",
+                    "transitions"
+                ]
+            );
+            let sum: i64 = v["contributions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["points"].as_i64().unwrap())
+                .sum();
+            assert_eq!(
+                sum,
+                v["score"].as_i64().unwrap(),
+                "contributions add up: {line}"
+            );
+            leads.push(v["lead"].as_str().unwrap().to_string());
+        }
+        let mut sorted = leads.clone();
+        sorted.sort();
+        assert_eq!(leads, sorted);
+        insta::assert_snapshot!(format!("score-{ex}"), stdout);
+    }
+}
+
+#[test]
+fn every_example_passes_its_cases() {
+    for ex in examples() {
+        let out = leadscore(&[
+            "test",
+            &format!("examples/{ex}.rules"),
+            &format!("examples/{ex}.cases.toml"),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{ex}:\n{}", text(&out.stdout));
+        assert!(text(&out.stdout).contains(" passed, 0 failed"));
+    }
+}
+
+#[test]
+fn a_failing_case_prints_a_diff_and_exits_1() {
+    let cases = tmp("wrong.cases.toml");
+    std::fs::write(
+        &cases,
+        r#"
+[[case]]
+name = "wrong on purpose"
+now = "2026-11-20T00:00:00Z"
+expect = { score = 99, grade = "A" }
+[[case.event]]
+type = "lead.created"
+at = "2026-11-01T10:00:00Z"
+attributes = { country = "MX", title = "Admin Assistant" }
+"#,
+    )
+    .unwrap();
+    let out = leadscore(&["test", "examples/001-zoho.rules", cases.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains("score: expected 99, got 25"), "{stdout}");
+    assert!(stdout.contains("grade: expected A, got C"), "{stdout}");
+    assert!(
+        stdout.contains("+20 fit: when country in tier2 add 20 to fit"),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("0 passed, 1 failed"));
+}
+
+#[test]
+fn bad_events_are_named_by_line_and_field() {
+    let events = tmp("bad.jsonl");
+    std::fs::write(
+        &events,
+        "{\"id\":\"1\",\"lead\":\"a\",\"type\":\"t\",\"at\":\"2026-11-01T10:00:00Z\"}\n{\"lead\":\"a\",\"type\":\"t\",\"at\":\"2026-11-01T10:00:00Z\"}\nnot json\n",
+    )
+    .unwrap();
+    let out = leadscore(&[
+        "score",
+        "examples/001-zoho.rules",
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.jsonl:2: id: is missing"), "{err}");
+    assert!(err.contains("bad.jsonl:3: invalid JSON"), "{err}");
+}
+
+#[test]
+fn leads_from_a_spreadsheet() {
+    let csv = tmp("leads.csv");
+    std::fs::write(
+        &csv,
+        "email,source,website,country,reply_hours,message\nbuyer@acme.de,website,acme.de,DE,3,\"Need a quote. Budget ok. Model X. WeChat ok.\"\nfoo@gmail.com,b2b,,IN,,hi\n",
+    )
+    .unwrap();
+    let out = leadscore(&[
+        "score",
+        "examples/000-scorecard.rules",
+        "--leads",
+        csv.to_str().unwrap(),
+        "--now",
+        "2026-11-20T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // website 10 + site 10 + company mail 10 + spec 15 + budget 10 + quote 5
+    // + 4 sentences 10 + reply 10 + DE 10 + WeChat 5
+    assert_eq!(rows[0]["lead"], "buyer@acme.de");
+    assert_eq!(rows[0]["score"], 95);
+    assert_eq!(rows[0]["grade"], "deep_follow_up");
+    assert_eq!(rows[1]["score"], 3);
+    let table = leadscore(&[
+        "score",
+        "examples/000-scorecard.rules",
+        "--leads",
+        csv.to_str().unwrap(),
+        "--now",
+        "2026-11-20T00:00:00Z",
+    ]);
+    let t = text(&table.stdout);
+    assert!(t.starts_with("lead"), "{t}");
+    assert!(
+        t.contains("buyer@acme.de") && t.contains("deep_follow_up"),
+        "{t}"
+    );
+}
