@@ -67,7 +67,10 @@ pub struct Engine<'p> {
     fields: HashMap<&'p str, FieldId>,
     /// Every `inactive for` duration in the program, in microseconds.
     inactivity: Vec<Micros>,
+    /// Scratch: rule sums before clamping, clamped scores, their total.
     raw: Vec<i64>,
+    scores: Vec<i64>,
+    total: i64,
 }
 
 impl<'p> Engine<'p> {
@@ -94,6 +97,8 @@ impl<'p> Engine<'p> {
             fields,
             inactivity,
             raw: vec![0; program.scores.len()],
+            scores: vec![0; program.scores.len()],
+            total: 0,
         }
     }
 
@@ -122,6 +127,7 @@ impl<'p> Engine<'p> {
             last_at: None,
             events: 0,
             grade: None,
+            grade_name: None,
             evaluated_at: None,
             slots: vec![None; self.program.fields.len()],
         }
@@ -207,8 +213,14 @@ impl<'p> Engine<'p> {
                 }
             }
         }
-        let e = self.evaluate(lead, event.at, None);
-        self.transition(lead, &e, event.at, Cause::Event(event.id.clone()), out);
+        let grade = self.compute(lead, event.at, None);
+        self.transition(
+            lead,
+            grade,
+            event.at,
+            || Cause::Event(event.id.clone()),
+            out,
+        );
         lead.evaluated_at = Some(event.at);
         Ok(())
     }
@@ -237,8 +249,8 @@ impl<'p> Engine<'p> {
             if c > until || (c == until && !inclusive) {
                 break;
             }
-            let e = self.evaluate(lead, c, None);
-            self.transition(lead, &e, c, Cause::Time, out);
+            let grade = self.compute(lead, c, None);
+            self.transition(lead, grade, c, || Cause::Time, out);
             from = c;
             lead.evaluated_at = Some(c);
         }
@@ -271,24 +283,27 @@ impl<'p> Engine<'p> {
         next
     }
 
+    /// Records a transition when `grade` differs from the lead's; the scores are those
+    /// last computed.
     fn transition(
         &self,
         lead: &mut LeadState,
-        e: &Evaluation,
+        grade: GradeId,
         at: Micros,
-        cause: Cause,
+        cause: impl FnOnce() -> Cause,
         out: &mut Vec<Transition>,
     ) {
         let from = lead.grade.map(GradeId);
-        if from != Some(e.grade) {
+        if from != Some(grade) {
             out.push(Transition {
                 from,
-                to: e.grade,
+                to: grade,
                 at,
-                cause,
-                scores: e.scores.clone(),
+                cause: cause(),
+                scores: self.scores.clone(),
             });
-            lead.grade = Some(e.grade.0);
+            lead.grade = Some(grade.0);
+            lead.grade_name = Some(self.program.grades[grade.index()].name.clone());
         }
     }
 
@@ -300,8 +315,38 @@ impl<'p> Engine<'p> {
         now: Micros,
         explain: Option<&mut Vec<Contribution>>,
     ) -> Evaluation {
+        let grade = self.compute(lead, now, explain);
         let p = self.program;
-        let last_at = lead.last_at.unwrap_or(now);
+        let env = Env {
+            program: p,
+            attrs: &lead.slots,
+            event: None,
+            scores: &self.scores,
+            total: self.total,
+            grade: Some(grade),
+            now,
+            last_at: lead.last_at.unwrap_or(now),
+        };
+        let tags = (0..p.tags.len())
+            .filter(|&i| eval(&env, p.tags[i].cond))
+            .collect();
+        Evaluation {
+            scores: self.scores.clone(),
+            total: self.total,
+            grade,
+            tags,
+        }
+    }
+
+    /// Computes the scores into `self.scores` / `self.total` and returns the grade.
+    /// Allocates nothing unless `explain` is given.
+    fn compute(
+        &mut self,
+        lead: &LeadState,
+        now: Micros,
+        mut explain: Option<&mut Vec<Contribution>>,
+    ) -> GradeId {
+        let p = self.program;
         let env = Env {
             program: p,
             attrs: &lead.slots,
@@ -310,10 +355,20 @@ impl<'p> Engine<'p> {
             total: 0,
             grade: None,
             now,
-            last_at,
+            last_at: lead.last_at.unwrap_or(now),
         };
         self.raw.iter_mut().for_each(|s| *s = 0);
-        let mut lines: Vec<Contribution> = Vec::new();
+        let mut note = |rule: RuleIndex, score: ScoreId, points: i64| {
+            if let Some(out) = explain.as_deref_mut() {
+                if points != 0 {
+                    out.push(Contribution {
+                        rule: Some(rule),
+                        score,
+                        points,
+                    });
+                }
+            }
+        };
         for r in &p.field_rules {
             if !eval(&env, r.cond) {
                 continue;
@@ -326,68 +381,44 @@ impl<'p> Engine<'p> {
             let Some(raw) = raw else { continue };
             let pts = signed(raw, &r.points);
             self.raw[r.score.index()] = self.raw[r.score.index()].saturating_add(pts);
-            if explain.is_some() && pts != 0 {
-                lines.push(Contribution {
-                    rule: Some(r.rule),
-                    score: r.score,
-                    points: pts,
-                });
-            }
+            note(r.rule, r.score, pts);
         }
         for (r, (_, st)) in p.event_rules.iter().zip(&lead.rules) {
             let pts = contribution(r, st, now);
             self.raw[r.score.index()] = self.raw[r.score.index()].saturating_add(pts);
-            if explain.is_some() && pts != 0 {
-                lines.push(Contribution {
-                    rule: Some(r.rule),
-                    score: r.score,
-                    points: pts,
-                });
-            }
+            note(r.rule, r.score, pts);
         }
-        let mut scores = Vec::with_capacity(p.scores.len());
+        if let Some(out) = explain.as_deref_mut() {
+            // Rules in source order, then a clamp line per clamped score.
+            out.sort_by_key(|l| l.rule);
+        }
+        self.total = 0;
         for (i, s) in p.scores.iter().enumerate() {
             let raw = self.raw[i];
             let v = s.range.map_or(raw, |(lo, hi)| raw.clamp(lo, hi));
-            if explain.is_some() && v != raw {
-                lines.push(Contribution {
-                    rule: None,
-                    score: ScoreId(i as u32),
-                    points: v - raw,
-                });
+            if let Some(out) = explain.as_deref_mut() {
+                if v != raw {
+                    out.push(Contribution {
+                        rule: None,
+                        score: ScoreId(i as u32),
+                        points: v - raw,
+                    });
+                }
             }
-            scores.push(v);
+            self.scores[i] = v;
+            self.total = self.total.saturating_add(v);
         }
-        let total = scores.iter().fold(0i64, |a, b| a.saturating_add(*b));
-        let mut env = Env {
-            scores: &scores,
-            total,
+        let env = Env {
+            scores: &self.scores,
+            total: self.total,
             ..env
         };
-        let last = p.grades.len() - 1;
         let grade = p
             .grades
             .iter()
             .position(|g| g.cond.is_none_or(|c| eval(&env, c)))
-            .unwrap_or(last);
-        env.grade = Some(GradeId(grade as u32));
-        let tags = (0..p.tags.len())
-            .filter(|&i| eval(&env, p.tags[i].cond))
-            .collect();
-        if let Some(out) = explain {
-            // Rules in source order, then the clamp lines in score order.
-            let (mut rules, clamps): (Vec<_>, Vec<_>) =
-                lines.into_iter().partition(|l| l.rule.is_some());
-            rules.sort_by_key(|l| l.rule);
-            out.extend(rules);
-            out.extend(clamps);
-        }
-        Evaluation {
-            scores,
-            total,
-            grade: GradeId(grade as u32),
-            tags,
-        }
+            .unwrap_or(p.grades.len() - 1);
+        GradeId(grade as u32)
     }
 
     /// Builds a lead from its events (sorted by `at`, ties by arrival, duplicates already
@@ -406,6 +437,67 @@ impl<'p> Engine<'p> {
         self.advance(&mut lead, now, out);
         Ok(lead)
     }
+
+    /// Takes one new event into a stored lead. `history` is every event of the lead, the
+    /// new one included, sorted by `at` then arrival. The event is applied directly when it
+    /// can be. When the event is older than the lead's latest, the lead is rebuilt from
+    /// `history` and the transitions reported are the rebuild's. When the state was made
+    /// by another program, the lead is rebuilt with this one and one `rescore` transition
+    /// is reported if the grade (by name) changed.
+    pub fn ingest(
+        &mut self,
+        lead: &mut LeadState,
+        history: &[Event],
+        event: &Event,
+        now: Micros,
+        out: &mut Vec<Transition>,
+    ) -> Result<Ingested, ApplyError> {
+        let now = now.max(event.at);
+        let current = self.is_current(lead);
+        if current && lead.last_at.is_none_or(|l| event.at >= l) {
+            self.apply(lead, event, out)?;
+            self.advance(lead, now, out);
+            return Ok(Ingested::Applied);
+        }
+        let mut replay = Vec::new();
+        let rebuilt = self.rebuild(&lead.key, history, now, &mut replay)?;
+        if current {
+            out.extend(replay);
+            *lead = rebuilt;
+            return Ok(Ingested::Reordered);
+        }
+        let p = self.program;
+        let old = lead
+            .grade_name
+            .as_deref()
+            .and_then(|n| p.grades.iter().position(|g| g.name == n))
+            .map(|g| GradeId(g as u32));
+        if let Some(to) = rebuilt.grade.map(GradeId) {
+            if old != Some(to) {
+                self.compute(&rebuilt, now, None);
+                out.push(Transition {
+                    from: old,
+                    to,
+                    at: now,
+                    cause: Cause::Rescore,
+                    scores: self.scores.clone(),
+                });
+            }
+        }
+        *lead = rebuilt;
+        Ok(Ingested::Rescored)
+    }
+}
+
+/// How [`Engine::ingest`] took an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ingested {
+    /// Applied to the stored state.
+    Applied,
+    /// Older than the lead's latest event: the lead was rebuilt from its events.
+    Reordered,
+    /// The state was another program's: the lead was rebuilt with this one.
+    Rescored,
 }
 
 /// Points after `max` and sign.

@@ -53,6 +53,8 @@ pub struct LeadState {
     pub events: u64,
     /// The grade (index into the program's grades) as of `evaluated_at`.
     pub grade: Option<u32>,
+    /// The grade's name, which survives a change of program.
+    pub grade_name: Option<String>,
     pub evaluated_at: Option<Micros>,
     /// Attributes by the program's field ids; rebuilt from `attributes` on load.
     #[serde(skip)]

@@ -1,0 +1,579 @@
+//! One test per semantic of the language (docs/language.md), through the real compiler
+//! and engine.
+
+use leadscore_runtime::bytecode::Program;
+use leadscore_runtime::engine::{Cause, Engine, Ingested};
+use leadscore_runtime::event::Event;
+use leadscore_runtime::state::LeadState;
+use leadscore_runtime::time;
+use serde_json::{json, Value};
+
+fn program(src: &str) -> Program {
+    match leadscore_compiler::compile(src, "t") {
+        Ok(c) => c.program,
+        Err(d) => panic!("{d:?}"),
+    }
+}
+
+fn t(s: &str) -> i64 {
+    time::parse(s).unwrap_or_else(|| panic!("bad time {s}"))
+}
+
+/// Day `d` (fractional allowed) after 2026-01-01T00:00:00Z.
+fn day(d: f64) -> String {
+    time::format(t("2026-01-01T00:00:00Z") + (d * 86_400_000_000.0) as i64)
+}
+
+/// Events: (type, at, attributes, props).
+fn events(list: &[(&str, String, Value, Value)]) -> Vec<Event> {
+    list.iter()
+        .enumerate()
+        .map(|(i, (ty, at, a, p))| {
+            Event::from_json(
+                &json!({"id": format!("e{i}"), "lead": "l", "type": ty, "at": at,
+                "attributes": a, "props": p}),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+fn ev(ty: &str, d: f64) -> (&str, String, Value, Value) {
+    (ty, day(d), json!({}), json!({}))
+}
+
+fn attrs(d: f64, a: Value) -> (&'static str, String, Value, Value) {
+    ("lead.updated", day(d), a, json!({}))
+}
+
+struct Result {
+    scores: Vec<i64>,
+    total: i64,
+    grade: String,
+    tags: Vec<String>,
+    transitions: Vec<(Option<String>, String, String, String)>,
+    contributions: Vec<(Option<u32>, i64)>,
+}
+
+fn run(p: &Program, evs: &[Event], now: &str) -> Result {
+    let mut engine = Engine::new(p);
+    let mut tr = Vec::new();
+    let lead = engine.rebuild("l", evs, t(now), &mut tr).unwrap();
+    let mut lines = Vec::new();
+    let e = engine.evaluate(&lead, t(now), Some(&mut lines));
+    let name = |g: leadscore_runtime::bytecode::GradeId| p.grades[g.index()].name.clone();
+    Result {
+        scores: e.scores.clone(),
+        total: e.total,
+        grade: name(e.grade),
+        tags: e.tags.iter().map(|&i| p.tags[i].name.clone()).collect(),
+        transitions: tr
+            .iter()
+            .map(|x| {
+                let cause = match &x.cause {
+                    Cause::Event(id) => format!("event {id}"),
+                    Cause::Time => "time".into(),
+                    Cause::Rescore => "rescore".into(),
+                };
+                (x.from.map(name), name(x.to), time::format(x.at), cause)
+            })
+            .collect(),
+        contributions: lines
+            .iter()
+            .map(|c| (c.rule.map(|r| p.rules[r.index()].line), c.points))
+            .collect(),
+    }
+}
+
+fn total(src: &str, evs: &[(&str, String, Value, Value)], now: f64) -> i64 {
+    let p = program(&format!(
+        "{src}\ngrade A when score >= 1000000\ngrade C otherwise\n"
+    ));
+    run(&p, &events(evs), &day(now)).total
+}
+
+#[test]
+fn field_rules_never_double_count_and_follow_current_attributes() {
+    let r = "when country = \"US\" add 30";
+    let evs = [
+        attrs(0.0, json!({"country": "US"})),
+        attrs(1.0, json!({"country": "DE"})),
+        attrs(2.0, json!({"country": "us"})),
+        attrs(3.0, json!({"title": "x"})),
+    ];
+    assert_eq!(total(r, &evs, 5.0), 30);
+    assert_eq!(total(r, &evs[..2], 5.0), 0);
+    // null removes the attribute: the points go away.
+    let removed = [
+        attrs(0.0, json!({"country": "US"})),
+        attrs(1.0, json!({"country": null})),
+    ];
+    assert_eq!(total(r, &removed, 5.0), 0);
+}
+
+#[test]
+fn blank_values_count_as_not_set() {
+    let r = "when website is set add 10\nwhen website is not set add 1\nwhen tags is set add 100";
+    assert_eq!(
+        total(r, &[attrs(0.0, json!({"website": "   ", "tags": []}))], 1.0),
+        1
+    );
+    assert_eq!(
+        total(
+            r,
+            &[attrs(0.0, json!({"website": "acme.de", "tags": ["a"]}))],
+            1.0
+        ),
+        110
+    );
+}
+
+#[test]
+fn missing_fields_make_every_comparison_false() {
+    let r = "when country != \"US\" add 1\nwhen country not in [\"US\"] add 10\nwhen not (country in [\"US\"]) add 100\nwhen employees < 50 add 1000";
+    assert_eq!(total(r, &[attrs(0.0, json!({}))], 1.0), 100);
+    assert_eq!(
+        total(
+            r,
+            &[attrs(0.0, json!({"country": "DE", "employees": 10}))],
+            1.0
+        ),
+        1111
+    );
+}
+
+#[test]
+fn lists_satisfy_a_test_when_any_element_does() {
+    let r = "when product in [\"b\"] add 1\nwhen product = \"c\" add 10\nwhen product != \"a\" add 100\nwhen product contains \"x\" add 1000";
+    assert_eq!(
+        total(r, &[attrs(0.0, json!({"product": ["a", "B", "xyz"]}))], 1.0),
+        1001
+    );
+    assert_eq!(total(r, &[attrs(0.0, json!({"product": ["c"]}))], 1.0), 110);
+}
+
+#[test]
+fn numbers_and_numeric_text_compare_numerically() {
+    let r = "when employees < 50 add 1\nwhen employees >= 50 add 10\nwhen zip = \"10115\" add 100";
+    assert_eq!(total(r, &[attrs(0.0, json!({"employees": "30"}))], 1.0), 1);
+    assert_eq!(total(r, &[attrs(0.0, json!({"employees": 50.0}))], 1.0), 10);
+    assert_eq!(
+        total(r, &[attrs(0.0, json!({"employees": "fifty"}))], 1.0),
+        0
+    );
+    assert_eq!(total(r, &[attrs(0.0, json!({"zip": 10115}))], 1.0), 100);
+}
+
+#[test]
+fn text_is_compared_with_unicode_case_folding_and_whole_words() {
+    let r = "when street contains \"STRASSE\" add 1\nwhen message contains word \"MOQ\" add 10\nwhen message contains any [\"预算\"] add 100";
+    assert_eq!(
+        total(
+            r,
+            &[attrs(
+                0.0,
+                json!({"street": "Hauptstraße 1", "message": "Unsere moqueta, 预算充足"})
+            )],
+            1.0
+        ),
+        101
+    );
+    assert_eq!(
+        total(
+            r,
+            &[attrs(0.0, json!({"message": "What is your MOQ?"}))],
+            1.0
+        ),
+        10
+    );
+}
+
+#[test]
+fn booleans_read_checkbox_and_spreadsheet_text() {
+    let r =
+        "when a = true add 1\nwhen b = true add 10\nwhen c = false add 100\nwhen d = true add 1000";
+    assert_eq!(
+        total(
+            r,
+            &[attrs(
+                0.0,
+                json!({"a": true, "b": "on", "c": "No", "d": "maybe"})
+            )],
+            1.0
+        ),
+        111
+    );
+}
+
+#[test]
+fn once_versus_each_and_a_cap_reached_mid_event() {
+    let evs = [
+        ev("email.opened", 0.0),
+        ev("email.opened", 1.0),
+        ev("email.opened", 2.0),
+    ];
+    assert_eq!(total("when email.opened add 5", &evs, 3.0), 5);
+    assert_eq!(total("when email.opened add 5 each", &evs, 3.0), 15);
+    // 10 + 10 + 10 = 30 is cut to 25 by the third event.
+    assert_eq!(total("when email.opened add 10 each max 25", &evs, 3.0), 25);
+    assert_eq!(
+        total("when email.opened subtract 10 each max 25", &evs, 3.0),
+        -25
+    );
+}
+
+#[test]
+fn expiry_counts_awards_younger_than_the_duration() {
+    let r = "when email.clicked add 10 each max 30 expires after 90d";
+    let evs = [
+        ev("email.clicked", 0.0),
+        ev("email.clicked", 10.0),
+        ev("email.clicked", 20.0),
+        ev("email.clicked", 30.0),
+    ];
+    assert_eq!(total(r, &evs, 31.0), 30);
+    // At day 100 the day-0 and day-10 awards have expired; at exactly day 110 so has day 20.
+    assert_eq!(total(r, &evs, 100.0), 20);
+    assert_eq!(total(r, &evs, 109.999), 20);
+    assert_eq!(total(r, &evs, 110.0), 10);
+    assert_eq!(total(r, &evs, 120.0), 0);
+    // Expired awards free room under max: a new click on day 115 counts again.
+    let mut more = evs.to_vec();
+    more.push(ev("email.clicked", 115.0));
+    assert_eq!(total(r, &more, 115.0), 20);
+}
+
+#[test]
+fn window_counts_events_inside_at_minus_d_to_at() {
+    let r = "when site.visited count >= 3 within 7d add 15";
+    // The third visit exactly 7 days after the first: the first is outside (at - 7d, at].
+    let edge = [
+        ev("site.visited", 0.0),
+        ev("site.visited", 3.0),
+        ev("site.visited", 7.0),
+    ];
+    assert_eq!(total(r, &edge, 8.0), 0);
+    let inside = [
+        ev("site.visited", 0.0),
+        ev("site.visited", 3.0),
+        ev("site.visited", 6.999),
+    ];
+    assert_eq!(total(r, &inside, 8.0), 15);
+    // It awards once and keeps its points.
+    let many = [
+        ev("site.visited", 0.0),
+        ev("site.visited", 1.0),
+        ev("site.visited", 2.0),
+        ev("site.visited", 3.0),
+        ev("site.visited", 4.0),
+    ];
+    assert_eq!(total(r, &many, 400.0), 15);
+    // A later burst still fires after a slow start.
+    let late = [
+        ev("site.visited", 0.0),
+        ev("site.visited", 10.0),
+        ev("site.visited", 20.0),
+        ev("site.visited", 21.0),
+        ev("site.visited", 22.0),
+    ];
+    assert_eq!(total(r, &late, 23.0), 15);
+}
+
+#[test]
+fn inactivity_holds_from_the_exact_instant_and_an_event_ends_it() {
+    let p = program("when x.y add 50\nwhen inactive for 30d subtract 10\ngrade A when score >= 50\ngrade B otherwise\ntag cold when inactive for 30d\n");
+    let evs = events(&[ev("x.y", 0.0)]);
+    let before = run(&p, &evs, &day(29.999));
+    assert_eq!((before.total, before.grade.as_str()), (50, "A"));
+    let at = run(&p, &evs, &day(30.0));
+    assert_eq!(
+        (at.total, at.grade.as_str(), at.tags.clone()),
+        (40, "B", vec!["cold".to_string()])
+    );
+    assert_eq!(
+        at.transitions[1],
+        (Some("A".into()), "B".into(), day(30.0), "time".into())
+    );
+    // An event after the threshold ends the inactivity: back to A, caused by the event.
+    let evs = events(&[ev("x.y", 0.0), ev("z.z", 40.0)]);
+    let r = run(&p, &evs, &day(41.0));
+    assert_eq!(r.grade, "A");
+    let causes: Vec<&str> = r.transitions.iter().map(|t| t.3.as_str()).collect();
+    assert_eq!(causes, ["event e0", "time", "event e1"]);
+    // An event exactly at the threshold: the lead was never inactive.
+    let evs = events(&[ev("x.y", 0.0), ev("z.z", 30.0)]);
+    assert_eq!(run(&p, &evs, &day(31.0)).transitions.len(), 1);
+}
+
+#[test]
+fn range_clamps_the_sum_not_each_step() {
+    // Step by step: 50, 60 (clamped), then -30 = 30. As a sum: 70, clamped to 60.
+    let p = program("score e range 0..60\nwhen a.a add 50 to e\nwhen b.b add 50 to e\nwhen inactive for 1d subtract 30 from e\ngrade A when score >= 60\ngrade C otherwise\n");
+    let r = run(&p, &events(&[ev("a.a", 0.0), ev("b.b", 0.5)]), &day(10.0));
+    assert_eq!((r.total, r.grade.as_str()), (60, "A"));
+    // The explanation adds up thanks to the clamp line.
+    assert_eq!(
+        r.contributions,
+        vec![(Some(2), 50), (Some(3), 50), (Some(4), -30), (Some(1), -10)]
+    );
+    assert_eq!(r.contributions.iter().map(|c| c.1).sum::<i64>(), r.total);
+}
+
+#[test]
+fn totals_can_be_negative_and_named_scores_add_up() {
+    let p = program("score fit\nscore eng\nwhen a = 1 subtract 10 from fit\nwhen x.x subtract 5 each from eng\ngrade A when fit + eng >= 0\ngrade C otherwise\n");
+    let r = run(
+        &p,
+        &events(&[attrs(0.0, json!({"a": 1})), ev("x.x", 1.0), ev("x.x", 2.0)]),
+        &day(3.0),
+    );
+    assert_eq!(
+        (r.scores.clone(), r.total, r.grade.as_str()),
+        (vec![-10, -10], -20, "C")
+    );
+}
+
+#[test]
+fn field_valued_points_truncate_and_cap() {
+    let r = "when bonus is set add bonus max 20";
+    assert_eq!(total(r, &[attrs(0.0, json!({"bonus": 12.9}))], 1.0), 12);
+    assert_eq!(total(r, &[attrs(0.0, json!({"bonus": -3.5}))], 1.0), -3);
+    assert_eq!(total(r, &[attrs(0.0, json!({"bonus": 50}))], 1.0), 20);
+    assert_eq!(total(r, &[attrs(0.0, json!({"bonus": -50}))], 1.0), -20);
+    assert_eq!(total(r, &[attrs(0.0, json!({"bonus": "lots"}))], 1.0), 0);
+    // From an event's props, with each.
+    let evs = [
+        ("deal.sized", day(0.0), json!({}), json!({"amount": 7})),
+        ("deal.sized", day(1.0), json!({}), json!({"amount": "8.9"})),
+    ];
+    assert_eq!(total("when deal.sized add amount each", &evs, 2.0), 15);
+}
+
+#[test]
+fn if_guards_current_attributes_for_field_rules_and_event_time_for_event_rules() {
+    let r = "if country in [\"US\"] {\n  when title = \"ceo\" add 10\n  when call.done add 20\n}";
+    let evs = [
+        attrs(0.0, json!({"country": "US", "title": "CEO"})),
+        ev("call.done", 1.0),
+        attrs(2.0, json!({"country": "DE"})),
+    ];
+    // The field rule's points go with the country; the call's points were earned.
+    assert_eq!(total(r, &evs, 3.0), 20);
+    assert_eq!(total(r, &evs[..2], 3.0), 30);
+    // A call before the lead was in the market earns nothing, even once it is.
+    let early = [ev("call.done", 0.0), attrs(1.0, json!({"country": "US"}))];
+    assert_eq!(total(r, &early, 2.0), 0);
+}
+
+#[test]
+fn where_reads_props_and_lead_attributes_at_the_event() {
+    let r = "when call.done where minutes >= 5 and lead.country = \"US\" add 20";
+    let call = |d: f64, m: i64| ("call.done", day(d), json!({}), json!({"minutes": m}));
+    assert_eq!(
+        total(
+            r,
+            &[
+                attrs(0.0, json!({"country": "US"})),
+                call(1.0, 4),
+                call(2.0, 5)
+            ],
+            3.0
+        ),
+        20
+    );
+    assert_eq!(
+        total(
+            r,
+            &[call(1.0, 9), attrs(2.0, json!({"country": "US"}))],
+            3.0
+        ),
+        0
+    );
+    // The event's own attributes apply before its rules run.
+    let both = [(
+        "call.done",
+        day(1.0),
+        json!({"country": "us"}),
+        json!({"minutes": 6}),
+    )];
+    assert_eq!(total(r, &both, 3.0), 20);
+}
+
+#[test]
+fn ties_keep_arrival_order() {
+    let r = "when country = \"DE\" add 1";
+    let same = [
+        attrs(0.0, json!({"country": "US"})),
+        attrs(0.0, json!({"country": "DE"})),
+    ];
+    assert_eq!(total(r, &same, 1.0), 1);
+    let swapped = [
+        attrs(0.0, json!({"country": "DE"})),
+        attrs(0.0, json!({"country": "US"})),
+    ];
+    assert_eq!(total(r, &swapped, 1.0), 0);
+}
+
+#[test]
+fn grades_first_match_and_transitions_start_from_null() {
+    let p = program("when x.x add 10 each\ngrade A when score >= 30\ngrade B when score >= 20\ngrade C otherwise\ntag hot when grade = A\ntag warm when grade in [\"A\", \"B\"]\n");
+    let r = run(
+        &p,
+        &events(&[ev("x.x", 0.0), ev("x.x", 1.0), ev("x.x", 2.0)]),
+        &day(3.0),
+    );
+    assert_eq!(r.grade, "A");
+    assert_eq!(r.tags, vec!["hot", "warm"]);
+    let steps: Vec<(Option<String>, String)> = r
+        .transitions
+        .iter()
+        .map(|t| (t.0.clone(), t.1.clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (None, "C".into()),
+            (Some("C".into()), "B".into()),
+            (Some("B".into()), "A".into())
+        ]
+    );
+}
+
+#[test]
+fn events_after_now_do_not_count() {
+    assert_eq!(
+        total(
+            "when x.x add 5 each",
+            &[ev("x.x", 0.0), ev("x.x", 5.0)],
+            1.0
+        ),
+        5
+    );
+}
+
+fn apply_all(engine: &mut Engine, p: &Program, evs: &[Event], now: i64) -> LeadState {
+    let _ = p;
+    let mut lead = engine.new_lead("l");
+    let mut out = Vec::new();
+    for (i, e) in evs.iter().enumerate() {
+        engine
+            .ingest(&mut lead, &evs[..=i], e, now, &mut out)
+            .unwrap();
+    }
+    lead
+}
+
+#[test]
+fn out_of_order_events_rebuild_to_the_same_state() {
+    let p = program("when site.visited count >= 2 within 1d add 15\nwhen a = 1 add 1\ngrade A when score >= 16\ngrade C otherwise\n");
+    let sorted = events(&[
+        ev("site.visited", 0.0),
+        attrs(0.5, json!({"a": 1})),
+        ev("site.visited", 0.9),
+    ]);
+    let mut engine = Engine::new(&p);
+    let now = t(&day(2.0));
+    let straight = apply_all(&mut engine, &p, &sorted, now);
+    // The 0.5 event arrives last.
+    let mut lead = engine.new_lead("l");
+    let mut out = Vec::new();
+    engine
+        .ingest(&mut lead, &[sorted[0].clone()], &sorted[0], now, &mut out)
+        .unwrap();
+    engine
+        .ingest(
+            &mut lead,
+            &[sorted[0].clone(), sorted[2].clone()],
+            &sorted[2],
+            now,
+            &mut out,
+        )
+        .unwrap();
+    let how = engine
+        .ingest(&mut lead, &sorted, &sorted[1], now, &mut out)
+        .unwrap();
+    assert_eq!(how, Ingested::Reordered);
+    assert_eq!(lead, straight);
+    assert_eq!(engine.evaluate(&lead, now, None).total, 16);
+}
+
+#[test]
+fn a_state_made_by_another_program_is_rebuilt_with_a_rescore_transition() {
+    let old = program("when x.x add 10\ngrade A when score >= 10\ngrade C otherwise\n");
+    let new = program("when x.x add 5\ngrade A when score >= 10\ngrade C otherwise\n");
+    let evs = events(&[ev("x.x", 0.0), ev("y.y", 1.0)]);
+    let now = t(&day(2.0));
+    let mut e_old = Engine::new(&old);
+    let mut lead = apply_all(&mut e_old, &old, &evs[..1], now);
+    assert_eq!(lead.grade_name.as_deref(), Some("A"));
+    let mut e_new = Engine::new(&new);
+    assert!(!e_new.is_current(&lead));
+    let mut out = Vec::new();
+    let how = e_new
+        .ingest(&mut lead, &evs, &evs[1], now, &mut out)
+        .unwrap();
+    assert_eq!(how, Ingested::Rescored);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].cause, Cause::Rescore);
+    assert_eq!(new.grades[out[0].to.index()].name, "C");
+    assert!(e_new.is_current(&lead));
+}
+
+#[test]
+fn stored_state_round_trips_and_replay_is_deterministic() {
+    let p = program(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/001-zoho.rules"
+        ))
+        .unwrap(),
+    );
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/001-zoho.events.jsonl"
+    ))
+    .unwrap();
+    let evs: Vec<Event> = text
+        .lines()
+        .map(|l| Event::from_json(&serde_json::from_str(l).unwrap()).unwrap())
+        .filter(|e| e.lead == "buyer@acme.de")
+        .collect::<Vec<_>>();
+    let evs: Vec<Event> = evs
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| evs[..*i].iter().all(|x| x.id != e.id))
+        .map(|(_, e)| e.clone())
+        .collect();
+    let now = t("2026-11-20T00:00:00Z");
+    let mut engine = Engine::new(&p);
+    let mut out = Vec::new();
+    let a = engine
+        .rebuild("buyer@acme.de", &evs, now, &mut out)
+        .unwrap();
+    let b = engine
+        .rebuild("buyer@acme.de", &evs, now, &mut Vec::new())
+        .unwrap();
+    assert_eq!(a, b);
+    // Store half-way, reload, continue: the same as never stopping.
+    let mut half = engine
+        .rebuild(
+            "buyer@acme.de",
+            &evs[..4],
+            t(&time::format(evs[3].at)),
+            &mut Vec::new(),
+        )
+        .unwrap();
+    let json = serde_json::to_string(&half).unwrap();
+    half = serde_json::from_str(&json).unwrap();
+    engine.attach(&mut half);
+    for e in &evs[4..] {
+        engine.apply(&mut half, e, &mut Vec::new()).unwrap();
+    }
+    engine.advance(&mut half, now, &mut Vec::new());
+    assert_eq!(
+        engine.evaluate(&half, now, None),
+        engine.evaluate(&a, now, None)
+    );
+    assert_eq!(half.rules, a.rules);
+    assert!(json.contains("\"version\":1"));
+}
