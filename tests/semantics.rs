@@ -314,7 +314,7 @@ fn range_clamps_the_sum_not_each_step() {
     // The explanation adds up thanks to the clamp line.
     assert_eq!(
         r.contributions,
-        vec![(Some(2), 50), (Some(3), 50), (Some(4), -30), (Some(1), -10)]
+        vec![(Some(2), 50), (Some(3), 50), (Some(4), -30), (None, -10)]
     );
     assert_eq!(r.contributions.iter().map(|c| c.1).sum::<i64>(), r.total);
 }
