@@ -310,6 +310,16 @@ proptest! {
             prop_assert_eq!(naive(&c, t.at).2, t.to.index(), "{}", src);
             prop_assert_eq!(Some(naive(&c, t.at - 1).2), t.from.map(|g| g.index()), "{}", src);
         }
+        // An event-caused transition by the last event at its instant lands on the
+        // reference's grade there (the engine's fast path computed it).
+        for t in &transitions {
+            if let Cause::Event(id) = &t.cause {
+                let later_same_instant = evs.iter().skip_while(|e| &e.id != id).skip(1).any(|e| e.at == t.at);
+                if !later_same_instant {
+                    prop_assert_eq!(naive(&c, t.at).2, t.to.index(), "{}", src);
+                }
+            }
+        }
         // And the last transition leaves the lead in its current grade.
         if let Some(t) = transitions.last() {
             prop_assert_eq!(t.to, got.grade);

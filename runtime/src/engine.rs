@@ -3,7 +3,7 @@
 
 use crate::bytecode::*;
 use crate::event::Event;
-use crate::state::{LeadState, RuleState, STATE_VERSION};
+use crate::state::{Cache, LeadState, RuleState, STATE_VERSION};
 use crate::time::{self, Micros};
 use crate::value::Val;
 use crate::vm::{eval, Env};
@@ -67,6 +67,8 @@ pub struct Engine<'p> {
     fields: HashMap<&'p str, FieldId>,
     /// Every `inactive for` duration in the program, in microseconds.
     inactivity: Vec<Micros>,
+    /// Per field rule: whether its condition reads the time (`inactive for`).
+    timed_field: Vec<bool>,
     /// Scratch: rule sums before clamping, clamped scores, their total.
     raw: Vec<i64>,
     scores: Vec<i64>,
@@ -91,11 +93,22 @@ impl<'p> Engine<'p> {
             .collect();
         inactivity.sort_unstable();
         inactivity.dedup();
+        let timed_field = program
+            .field_rules
+            .iter()
+            .map(|r| {
+                program.code[r.cond.index()..]
+                    .iter()
+                    .take_while(|op| **op != Op::Return)
+                    .any(|op| matches!(op, Op::Inactive(_)))
+            })
+            .collect();
         Engine {
             program,
             hash: program.hash_hex(),
             fields,
             inactivity,
+            timed_field,
             raw: vec![0; program.scores.len()],
             scores: vec![0; program.scores.len()],
             total: 0,
@@ -130,6 +143,7 @@ impl<'p> Engine<'p> {
             grade_name: None,
             evaluated_at: None,
             slots: vec![None; self.program.fields.len()],
+            cache: Cache::default(),
         }
     }
 
@@ -143,6 +157,7 @@ impl<'p> Engine<'p> {
 
     /// Rebuilds the attribute slots of a deserialised state.
     pub fn attach(&self, lead: &mut LeadState) {
+        lead.cache.valid = false;
         lead.slots = vec![None; self.program.fields.len()];
         for (k, v) in &lead.attributes {
             if let Some(&f) = self.fields.get(k.as_str()) {
@@ -172,6 +187,10 @@ impl<'p> Engine<'p> {
             });
         }
         self.advance_before(lead, event.at, out);
+        if !lead.cache.valid {
+            self.fill_cache(lead, event.at);
+        }
+        let mut attrs_changed = false;
         for (k, v) in &event.attributes {
             match event.raw_attributes.get(k) {
                 Some(serde_json::Value::Null) | None => lead.attributes.remove(k),
@@ -179,6 +198,7 @@ impl<'p> Engine<'p> {
             };
             if let Some(&f) = self.fields.get(k.as_str()) {
                 lead.slots[f.index()] = v.clone();
+                attrs_changed = true;
             }
         }
         lead.first_at.get_or_insert(event.at);
@@ -209,11 +229,22 @@ impl<'p> Engine<'p> {
                     Amount::Attr(f) => lead.slots[f.index()].as_ref().and_then(Val::points),
                 };
                 if let Some(value) = value {
-                    record(rule, &mut lead.rules[i as usize].1, event.at, value);
+                    let st = &mut lead.rules[i as usize].1;
+                    record(rule, st, event.at, value);
+                    if rule.expires.is_none() {
+                        let new = contribution(rule, st, event.at);
+                        let c = &mut lead.cache;
+                        let old = std::mem::replace(&mut c.event[i as usize], new);
+                        let s = &mut c.event_sum[rule.score.index()];
+                        *s = s.saturating_sub(old).saturating_add(new);
+                    }
                 }
             }
         }
-        let grade = self.compute(lead, event.at, None);
+        if attrs_changed {
+            self.fill_fields(lead, event.at);
+        }
+        let grade = self.compute_fast(lead, event.at);
         self.transition(
             lead,
             grade,
@@ -249,7 +280,10 @@ impl<'p> Engine<'p> {
             if c > until || (c == until && !inclusive) {
                 break;
             }
-            let grade = self.compute(lead, c, None);
+            if !lead.cache.valid {
+                self.fill_cache(lead, c);
+            }
+            let grade = self.compute_fast(lead, c);
             self.transition(lead, grade, c, || Cause::Time, out);
             from = c;
             lead.evaluated_at = Some(c);
@@ -392,11 +426,10 @@ impl<'p> Engine<'p> {
             // Rules in source order, then a clamp line per clamped score.
             out.sort_by_key(|l| l.rule);
         }
-        self.total = 0;
-        for (i, s) in p.scores.iter().enumerate() {
-            let raw = self.raw[i];
-            let v = s.range.map_or(raw, |(lo, hi)| raw.clamp(lo, hi));
-            if let Some(out) = explain.as_deref_mut() {
+        if let Some(out) = explain.as_deref_mut() {
+            for (i, s) in p.scores.iter().enumerate() {
+                let raw = self.raw[i];
+                let v = s.range.map_or(raw, |(lo, hi)| raw.clamp(lo, hi));
                 if v != raw {
                     out.push(Contribution {
                         rule: None,
@@ -405,13 +438,106 @@ impl<'p> Engine<'p> {
                     });
                 }
             }
-            self.scores[i] = v;
-            self.total = self.total.saturating_add(v);
+        }
+        self.grade_from_raw(lead, now)
+    }
+
+    /// Rebuilds the whole cache from the rule states and attributes.
+    fn fill_cache(&mut self, lead: &mut LeadState, now: Micros) {
+        let p = self.program;
+        let mut c = Cache {
+            valid: true,
+            field: Vec::new(),
+            event: vec![0; p.event_rules.len()],
+            event_sum: vec![0; p.scores.len()],
+        };
+        for (i, (r, (_, st))) in p.event_rules.iter().zip(&lead.rules).enumerate() {
+            if r.expires.is_none() {
+                c.event[i] = contribution(r, st, now);
+                let s = &mut c.event_sum[r.score.index()];
+                *s = s.saturating_add(c.event[i]);
+            }
+        }
+        lead.cache = c;
+        self.fill_fields(lead, now);
+    }
+
+    /// Re-evaluates every field rule into the cache (after an attribute change).
+    fn fill_fields(&mut self, lead: &mut LeadState, now: Micros) {
+        let p = self.program;
+        let mut field = std::mem::take(&mut lead.cache.field);
+        field.clear();
+        for r in &p.field_rules {
+            field.push(self.field_points(lead, r, now));
+        }
+        lead.cache.field = field;
+    }
+
+    fn field_points(&self, lead: &LeadState, r: &FieldRule, now: Micros) -> i64 {
+        let env = Env {
+            program: self.program,
+            attrs: &lead.slots,
+            event: None,
+            scores: &[],
+            total: 0,
+            grade: None,
+            now,
+            last_at: lead.last_at.unwrap_or(now),
+        };
+        if !eval(&env, r.cond) {
+            return 0;
+        }
+        let raw = match r.points.amount {
+            Amount::Const(n) => Some(i64::from(n)),
+            Amount::Attr(f) => lead.slots[f.index()].as_ref().and_then(Val::points),
+            Amount::Prop(_) => None,
+        };
+        raw.map_or(0, |raw| signed(raw, &r.points))
+    }
+
+    /// The grade at `now` from the cache: cached event-rule sums, expiring rules and
+    /// time-dependent field rules recomputed, other field rules reused. Costs what the
+    /// lead's time-dependent rules and grades cost, not what the whole program costs.
+    fn compute_fast(&mut self, lead: &LeadState, now: Micros) -> GradeId {
+        let p = self.program;
+        let c = &lead.cache;
+        self.raw.copy_from_slice(&c.event_sum);
+        for (i, r) in p.field_rules.iter().enumerate() {
+            let pts = if self.timed_field[i] {
+                self.field_points(lead, r, now)
+            } else {
+                c.field[i]
+            };
+            let s = &mut self.raw[r.score.index()];
+            *s = s.saturating_add(pts);
+        }
+        for (r, (_, st)) in p.event_rules.iter().zip(&lead.rules) {
+            if r.expires.is_some() {
+                let s = &mut self.raw[r.score.index()];
+                *s = s.saturating_add(contribution(r, st, now));
+            }
+        }
+        self.grade_from_raw(lead, now)
+    }
+
+    /// Clamps `self.raw` into `self.scores`, totals them and picks the grade.
+    fn grade_from_raw(&mut self, lead: &LeadState, now: Micros) -> GradeId {
+        let p = self.program;
+        self.total = 0;
+        for (i, s) in p.scores.iter().enumerate() {
+            let raw = self.raw[i];
+            self.scores[i] = s.range.map_or(raw, |(lo, hi)| raw.clamp(lo, hi));
+            self.total = self.total.saturating_add(self.scores[i]);
         }
         let env = Env {
+            program: p,
+            attrs: &lead.slots,
+            event: None,
             scores: &self.scores,
             total: self.total,
-            ..env
+            grade: None,
+            now,
+            last_at: lead.last_at.unwrap_or(now),
         };
         let grade = p
             .grades

@@ -35,7 +35,7 @@ fn is_zero_i(n: &i64) -> bool {
     *n == 0
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LeadState {
     pub version: u32,
     /// The normalised lead key.
@@ -59,4 +59,37 @@ pub struct LeadState {
     /// Attributes by the program's field ids; rebuilt from `attributes` on load.
     #[serde(skip)]
     pub(crate) slots: Vec<Option<Val>>,
+    /// Contributions kept between events so that an event costs what its own rules cost;
+    /// rebuilt on load. Not part of the state's identity.
+    #[serde(skip)]
+    pub(crate) cache: Cache,
+}
+
+/// Cached contributions (see `Engine::compute_fast`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Cache {
+    /// Whether the cache matches the rule states and attributes.
+    pub valid: bool,
+    /// Field rules' points as of the last attribute change.
+    pub field: Vec<i64>,
+    /// Each event rule's contribution (non-expiring rules; they change only on events).
+    pub event: Vec<i64>,
+    /// Per score: the sum of `event`.
+    pub event_sum: Vec<i64>,
+}
+
+impl PartialEq for LeadState {
+    fn eq(&self, o: &Self) -> bool {
+        self.version == o.version
+            && self.key == o.key
+            && self.program == o.program
+            && self.attributes == o.attributes
+            && self.rules == o.rules
+            && self.first_at == o.first_at
+            && self.last_at == o.last_at
+            && self.events == o.events
+            && self.grade == o.grade
+            && self.grade_name == o.grade_name
+            && self.evaluated_at == o.evaluated_at
+    }
 }
