@@ -422,11 +422,9 @@ impl<'p> Engine<'p> {
             self.raw[r.score.index()] = self.raw[r.score.index()].saturating_add(pts);
             note(r.rule, r.score, pts);
         }
-        if let Some(out) = explain.as_deref_mut() {
+        if let Some(out) = explain {
             // Rules in source order, then a clamp line per clamped score.
             out.sort_by_key(|l| l.rule);
-        }
-        if let Some(out) = explain.as_deref_mut() {
             for (i, s) in p.scores.iter().enumerate() {
                 let raw = self.raw[i];
                 let v = s.range.map_or(raw, |(lo, hi)| raw.clamp(lo, hi));
