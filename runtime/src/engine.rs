@@ -69,6 +69,8 @@ pub struct Engine<'p> {
     inactivity: Vec<Micros>,
     /// Per field rule: whether its condition reads the time (`inactive for`).
     timed_field: Vec<bool>,
+    /// The event rules with `expires after`: the only ones time changes.
+    expiring: Vec<usize>,
     /// Scratch: rule sums before clamping, clamped scores, their total.
     raw: Vec<i64>,
     scores: Vec<i64>,
@@ -109,6 +111,9 @@ impl<'p> Engine<'p> {
             fields,
             inactivity,
             timed_field,
+            expiring: (0..program.event_rules.len())
+                .filter(|&i| program.event_rules[i].expires.is_some())
+                .collect(),
             raw: vec![0; program.scores.len()],
             scores: vec![0; program.scores.len()],
             total: 0,
@@ -307,9 +312,9 @@ impl<'p> Engine<'p> {
                 consider(last.saturating_add(*d));
             }
         }
-        for (rule, (_, st)) in self.program.event_rules.iter().zip(&lead.rules) {
-            if let Some(secs) = rule.expires {
-                for at in &st.recent {
+        for &i in &self.expiring {
+            if let Some(secs) = self.program.event_rules[i].expires {
+                for at in &lead.rules[i].1.recent {
                     consider(at.saturating_add(time::seconds(secs)));
                 }
             }
@@ -509,11 +514,10 @@ impl<'p> Engine<'p> {
             let s = &mut self.raw[r.score.index()];
             *s = s.saturating_add(pts);
         }
-        for (r, (_, st)) in p.event_rules.iter().zip(&lead.rules) {
-            if r.expires.is_some() {
-                let s = &mut self.raw[r.score.index()];
-                *s = s.saturating_add(contribution(r, st, now));
-            }
+        for &i in &self.expiring {
+            let r = &p.event_rules[i];
+            let s = &mut self.raw[r.score.index()];
+            *s = s.saturating_add(contribution(r, &lead.rules[i].1, now));
         }
         self.grade_from_raw(lead, now)
     }
