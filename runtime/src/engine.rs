@@ -357,14 +357,10 @@ impl<'p> Engine<'p> {
         let grade = self.compute(lead, now, explain);
         let p = self.program;
         let env = Env {
-            program: p,
-            attrs: &lead.slots,
-            event: None,
             scores: &self.scores,
             total: self.total,
             grade: Some(grade),
-            now,
-            last_at: lead.last_at.unwrap_or(now),
+            ..lead_env(p, lead, now)
         };
         let tags = (0..p.tags.len())
             .filter(|&i| eval(&env, p.tags[i].cond))
@@ -386,16 +382,7 @@ impl<'p> Engine<'p> {
         mut explain: Option<&mut Vec<Contribution>>,
     ) -> GradeId {
         let p = self.program;
-        let env = Env {
-            program: p,
-            attrs: &lead.slots,
-            event: None,
-            scores: &[],
-            total: 0,
-            grade: None,
-            now,
-            last_at: lead.last_at.unwrap_or(now),
-        };
+        let env = lead_env(p, lead, now);
         self.raw.iter_mut().for_each(|s| *s = 0);
         let mut note = |rule: RuleIndex, score: ScoreId, points: i64| {
             if let Some(out) = explain.as_deref_mut() {
@@ -477,16 +464,7 @@ impl<'p> Engine<'p> {
     }
 
     fn field_points(&self, lead: &LeadState, r: &FieldRule, now: Micros) -> i64 {
-        let env = Env {
-            program: self.program,
-            attrs: &lead.slots,
-            event: None,
-            scores: &[],
-            total: 0,
-            grade: None,
-            now,
-            last_at: lead.last_at.unwrap_or(now),
-        };
+        let env = lead_env(self.program, lead, now);
         if !eval(&env, r.cond) {
             return 0;
         }
@@ -532,14 +510,10 @@ impl<'p> Engine<'p> {
             self.total = self.total.saturating_add(self.scores[i]);
         }
         let env = Env {
-            program: p,
-            attrs: &lead.slots,
-            event: None,
             scores: &self.scores,
             total: self.total,
             grade: None,
-            now,
-            last_at: lead.last_at.unwrap_or(now),
+            ..lead_env(p, lead, now)
         };
         let grade = p
             .grades
@@ -626,6 +600,20 @@ pub enum Ingested {
     Reordered,
     /// The state was another program's: the lead was rebuilt with this one.
     Rescored,
+}
+
+/// What a condition reads about a lead at `now`, outside any event.
+fn lead_env<'a>(program: &'a Program, lead: &'a LeadState, now: Micros) -> Env<'a> {
+    Env {
+        program,
+        attrs: &lead.slots,
+        event: None,
+        scores: &[],
+        total: 0,
+        grade: None,
+        now,
+        last_at: lead.last_at.unwrap_or(now),
+    }
 }
 
 /// Points after `max` and sign.
