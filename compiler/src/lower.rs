@@ -66,15 +66,9 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
                 expires,
                 window,
             } => {
-                let cond = match cond {
-                    Some(c) => match l.condition(c) {
-                        Some(c) => Some(c),
-                        None => {
-                            diags.push(too_complex(r.span));
-                            continue;
-                        }
-                    },
-                    None => None,
+                let Ok(cond) = l.optional(cond.as_ref()) else {
+                    diags.push(too_complex(r.span));
+                    continue;
                 };
                 by_type
                     .entry(event_type.clone())
@@ -95,15 +89,9 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
     }
     let mut grades = Vec::new();
     for g in &ir.grades {
-        let cond = match &g.cond {
-            Some(c) => match l.condition(c) {
-                Some(c) => Some(c),
-                None => {
-                    diags.push(too_complex(g.span));
-                    continue;
-                }
-            },
-            None => None,
+        let Ok(cond) = l.optional(g.cond.as_ref()) else {
+            diags.push(too_complex(g.span));
+            continue;
         };
         grades.push(GradeDef {
             name: g.name.clone(),
@@ -166,6 +154,17 @@ fn too_complex(span: leadscore_dsl::Span) -> Diagnostic {
         .help("split it into simpler conditions")
 }
 
+/// The index of `s` in `pool`, adding it the first time.
+fn intern(pool: &mut Vec<String>, ids: &mut HashMap<String, u32>, s: &str) -> u32 {
+    if let Some(&i) = ids.get(s) {
+        return i;
+    }
+    let i = pool.len() as u32;
+    pool.push(s.to_string());
+    ids.insert(s.to_string(), i);
+    i
+}
+
 /// A hash of the rule's guards and text (32-bit FNV-1a: stable across builds and
 /// toolchains, unlike `std`'s hasher); identical rules get successive ids.
 fn rule_id(r: &ir::Rule, taken: &mut FxHashSet<u32>) -> RuleId {
@@ -182,13 +181,7 @@ fn rule_id(r: &ir::Rule, taken: &mut FxHashSet<u32>) -> RuleId {
 
 impl Lower {
     fn string(&mut self, s: &str) -> u32 {
-        if let Some(&i) = self.string_ids.get(s) {
-            return i;
-        }
-        let i = self.strings.len() as u32;
-        self.strings.push(s.to_string());
-        self.string_ids.insert(s.to_string(), i);
-        i
+        intern(&mut self.strings, &mut self.string_ids, s)
     }
 
     fn number(&mut self, n: f64) -> u32 {
@@ -199,13 +192,12 @@ impl Lower {
     }
 
     fn field(&mut self, f: &str) -> u32 {
-        if let Some(&i) = self.field_ids.get(f) {
-            return i;
-        }
-        let i = self.fields.len() as u32;
-        self.fields.push(f.to_string());
-        self.field_ids.insert(f.to_string(), i);
-        i
+        intern(&mut self.fields, &mut self.field_ids, f)
+    }
+
+    /// Lowers an optional condition; `Err` when it is too complex.
+    fn optional(&mut self, c: Option<&Cond>) -> Result<Option<CodeRef>, ()> {
+        c.map_or(Ok(None), |c| self.condition(c).map(Some).ok_or(()))
     }
 
     fn emit(&mut self, op: Op) -> usize {
