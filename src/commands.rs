@@ -189,24 +189,31 @@ pub fn score(
     if let Some(path) = events {
         all.extend(crate::score::read_events(path)?);
     }
-    let (results, future) = crate::score::score_all(&program, all, now)?;
+    let future = match format {
+        crate::ScoreFormat::Json => {
+            // One line per lead, written as it is scored.
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let future = crate::score::score_each(&program, all, now, |r| {
+                serde_json::to_writer(&mut out, &r.json)?;
+                out.write_all(b"\n")?;
+                Ok(())
+            })?;
+            out.flush()?;
+            future
+        }
+        crate::ScoreFormat::Table => {
+            let (results, future) = crate::score::score_all(&program, all, now)?;
+            print!("{}", crate::score::table(&program, &results));
+            future
+        }
+    };
     if future > 0 {
         eprintln!(
             "note: {future} event(s) after --now {} were not counted",
             time::format(now)
         );
     }
-    let mut out = String::new();
-    match format {
-        crate::ScoreFormat::Json => {
-            for r in &results {
-                out.push_str(&r.json.to_string());
-                out.push('\n');
-            }
-        }
-        crate::ScoreFormat::Table => out = crate::score::table(&program, &results),
-    }
-    print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,7 +6,6 @@ use leadscore_runtime::engine::{Cause, Contribution, Engine, Transition};
 use leadscore_runtime::event::{normalise_lead, Event};
 use leadscore_runtime::time::{self, Micros};
 use serde_json::{json, Value as Json};
-use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 /// One lead's result, in the shape of DESIGN.md.
@@ -15,18 +14,21 @@ pub struct Scored {
     pub json: Json,
 }
 
-/// Reads events from a JSON Lines file; every bad line is named with its line and field.
+/// Reads events from a JSON Lines file, a line at a time; every bad line is named with
+/// its line and field.
 pub fn read_events(path: &Path) -> Result<Vec<Event>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    use std::io::BufRead;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut events = Vec::new();
     let mut errors = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
         if line.trim().is_empty() {
             continue;
         }
         let parsed: Result<Json, String> =
-            serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"));
+            serde_json::from_str(&line).map_err(|e| format!("invalid JSON: {e}"));
         match parsed.and_then(|v| Event::from_json(&v).map_err(|e| e.to_string())) {
             Ok(e) => events.push(e),
             Err(e) => errors.push(format!("{}:{}: {e}", path.display(), i + 1)),
@@ -102,30 +104,56 @@ pub fn score_all(
     events: Vec<Event>,
     now: Micros,
 ) -> Result<(Vec<Scored>, usize)> {
-    let mut seen = HashSet::new();
-    let mut by_lead: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    let mut future = 0;
-    for e in events {
-        if !seen.insert(e.id.clone()) {
-            continue;
+    let mut out = Vec::new();
+    let future = score_each(program, events, now, |s| {
+        out.push(s);
+        Ok(())
+    })?;
+    Ok((out, future))
+}
+
+/// As [`score_all`], handing each lead's result to `sink` in lead order as soon as it is
+/// scored, so that a large batch is never held as results all at once.
+pub fn score_each(
+    program: &Program,
+    events: Vec<Event>,
+    now: Micros,
+    mut sink: impl FnMut(Scored) -> Result<()>,
+) -> Result<usize> {
+    // Duplicate ids: a stable sort by id keeps arrival order among equal ids, so the
+    // first of each run is the one that counts. Sorting indices avoids copying ids.
+    let mut by_id: Vec<usize> = (0..events.len()).collect();
+    by_id.sort_by(|&a, &b| events[a].id.cmp(&events[b].id));
+    let mut duplicate = vec![false; events.len()];
+    for w in by_id.windows(2) {
+        if events[w[0]].id == events[w[1]].id {
+            duplicate[w[1]] = true;
         }
-        if e.at > now {
-            future += 1;
-            continue;
-        }
-        by_lead.entry(e.lead.clone()).or_default().push(e);
     }
+    drop(by_id);
+    let mut future = 0;
+    let mut events: Vec<Event> = events
+        .into_iter()
+        .zip(duplicate)
+        .filter(|(e, dup)| {
+            let late = !dup && e.at > now;
+            future += usize::from(late);
+            !dup && !late
+        })
+        .map(|(e, _)| e)
+        .collect();
+    // By lead, then `at`; stable, so ties keep arrival order.
+    events.sort_by(|a, b| a.lead.cmp(&b.lead).then(a.at.cmp(&b.at)));
     let mut engine = Engine::new(program);
-    let mut out = Vec::with_capacity(by_lead.len());
-    for (lead, mut events) in by_lead {
-        events.sort_by_key(|e| e.at); // stable: ties keep arrival order
+    for events in events.chunk_by(|a, b| a.lead == b.lead) {
+        let lead = &events[0].lead;
         let mut transitions = Vec::new();
-        let state = engine.rebuild(&normalise_lead(&lead), &events, now, &mut transitions)?;
+        let state = engine.rebuild(&normalise_lead(lead), events, now, &mut transitions)?;
         let mut lines = Vec::new();
         let e = engine.evaluate(&state, now, Some(&mut lines));
         let json = lead_json(
             program,
-            &lead,
+            lead,
             &e.scores,
             e.total,
             e.grade.index(),
@@ -133,9 +161,12 @@ pub fn score_all(
             &lines,
             &transitions,
         );
-        out.push(Scored { lead, json });
+        sink(Scored {
+            lead: lead.clone(),
+            json,
+        })?;
     }
-    Ok((out, future))
+    Ok(future)
 }
 
 #[allow(clippy::too_many_arguments)]

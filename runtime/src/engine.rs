@@ -163,7 +163,8 @@ impl<'p> Engine<'p> {
     /// Rebuilds the attribute slots of a deserialised state.
     pub fn attach(&self, lead: &mut LeadState) {
         lead.cache.valid = false;
-        lead.slots = vec![None; self.program.fields.len()];
+        lead.slots.clear();
+        lead.slots.resize(self.program.fields.len(), None);
         for (k, v) in &lead.attributes {
             if let Some(&f) = self.fields.get(k.as_str()) {
                 lead.slots[f.index()] = Val::from_json(v).ok().flatten();

@@ -31,12 +31,23 @@ fn is_cjk(c: char) -> bool {
 
 /// Whether `needle` occurs in `hay` as whole words: not preceded or followed by a word
 /// character. Both are already folded. `"moq"` is not a word of `"moqueta"`.
+/// Where `needle` first occurs in `hay`. memchr's search suits the short texts of lead
+/// attributes better than `str::find`, which builds a two-way searcher on every call.
+pub fn find(hay: &str, needle: &str) -> Option<usize> {
+    memchr::memmem::find(hay.as_bytes(), needle.as_bytes())
+}
+
+/// Whether `needle` occurs anywhere in `hay`.
+pub fn contains(hay: &str, needle: &str) -> bool {
+    find(hay, needle).is_some()
+}
+
 pub fn contains_word(hay: &str, needle: &str) -> bool {
     if needle.is_empty() {
         return false;
     }
     let mut from = 0;
-    while let Some(i) = hay.get(from..).and_then(|h| h.find(needle)) {
+    while let Some(i) = hay.get(from..).and_then(|h| find(h, needle)) {
         let start = from + i;
         let end = start + needle.len();
         let before_ok = hay[..start]

@@ -220,7 +220,7 @@ pub fn eval(env: &Env, start: CodeRef) -> bool {
             Op::Contains(s) => {
                 let v = pop!();
                 let needle = p.strings[s.index()].as_str();
-                push!(V::Bool(any_str(v, |x| x.contains(needle))))
+                push!(V::Bool(any_str(v, |x| text::contains(x, needle))))
             }
             Op::ContainsWord(s) => {
                 let v = pop!();
@@ -235,7 +235,7 @@ pub fn eval(env: &Env, start: CodeRef) -> bool {
                     if word {
                         text::contains_word(x, i)
                     } else {
-                        x.contains(i.as_str())
+                        text::contains(x, i)
                     }
                 }))))
             }
