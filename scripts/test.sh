@@ -24,3 +24,9 @@ echo "== leadscore test: the hand-worked cases of every example"
 for rules in examples/*.rules; do
   cargo run --quiet -- test "$rules" "${rules%.rules}.cases.toml"
 done
+
+echo "== bench-peers: leadscore, zen-expression and cel-interpreter agree with the floor"
+# A workspace of its own (peer engines stay out of the normal build); release, as benched.
+cargo fmt --manifest-path bench-peers/Cargo.toml -- --check
+cargo clippy --manifest-path bench-peers/Cargo.toml --release --all-targets --quiet -- -D warnings
+cargo test --manifest-path bench-peers/Cargo.toml --release --quiet
