@@ -61,13 +61,18 @@ pub fn compile_file(
 
 /// Loads a program from a compiled `.lsb` file or by compiling a rules file.
 pub fn load_program(path: &Path) -> Result<Option<Program>> {
+    load_program_as(path, DiagFormat::Rich)
+}
+
+/// As [`load_program`], printing any diagnostics in `format`.
+pub fn load_program_as(path: &Path, format: DiagFormat) -> Result<Option<Program>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.starts_with(&MAGIC) {
         let p = Program::from_bytes(&bytes)
             .with_context(|| format!("cannot load {}", path.display()))?;
         return Ok(Some(p));
     }
-    Ok(compile_file(path, DiagFormat::Rich)?.map(|c| c.program))
+    Ok(compile_file(path, format)?.map(|c| c.program))
 }
 
 fn bound(x: f64) -> String {

@@ -3,6 +3,7 @@
 mod cases;
 mod commands;
 mod score;
+mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -67,6 +68,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: ScoreFormat,
     },
+    /// Serve the HTTP API (docs/http-api.md) on the embedded SQLite store. Reloads the
+    /// rules on SIGHUP or when the file changes; stops gracefully on SIGTERM or Ctrl-C.
+    Serve {
+        /// Rules file or compiled program.
+        file: PathBuf,
+        /// The SQLite database (created if missing).
+        #[arg(long, default_value = "leadscore.db")]
+        db: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Service configuration (TOML: forms, secrets); default: $LEADSCORE_CONFIG.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, Default)]
@@ -98,6 +114,17 @@ fn main() -> ExitCode {
             now.as_deref(),
             format,
         ),
+        Command::Serve {
+            file,
+            db,
+            listen,
+            config,
+        } => serve::serve(serve::Options {
+            file,
+            db,
+            listen,
+            config,
+        }),
     };
     match result {
         Ok(code) => code,

@@ -79,6 +79,12 @@ pub struct Engine<'p> {
 
 impl<'p> Engine<'p> {
     pub fn new(program: &'p Program) -> Engine<'p> {
+        Engine::with_hash(program, program.hash_hex())
+    }
+
+    /// As [`Engine::new`] with the program's hash already known (hashing serialises the
+    /// whole program: a service computes it once per program, not once per request).
+    pub fn with_hash(program: &'p Program, hash: String) -> Engine<'p> {
         let fields = program
             .fields
             .iter()
@@ -107,7 +113,7 @@ impl<'p> Engine<'p> {
             .collect();
         Engine {
             program,
-            hash: program.hash_hex(),
+            hash,
             fields,
             inactivity,
             timed_field,

@@ -11,7 +11,16 @@
 pub mod bytecode;
 pub mod engine;
 pub mod event;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "lambda")]
+pub mod lambda;
+pub mod report;
+#[cfg(feature = "store")]
+pub mod service;
 pub mod state;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod text;
 pub mod time;
 pub mod value;

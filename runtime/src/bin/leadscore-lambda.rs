@@ -1,0 +1,30 @@
+//! `leadscore-lambda`: the HTTP API on AWS Lambda (see `leadscore_runtime::lambda`).
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEADSCORE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .without_time()
+        .init();
+    let router = match leadscore_runtime::lambda::init(|k| std::env::var(k).ok()) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("init failed: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(leadscore_runtime::lambda::run(router)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("lambda runtime failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

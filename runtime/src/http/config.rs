@@ -1,0 +1,106 @@
+//! Service configuration: a TOML file (`--config`, `LEADSCORE_CONFIG`) plus secrets from
+//! the environment. Secrets never come from the rules file.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Environment variables holding secrets; each has a `_PREVIOUS` twin so that a secret
+/// can be rotated without downtime (both are accepted while senders switch over).
+pub const ENV_WEBHOOK_SECRET: &str = "LEADSCORE_WEBHOOK_SECRET";
+pub const ENV_READ_TOKEN: &str = "LEADSCORE_READ_TOKEN";
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub security: Security,
+    #[serde(default)]
+    pub forms: Forms,
+    /// Per-form settings: `[form.contact]`.
+    #[serde(default)]
+    pub form: BTreeMap<String, Form>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    /// Secrets for `POST /events` signatures; any one of them verifies. None: unsigned
+    /// requests are accepted (a warning is logged at start).
+    #[serde(default)]
+    pub webhook_secrets: Vec<String>,
+    /// Bearer tokens for reads; any one of them is accepted. None: reads are open (a
+    /// warning is logged at start).
+    #[serde(default)]
+    pub read_tokens: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forms {
+    /// Origins allowed to post forms (and CORS). Empty: any origin.
+    pub allowed_origins: Vec<String>,
+    /// A field real visitors leave empty (hidden with CSS); a post that fills it is
+    /// answered as a success and not stored.
+    pub honeypot: String,
+    /// The field naming the lead (after `fields` mapping).
+    pub lead_field: String,
+    pub max_bytes: usize,
+    pub max_fields: usize,
+    /// Posts per client address per minute.
+    pub rate_per_minute: u32,
+}
+
+impl Default for Forms {
+    fn default() -> Self {
+        Forms {
+            allowed_origins: Vec::new(),
+            honeypot: "_hp".into(),
+            lead_field: "email".into(),
+            max_bytes: 64 * 1024,
+            max_fields: 100,
+            rate_per_minute: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Form {
+    /// Where to send the visitor after a post (303 See Other).
+    pub redirect: Option<String>,
+    /// Renames form fields to attributes: `{ "your-email" = "email" }`.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Reads a TOML file, then adds secrets from the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, String> {
+        let mut config = match path {
+            None => Config::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+        };
+        config.add_env(|k| std::env::var(k).ok());
+        Ok(config)
+    }
+
+    /// Adds the secrets found in the environment (through `get`).
+    pub fn add_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        let add = |list: &mut Vec<String>, name: &str| {
+            for key in [name.to_string(), format!("{name}_PREVIOUS")] {
+                if let Some(v) = get(&key).filter(|v| !v.trim().is_empty()) {
+                    if !list.contains(&v) {
+                        list.push(v);
+                    }
+                }
+            }
+        };
+        add(&mut self.security.webhook_secrets, ENV_WEBHOOK_SECRET);
+        add(&mut self.security.read_tokens, ENV_READ_TOKEN);
+    }
+}

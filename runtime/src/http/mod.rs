@@ -1,0 +1,286 @@
+//! The HTTP API of DESIGN.md: one axum router, served by `leadscore serve` and by the
+//! Lambda entry. Reference: docs/http-api.md.
+
+pub mod auth;
+pub mod config;
+mod forms;
+
+use crate::service::{parse_events, Service};
+use crate::store::{ListQuery, StoreError};
+use crate::time;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+pub use config::Config;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The largest `POST /events` body.
+pub const MAX_EVENTS_BODY: usize = 1024 * 1024;
+/// The most leads one `GET /leads` page holds.
+pub const MAX_PAGE: usize = 1000;
+
+/// The client's address, for per-client limits. `serve` takes it from the connection;
+/// the Lambda entry from the request context.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+pub struct App {
+    pub service: Arc<Service>,
+    pub config: Config,
+    limiter: forms::Limiter,
+}
+
+impl App {
+    pub fn new(service: Arc<Service>, config: Config) -> Arc<App> {
+        let limiter = forms::limiter(config.forms.rate_per_minute);
+        Arc::new(App {
+            service,
+            config,
+            limiter,
+        })
+    }
+}
+
+/// An error answer: `{"error": …, "detail": …}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(json!({"error": self.error, "detail": self.detail})),
+        )
+            .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Conflict | StoreError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable",
+                format!("{e}; nothing was lost, retry the request"),
+            ),
+            StoreError::Failed(_) => {
+                tracing::error!(error = %e, "store failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "store failure",
+                    e.to_string(),
+                )
+            }
+        }
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    let origins = &app.config.forms.allowed_origins;
+    let allow = if origins.is_empty() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse::<HeaderValue>().ok()))
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::POST])
+        .allow_headers([header::CONTENT_TYPE]);
+    let public = Router::new()
+        .route("/forms/{form}", post(forms::post_form))
+        .layer(cors);
+    Router::new()
+        .route("/events", post(post_events))
+        .route("/leads", get(list_leads))
+        .route("/leads/{lead}", get(get_lead))
+        .route("/healthz", get(healthz))
+        .merge(public)
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not found",
+                "no such endpoint; see docs/http-api.md",
+            )
+        })
+        .layer(middleware::from_fn(log_request))
+        .with_state(app)
+}
+
+/// One log line per request.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let r = next.run(req).await;
+    tracing::info!(
+        %method,
+        path,
+        status = r.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    r
+}
+
+/// The client address of a request, if known.
+pub(crate) fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions().get::<ClientIp>().map(|c| c.0).or_else(|| {
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    })
+}
+
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body too large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    })
+}
+
+async fn post_events(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = read_body(body, MAX_EVENTS_BODY).await?;
+    let now = app.service.now();
+    auth::verify(
+        &app.config.security.webhook_secrets,
+        &headers,
+        &body,
+        now.div_euclid(1_000_000),
+    )
+    .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid JSON", e.to_string()))?;
+    let events = parse_events(&value, now)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid event", e.to_string()))?;
+    let outcome = app.service.ingest(events).await?;
+    Ok(Json(outcome.to_json()).into_response())
+}
+
+fn require_reader(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    auth::bearer(&app.config.security.read_tokens, headers)
+        .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))
+}
+
+async fn get_lead(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(lead): Path<String>,
+) -> Result<Response, ApiError> {
+    require_reader(&app, &headers)?;
+    let key = crate::event::normalise_lead(&lead);
+    match app.service.lead(&key).await? {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such lead",
+            format!("no events for lead `{key}`"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    grade: Option<String>,
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// A page cursor: `<score>:<lead>`.
+fn parse_cursor(s: &str) -> Option<(i64, String)> {
+    let (score, lead) = s.split_once(':')?;
+    Some((score.parse().ok()?, lead.to_string()))
+}
+
+async fn list_leads(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require_reader(&app, &headers)?;
+    let Query(p) = params
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid query", e.body_text()))?;
+    let limit = p.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid query",
+            format!("limit must be 1..={MAX_PAGE}"),
+        ));
+    }
+    let after = match p.after.as_deref() {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid query",
+                "after must be a cursor from a previous page's `next`",
+            )
+        })?),
+    };
+    let query = ListQuery {
+        grade: p.grade,
+        limit,
+        after,
+    };
+    let rows = app.service.list(&query).await?;
+    let next = (rows.len() == limit)
+        .then(|| {
+            rows.last()
+                .map(|r| format!("{}:{}", r.summary.score, r.lead))
+        })
+        .flatten();
+    let leads: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "lead": r.lead,
+                "score": r.summary.score,
+                "scores": r.summary.scores,
+                "grade": r.summary.grade,
+                "updated_at": time::format(r.summary.updated_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"leads": leads, "next": next})).into_response())
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let rules = app.service.rules();
+    Json(json!({"status": "ok", "ruleset": rules.program.name, "program": rules.hash}))
+        .into_response()
+}

@@ -1,0 +1,84 @@
+//! The AWS Lambda entry: the same router as `leadscore serve`, behind `lambda_http`.
+//!
+//! Init reads everything once: the compiled program (`LEADSCORE_PROGRAM`, default
+//! `$LAMBDA_TASK_ROOT/program.lsb`), the configuration (`LEADSCORE_CONFIG`, optional) and
+//! secrets (`LEADSCORE_WEBHOOK_SECRET`, `LEADSCORE_READ_TOKEN` and their `_PREVIOUS`
+//! twins), and the store (`LEADSCORE_STORE`: `memory` or `sqlite:PATH`). A program that
+//! does not load, or a function without a webhook secret and read token (unless
+//! `LEADSCORE_ALLOW_OPEN=1`), fails init with one clear log line.
+
+use crate::bytecode::Program;
+use crate::http::{self, App, ClientIp, Config};
+use crate::service::Service;
+use crate::store::{memory::MemoryStore, sqlite::SqliteStore, Store};
+use axum::Router;
+use lambda_http::request::RequestContext;
+use lambda_http::RequestExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Builds the app from the environment (read through `get`).
+pub fn init(get: impl Fn(&str) -> Option<String>) -> Result<Router, String> {
+    let program_path = get("LEADSCORE_PROGRAM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(get("LAMBDA_TASK_ROOT").unwrap_or_else(|| ".".into())).join("program.lsb")
+        });
+    let bytes = std::fs::read(&program_path)
+        .map_err(|e| format!("cannot read the program {}: {e}", program_path.display()))?;
+    let program = Program::from_bytes(&bytes)
+        .map_err(|e| format!("{} is not a valid program: {e}", program_path.display()))?;
+    let mut config = match get("LEADSCORE_CONFIG") {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {p}: {e}"))?;
+            toml::from_str(&text).map_err(|e| format!("{p}: {e}"))?
+        }
+        None => Config::default(),
+    };
+    config.add_env(&get);
+    let open = get("LEADSCORE_ALLOW_OPEN").is_some_and(|v| v == "1");
+    if !open
+        && (config.security.webhook_secrets.is_empty() || config.security.read_tokens.is_empty())
+    {
+        return Err("set LEADSCORE_WEBHOOK_SECRET and LEADSCORE_READ_TOKEN (or LEADSCORE_ALLOW_OPEN=1 for an open test deployment)".into());
+    }
+    let store: Arc<dyn Store> = match get("LEADSCORE_STORE").as_deref().unwrap_or("memory") {
+        "memory" => Arc::new(MemoryStore::new()),
+        s if s.starts_with("sqlite:") => {
+            Arc::new(SqliteStore::open(&s["sqlite:".len()..]).map_err(|e| e.to_string())?)
+        }
+        other => {
+            return Err(format!(
+                "LEADSCORE_STORE={other}: expected memory or sqlite:PATH"
+            ))
+        }
+    };
+    tracing::info!(ruleset = program.name, program = %program_path.display(), "initialised");
+    let service = Arc::new(Service::new(program, store));
+    Ok(http::router(App::new(service, config)))
+}
+
+/// The client address from the request context (API Gateway HTTP API or Function URL).
+pub fn client_ip(req: &lambda_http::Request) -> Option<std::net::IpAddr> {
+    let ip = match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(c) => c.http.source_ip.clone(),
+        RequestContext::ApiGatewayV1(c) => c.identity.source_ip.clone(),
+        _ => None,
+    }?;
+    ip.parse().ok()
+}
+
+/// Serves `router` through `lambda_http`, each request tagged with its client address.
+pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
+    use tower::ServiceExt;
+    let service = tower::service_fn(move |mut req: lambda_http::Request| {
+        let router = router.clone();
+        async move {
+            if let Some(ip) = client_ip(&req) {
+                req.extensions_mut().insert(ClientIp(ip));
+            }
+            router.oneshot(req).await
+        }
+    });
+    lambda_http::run(service).await
+}

@@ -1,0 +1,483 @@
+//! Ingest and read, independent of HTTP and of the store: what `POST /events`,
+//! `POST /forms/{form}`, `GET /leads…` and the time sweep do.
+//!
+//! Per lead, a request is one [`Store::load`], the engine, and one [`Store::commit`]
+//! guarded by the version read. Requests for one lead in this process take turns (a
+//! striped lock), so they rarely conflict; a conflict with another process is retried
+//! from a fresh read.
+
+use crate::bytecode::Program;
+use crate::engine::{Engine, Ingested, Transition};
+use crate::event::Event;
+use crate::report::{contributions_json, transition_json};
+use crate::state::LeadState;
+use crate::store::{
+    ListQuery, Listed, Store, StoreError, StoredEvent, StoredTransition, Summary, Write,
+};
+use crate::time::{self, Micros};
+use serde_json::{json, Map, Value as Json};
+use std::sync::{Arc, RwLock};
+
+/// The most events one request may carry.
+pub const MAX_EVENTS: usize = 1000;
+/// How far in the future an event's `at` may be (clock skew between sender and us).
+pub const MAX_SKEW: Micros = 5 * 60 * 1_000_000;
+const LOCK_STRIPES: usize = 1024;
+const MAX_ATTEMPTS: u32 = 8;
+
+/// A validated event with the JSON it came as (stored as sent).
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    pub event: Event,
+    pub json: Json,
+}
+
+/// Why a request's events were refused: which event and field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub index: Option<usize>,
+    pub field: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "event {i}: {}: {}", self.field, self.reason),
+            None => write!(f, "{}: {}", self.field, self.reason),
+        }
+    }
+}
+
+/// Validates a request body: one event object or an array of them. All or nothing.
+pub fn parse_events(body: &Json, now: Micros) -> Result<Vec<Incoming>, Invalid> {
+    let (items, single) = match body {
+        Json::Array(a) => (a.as_slice(), false),
+        Json::Object(_) => (std::slice::from_ref(body), true),
+        _ => {
+            return Err(Invalid {
+                index: None,
+                field: "body".into(),
+                reason: "must be an event object or an array of events".into(),
+            })
+        }
+    };
+    if items.is_empty() {
+        return Err(Invalid {
+            index: None,
+            field: "body".into(),
+            reason: "the array holds no events".into(),
+        });
+    }
+    if items.len() > MAX_EVENTS {
+        return Err(Invalid {
+            index: None,
+            field: "body".into(),
+            reason: format!("{} events; at most {MAX_EVENTS} per request", items.len()),
+        });
+    }
+    let index = |i: usize| (!single).then_some(i);
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let event = Event::from_json(v).map_err(|e| Invalid {
+                index: index(i),
+                field: e.field,
+                reason: e.reason,
+            })?;
+            if event.at > now.saturating_add(MAX_SKEW) {
+                return Err(Invalid {
+                    index: index(i),
+                    field: "at".into(),
+                    reason: format!(
+                        "{} is more than 5 minutes ahead of the server's clock ({})",
+                        time::format(event.at),
+                        time::format(now)
+                    ),
+                });
+            }
+            Ok(Incoming {
+                event,
+                json: v.clone(),
+            })
+        })
+        .collect()
+}
+
+/// What a request did.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Events stored and scored.
+    pub accepted: usize,
+    /// Ids already stored (or repeated in the request): accepted, not counted again.
+    pub duplicates: Vec<String>,
+    /// Per lead touched: `{"lead","score","scores","grade","tags","transitions"}`.
+    pub leads: Vec<Json>,
+}
+
+impl Outcome {
+    pub fn to_json(&self) -> Json {
+        json!({"accepted": self.accepted, "duplicates": self.duplicates, "leads": self.leads})
+    }
+}
+
+/// The running program and its hash.
+pub struct Rules {
+    pub program: Program,
+    pub hash: String,
+}
+
+impl Rules {
+    pub fn new(program: Program) -> Rules {
+        let hash = program.hash_hex();
+        Rules { program, hash }
+    }
+}
+
+pub type Clock = Arc<dyn Fn() -> Micros + Send + Sync>;
+
+pub struct Service {
+    rules: RwLock<Arc<Rules>>,
+    store: Arc<dyn Store>,
+    locks: Vec<tokio::sync::Mutex<()>>,
+    clock: Clock,
+}
+
+fn lead_view(p: &Program, engine: &mut Engine, state: &LeadState, now: Micros) -> Json {
+    let e = engine.evaluate(state, now, None);
+    json!({
+        "lead": state.key,
+        "score": e.total,
+        "scores": scores_map(p, &e.scores),
+        "grade": p.grades[e.grade.index()].name,
+        "tags": e.tags.iter().map(|&t| p.tags[t].name.clone()).collect::<Vec<_>>(),
+    })
+}
+
+fn scores_map(p: &Program, scores: &[i64]) -> Map<String, Json> {
+    p.scores
+        .iter()
+        .zip(scores)
+        .map(|(s, v)| (s.name.clone(), json!(v)))
+        .collect()
+}
+
+impl Service {
+    pub fn new(program: Program, store: Arc<dyn Store>) -> Service {
+        Service::with_clock(program, store, Arc::new(time::now))
+    }
+
+    /// With a clock of the caller's (tests move time).
+    pub fn with_clock(program: Program, store: Arc<dyn Store>, clock: Clock) -> Service {
+        Service {
+            rules: RwLock::new(Arc::new(Rules::new(program))),
+            store,
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            clock,
+        }
+    }
+
+    pub fn now(&self) -> Micros {
+        (self.clock)()
+    }
+
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the running program; requests in flight finish with the old one, and each
+    /// lead is rescored with the new one when next touched.
+    pub fn set_program(&self, program: Program) {
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Rules::new(program));
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn lock(&self, lead: &str) -> &tokio::sync::Mutex<()> {
+        // FNV-1a: cheap and stable.
+        let h = lead.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        &self.locks[(h % LOCK_STRIPES as u64) as usize]
+    }
+
+    /// Stores and scores validated events. Ids repeated within the request or already
+    /// stored are reported as duplicates and not counted again.
+    pub async fn ingest(&self, incoming: Vec<Incoming>) -> Result<Outcome, StoreError> {
+        let mut out = Outcome::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut by_lead: Vec<(String, Vec<Incoming>)> = Vec::new();
+        for inc in incoming {
+            if !seen.insert((inc.event.lead.clone(), inc.event.id.clone())) {
+                out.duplicates.push(inc.event.id);
+                continue;
+            }
+            match by_lead.iter_mut().find(|(k, _)| *k == inc.event.lead) {
+                Some((_, v)) => v.push(inc),
+                None => by_lead.push((inc.event.lead.clone(), vec![inc])),
+            }
+        }
+        // Leads are independent: their writes may share one group commit.
+        let results = futures_util::future::join_all(
+            by_lead
+                .into_iter()
+                .map(|(lead, events)| async move { self.ingest_lead(&lead, events).await }),
+        )
+        .await;
+        for r in results {
+            let (accepted, duplicates, view) = r?;
+            out.accepted += accepted;
+            out.duplicates.extend(duplicates);
+            out.leads.push(view);
+        }
+        Ok(out)
+    }
+
+    async fn ingest_lead(
+        &self,
+        lead: &str,
+        events: Vec<Incoming>,
+    ) -> Result<(usize, Vec<String>, Json), StoreError> {
+        let _turn = self.lock(lead).lock().await;
+        let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_ingest_lead(lead, &events, &ids).await {
+                Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => {
+                    let jitter = (self.now() as u64 % 7) + 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        jitter * u64::from(attempt),
+                    ))
+                    .await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_ingest_lead(
+        &self,
+        lead: &str,
+        events: &[Incoming],
+        ids: &[String],
+    ) -> Result<(usize, Vec<String>, Json), StoreError> {
+        let rules = self.rules();
+        let p = &rules.program;
+        let mut engine = Engine::with_hash(p, rules.hash.clone());
+        let (loaded, stored) = self.store.load(lead, ids).await?;
+        let fresh: Vec<&Incoming> = events
+            .iter()
+            .filter(|e| !stored.contains(&e.event.id))
+            .collect();
+        let now = fresh
+            .iter()
+            .map(|e| e.event.at)
+            .fold(self.now(), Micros::max);
+        let (mut state, expect) = match loaded {
+            Some(l) => (l.state, Some(l.version)),
+            None => (engine.new_lead(lead), None),
+        };
+        engine.attach(&mut state);
+        if fresh.is_empty() {
+            let mut view = lead_view(p, &mut engine, &state, now);
+            view["transitions"] = json!([]);
+            return Ok((0, stored, view));
+        }
+        let first_seq = state.events;
+        let mut history: Option<Vec<Event>> = None;
+        let mut transitions: Vec<Transition> = Vec::new();
+        for inc in &fresh {
+            let e = &inc.event;
+            let in_order = engine.is_current(&state) && state.last_at.is_none_or(|l| e.at >= l);
+            if !in_order && history.is_none() {
+                history = Some(self.history_events(lead, expect.is_some()).await?);
+            }
+            let h = history.get_or_insert_with(Vec::new);
+            // Keep the history in `at` then arrival order with the new event in it.
+            let pos = h.partition_point(|x| x.at <= e.at);
+            h.insert(pos, e.clone());
+            let mut out = Vec::new();
+            let how = engine
+                .ingest(&mut state, h, e, now, &mut out)
+                .map_err(|err| StoreError::Failed(format!("event {}: {err}", e.id)))?;
+            if how == Ingested::Reordered {
+                // Transitions before this event's instant are the ones already recorded.
+                out.retain(|t| t.at >= e.at);
+            }
+            transitions.extend(out);
+        }
+        let mut tail = Vec::new();
+        engine.advance(&mut state, now, &mut tail);
+        transitions.extend(tail);
+        let eval = engine.evaluate(&state, now, None);
+        let summary = Summary {
+            grade: Some(p.grades[eval.grade.index()].name.clone()),
+            score: eval.total,
+            scores: scores_map(p, &eval.scores),
+            next_change: engine.next_change(&state, now),
+            updated_at: now,
+        };
+        let stored_events = fresh
+            .iter()
+            .enumerate()
+            .map(|(i, inc)| StoredEvent {
+                id: inc.event.id.clone(),
+                at: inc.event.at,
+                seq: first_seq + i as u64,
+                json: inc.json.clone(),
+            })
+            .collect();
+        let transition_json: Vec<Json> =
+            transitions.iter().map(|t| transition_json(p, t)).collect();
+        let write = Write {
+            lead: lead.to_string(),
+            expect,
+            state: state.clone(),
+            summary,
+            events: stored_events,
+            transitions: transitions
+                .iter()
+                .zip(&transition_json)
+                .map(|(t, j)| StoredTransition {
+                    at: t.at,
+                    json: j.clone(),
+                })
+                .collect(),
+        };
+        self.store.commit(write).await?;
+        let mut view = lead_view(p, &mut engine, &state, now);
+        view["transitions"] = Json::Array(transition_json);
+        Ok((fresh.len(), stored, view))
+    }
+
+    /// The lead's stored events, parsed again.
+    async fn history_events(&self, lead: &str, exists: bool) -> Result<Vec<Event>, StoreError> {
+        if !exists {
+            return Ok(Vec::new());
+        }
+        self.store
+            .history(lead)
+            .await?
+            .iter()
+            .map(|s| {
+                Event::from_json(&s.json).map_err(|e| {
+                    StoreError::Failed(format!(
+                        "stored event {} of {lead} is unreadable: {e}",
+                        s.id
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// `GET /leads/{lead}`: scores, grade and tags at now, the explanation, the recorded
+    /// transitions, the attributes. A lead stored by another program is shown as this
+    /// program scores it (it is stored so when next touched).
+    pub async fn lead(&self, lead: &str) -> Result<Option<Json>, StoreError> {
+        let rules = self.rules();
+        let p = &rules.program;
+        let mut engine = Engine::with_hash(p, rules.hash.clone());
+        let Some(loaded) = self.store.load(lead, &[]).await?.0 else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let mut state = loaded.state;
+        if !engine.is_current(&state) {
+            let history = self.history_events(lead, true).await?;
+            state = engine
+                .rebuild(lead, &history, now, &mut Vec::new())
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+        }
+        engine.attach(&mut state);
+        let mut lines = Vec::new();
+        let e = engine.evaluate(&state, now, Some(&mut lines));
+        let transitions: Vec<Json> = self
+            .store
+            .transitions(lead)
+            .await?
+            .into_iter()
+            .map(|t| t.json)
+            .collect();
+        Ok(Some(json!({
+            "lead": state.key,
+            "score": e.total,
+            "scores": scores_map(p, &e.scores),
+            "grade": p.grades[e.grade.index()].name,
+            "tags": e.tags.iter().map(|&t| p.tags[t].name.clone()).collect::<Vec<_>>(),
+            "contributions": contributions_json(p, &lines),
+            "transitions": transitions,
+            "attributes": state.attributes,
+            "events": state.events,
+            "first_at": state.first_at.map(time::format),
+            "last_at": state.last_at.map(time::format),
+        })))
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<Vec<Listed>, StoreError> {
+        self.store.list(query).await
+    }
+
+    /// Re-evaluates every lead whose scores change by time alone by `now`, recording the
+    /// transitions (cause `time`). Returns how many leads were swept.
+    pub async fn sweep(&self, limit: usize) -> Result<usize, StoreError> {
+        let now = self.now();
+        let due = self.store.due(now, limit).await?;
+        let mut n = 0;
+        for lead in &due {
+            let _turn = self.lock(lead).lock().await;
+            let rules = self.rules();
+            let p = &rules.program;
+            let mut engine = Engine::with_hash(p, rules.hash.clone());
+            let Some(loaded) = self.store.load(lead, &[]).await?.0 else {
+                continue;
+            };
+            let mut state = loaded.state;
+            let mut out = Vec::new();
+            if engine.is_current(&state) {
+                engine.attach(&mut state);
+                engine.advance(&mut state, now, &mut out);
+            } else {
+                // Another program's state: rescored, as a request would (its grade
+                // change is recorded when the lead's next event arrives).
+                let history = self.history_events(lead, true).await?;
+                state = engine
+                    .rebuild(lead, &history, now, &mut Vec::new())
+                    .map_err(|e| StoreError::Failed(e.to_string()))?;
+            }
+            let eval = engine.evaluate(&state, now, None);
+            let write = Write {
+                lead: lead.clone(),
+                expect: Some(loaded.version),
+                summary: Summary {
+                    grade: Some(p.grades[eval.grade.index()].name.clone()),
+                    score: eval.total,
+                    scores: scores_map(p, &eval.scores),
+                    next_change: engine.next_change(&state, now),
+                    updated_at: now,
+                },
+                state,
+                events: Vec::new(),
+                transitions: out
+                    .iter()
+                    .map(|t| StoredTransition {
+                        at: t.at,
+                        json: transition_json(p, t),
+                    })
+                    .collect(),
+            };
+            match self.store.commit(write).await {
+                Ok(()) => n += 1,
+                // Touched meanwhile: the request that did so brought it up to date.
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,475 @@
+//! The embedded store: one SQLite file in WAL mode with group commit.
+//!
+//! One writer thread owns the write connection. Commits queue to it; it takes every
+//! queued commit into one transaction (each in its own savepoint, so one conflicting lead
+//! does not fail the others), commits with `synchronous=FULL`, and only then answers each
+//! caller. Under load many requests share one fsync, which is what lets a machine that
+//! manages a few thousand fsyncs a second take many more events. Reads use their own
+//! connections and never wait for the writer (WAL).
+
+use super::*;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+const SCHEMA_VERSION: i64 = 1;
+/// The most commits that share one transaction.
+const MAX_GROUP: usize = 2048;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS leads (
+    key         TEXT PRIMARY KEY,
+    version     INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    grade       TEXT,
+    score       INTEGER NOT NULL,
+    scores      TEXT NOT NULL,
+    next_change INTEGER,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leads_by_grade ON leads (grade, score DESC, key);
+CREATE INDEX IF NOT EXISTS leads_by_score ON leads (score DESC, key);
+CREATE INDEX IF NOT EXISTS leads_due ON leads (next_change) WHERE next_change IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    lead TEXT NOT NULL,
+    id   TEXT NOT NULL,
+    at   INTEGER NOT NULL,
+    seq  INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (lead, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_in_order ON events (lead, at, seq);
+CREATE TABLE IF NOT EXISTS transitions (
+    n    INTEGER PRIMARY KEY AUTOINCREMENT,
+    lead TEXT NOT NULL,
+    at   INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transitions_by_lead ON transitions (lead, n);
+";
+
+struct Job {
+    write: Write,
+    reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Failed(e.to_string())
+}
+
+fn sql_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => failed(e),
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| failed(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql_error)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sql_error)?;
+    // In WAL mode FULL syncs the log on every commit: a commit that returned survives a
+    // power cut.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sql_error)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = connect(&path)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql_error)?;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(sql_error)?;
+        if tables > 0 && version != SCHEMA_VERSION {
+            return Err(failed(format!(
+                "{} has schema version {version}; this leadscore reads version {SCHEMA_VERSION}",
+                path.display()
+            )));
+        }
+        conn.execute_batch(SCHEMA).map_err(sql_error)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(sql_error)?;
+        let (tx, rx) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(conn, rx))
+            .map_err(failed)?;
+        Ok(SqliteStore {
+            path,
+            jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops taking commits, waits for queued ones to be durable and closes the writer.
+    pub fn close(&self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Runs `f` on a read connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => connect(&path)?,
+            };
+            let out = f(&conn);
+            pool.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            out
+        })
+        .await
+        .map_err(failed)?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let results = commit_group(&mut conn, &jobs);
+        for (job, r) in jobs.into_iter().zip(results) {
+            let _ = job.reply.send(r);
+        }
+    }
+}
+
+fn commit_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
+    let all = |e: StoreError| {
+        jobs.iter()
+            .map(|_| Err(clone_error(&e)))
+            .collect::<Vec<_>>()
+    };
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(t) => t,
+        Err(e) => return all(sql_error(e)),
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let r = (|| {
+            let sp = tx.savepoint().map_err(sql_error)?;
+            apply(&sp, &job.write)?;
+            sp.commit().map_err(sql_error)
+        })();
+        results.push(r);
+    }
+    if let Err(e) = tx.commit() {
+        return all(sql_error(e));
+    }
+    results
+}
+
+fn clone_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict => StoreError::Conflict,
+        StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
+        StoreError::Failed(s) => StoreError::Failed(s.clone()),
+    }
+}
+
+/// One lead's write inside the group's transaction (its own savepoint: an error rolls
+/// back this lead only).
+fn apply(tx: &Connection, w: &Write) -> Result<(), StoreError> {
+    let version: Option<i64> = tx
+        .query_row("SELECT version FROM leads WHERE key = ?1", [&w.lead], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(sql_error)?;
+    if version.map(|v| v as u64) != w.expect {
+        return Err(StoreError::Conflict);
+    }
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO events (lead, id, at, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(sql_error)?;
+        for e in &w.events {
+            match insert.execute(params![
+                w.lead,
+                e.id,
+                e.at,
+                e.seq as i64,
+                e.json.to_string()
+            ]) {
+                Ok(_) => {}
+                Err(err) if err.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                    return Err(StoreError::Conflict)
+                }
+                Err(err) => return Err(sql_error(err)),
+            }
+        }
+    }
+    let state = serde_json::to_string(&w.state).map_err(failed)?;
+    let s = &w.summary;
+    tx.prepare_cached(
+        "INSERT INTO leads (key, version, state, grade, score, scores, next_change, updated_at)
+         VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (key) DO UPDATE SET version = version + 1, state = ?2, grade = ?3,
+             score = ?4, scores = ?5, next_change = ?6, updated_at = ?7",
+    )
+    .map_err(sql_error)?
+    .execute(params![
+        w.lead,
+        state,
+        s.grade,
+        s.score,
+        Json::Object(s.scores.clone()).to_string(),
+        s.next_change,
+        s.updated_at
+    ])
+    .map_err(sql_error)?;
+    let mut insert = tx
+        .prepare_cached("INSERT INTO transitions (lead, at, body) VALUES (?1, ?2, ?3)")
+        .map_err(sql_error)?;
+    for t in &w.transitions {
+        insert
+            .execute(params![w.lead, t.at, t.json.to_string()])
+            .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+/// A summary as its columns: grade, score, scores (JSON), next_change, updated_at.
+type SummaryColumns = (Option<String>, i64, String, Option<i64>, i64);
+
+fn json_column(text: String) -> Result<Json, StoreError> {
+    serde_json::from_str(&text).map_err(|e| failed(format!("stored JSON is unreadable: {e}")))
+}
+
+fn summary_of(
+    r: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<SummaryColumns> {
+    Ok((
+        r.get(first)?,
+        r.get(first + 1)?,
+        r.get(first + 2)?,
+        r.get(first + 3)?,
+        r.get(first + 4)?,
+    ))
+}
+
+fn make_summary(
+    (grade, score, scores, next_change, updated_at): SummaryColumns,
+) -> Result<Summary, StoreError> {
+    let Json::Object(scores) = json_column(scores)? else {
+        return Err(failed("stored scores are not an object"));
+    };
+    Ok(Summary {
+        grade,
+        score,
+        scores,
+        next_change,
+        updated_at,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn load(
+        &self,
+        lead: &str,
+        ids: &[String],
+    ) -> Result<(Option<Loaded>, Vec<String>), StoreError> {
+        let lead = lead.to_string();
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let row: Option<(String, i64)> = c
+                .prepare_cached("SELECT state, version FROM leads WHERE key = ?1")
+                .map_err(sql_error)?
+                .query_row([&lead], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(sql_error)?;
+            let loaded = match row {
+                None => None,
+                Some((state, version)) => Some(Loaded {
+                    state: serde_json::from_str(&state).map_err(|e| {
+                        failed(format!("stored state of {lead} is unreadable: {e}"))
+                    })?,
+                    version: version as u64,
+                }),
+            };
+            let mut seen = Vec::new();
+            if loaded.is_some() {
+                let mut q = c
+                    .prepare_cached("SELECT 1 FROM events WHERE lead = ?1 AND id = ?2")
+                    .map_err(sql_error)?;
+                for id in ids {
+                    if q.exists(params![lead, id]).map_err(sql_error)? {
+                        seen.push(id);
+                    }
+                }
+            }
+            Ok((loaded, seen))
+        })
+        .await
+    }
+
+    async fn history(&self, lead: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let lead = lead.to_string();
+        self.read(move |c| {
+            let mut q = c
+                .prepare_cached(
+                    "SELECT id, at, seq, body FROM events WHERE lead = ?1 ORDER BY at, seq",
+                )
+                .map_err(sql_error)?;
+            let rows = q
+                .query_map([&lead], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get(3)?,
+                    ))
+                })
+                .map_err(sql_error)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, at, seq, body) = row.map_err(sql_error)?;
+                out.push(StoredEvent {
+                    id,
+                    at,
+                    seq: seq as u64,
+                    json: json_column(body)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn commit(&self, write: Write) -> Result<(), StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        {
+            let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(jobs) = jobs.as_ref() else {
+                return Err(StoreError::Unavailable("the store is shutting down".into()));
+            };
+            jobs.send(Job { write, reply })
+                .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Failed("the writer stopped before answering".into()))?
+    }
+
+    async fn transitions(&self, lead: &str) -> Result<Vec<StoredTransition>, StoreError> {
+        let lead = lead.to_string();
+        self.read(move |c| {
+            let mut q = c
+                .prepare_cached("SELECT at, body FROM transitions WHERE lead = ?1 ORDER BY n")
+                .map_err(sql_error)?;
+            let rows = q
+                .query_map([&lead], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(sql_error)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (at, body) = row.map_err(sql_error)?;
+                out.push(StoredTransition {
+                    at,
+                    json: json_column(body)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Listed>, StoreError> {
+        let q = query.clone();
+        self.read(move |c| {
+            let (after_score, after_key) = q
+                .after
+                .clone()
+                .map_or((i64::MAX, String::new()), |(s, k)| (s, k));
+            let has_after = q.after.is_some();
+            let sql = format!(
+                "SELECT key, grade, score, scores, next_change, updated_at FROM leads
+                 WHERE {} (?2 = 0 OR score < ?3 OR (score = ?3 AND key > ?4))
+                 ORDER BY score DESC, key LIMIT ?5",
+                if q.grade.is_some() {
+                    "grade = ?1 AND"
+                } else {
+                    "?1 IS NULL AND"
+                }
+            );
+            let mut stmt = c.prepare_cached(&sql).map_err(sql_error)?;
+            let rows = stmt
+                .query_map(
+                    params![q.grade, has_after, after_score, after_key, q.limit as i64],
+                    |r| Ok((r.get::<_, String>(0)?, summary_of(r, 1)?)),
+                )
+                .map_err(sql_error)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (lead, s) = row.map_err(sql_error)?;
+                out.push(Listed {
+                    lead,
+                    summary: make_summary(s)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn due(&self, t: Micros, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| {
+            let mut q = c
+                .prepare_cached(
+                    "SELECT key FROM leads WHERE next_change IS NOT NULL AND next_change <= ?1
+                     ORDER BY next_change LIMIT ?2",
+                )
+                .map_err(sql_error)?;
+            let rows = q
+                .query_map(params![t, limit as i64], |r| r.get(0))
+                .map_err(sql_error)?;
+            rows.collect::<Result<Vec<String>, _>>().map_err(sql_error)
+        })
+        .await
+    }
+}

@@ -1,0 +1,168 @@
+//! `leadscore serve`: the HTTP API on the embedded SQLite store.
+
+use crate::commands::load_program_as;
+use crate::DiagFormat;
+use anyhow::{Context, Result};
+use leadscore_runtime::http::{self, App, Config};
+use leadscore_runtime::service::Service;
+use leadscore_runtime::store::sqlite::SqliteStore;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How often the rules file is checked for changes, and time-based rules swept.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+pub struct Options {
+    pub file: PathBuf,
+    pub db: PathBuf,
+    pub listen: String,
+    pub config: Option<PathBuf>,
+}
+
+pub fn serve(o: Options) -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEADSCORE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let Some(program) = load_program_as(&o.file, DiagFormat::Rich)? else {
+        return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
+    };
+    let config_path = o
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("LEADSCORE_CONFIG").map(PathBuf::from));
+    let config = Config::load(config_path.as_deref()).map_err(anyhow::Error::msg)?;
+    if config.security.webhook_secrets.is_empty() {
+        tracing::warn!("no webhook secret: POST /events accepts unsigned requests (set LEADSCORE_WEBHOOK_SECRET)");
+    }
+    if config.security.read_tokens.is_empty() {
+        tracing::warn!("no read token: GET /leads is open to anyone who can reach it (set LEADSCORE_READ_TOKEN)");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(o, program, config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(
+    o: Options,
+    program: leadscore_runtime::bytecode::Program,
+    config: Config,
+) -> Result<()> {
+    let store = Arc::new(
+        SqliteStore::open(&o.db).with_context(|| format!("cannot open {}", o.db.display()))?,
+    );
+    tracing::info!(ruleset = program.name, db = %o.db.display(), "rules loaded");
+    let service = Arc::new(Service::new(program, store.clone()));
+    let app = App::new(service.clone(), config);
+    let listener = tokio::net::TcpListener::bind(&o.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", o.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("listening on http://{addr}");
+    let reload = tokio::spawn(watch_rules(o.file.clone(), service.clone()));
+    let sweep = tokio::spawn(sweep_loop(service.clone()));
+    axum::serve(
+        listener,
+        http::router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .context("server failed")?;
+    reload.abort();
+    sweep.abort();
+    // In-flight requests have been answered; their commits are durable. Close the writer.
+    store.close();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: draining requests in flight");
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads the rules on SIGHUP or when the file changes. A file that fails to compile
+/// never replaces the running program; its diagnostics are logged.
+async fn watch_rules(path: PathBuf, service: Arc<Service>) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut seen = modified(&path);
+    let mut tick = tokio::time::interval(RELOAD_EVERY);
+    loop {
+        #[cfg(unix)]
+        let forced = match hup.as_mut() {
+            Some(h) => tokio::select! {
+                _ = tick.tick() => false,
+                _ = h.recv() => true,
+            },
+            None => {
+                tick.tick().await;
+                false
+            }
+        };
+        #[cfg(not(unix))]
+        let forced = {
+            tick.tick().await;
+            false
+        };
+        let now = modified(&path);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        let p = path.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || load_program_as(&p, DiagFormat::Short)).await;
+        match loaded {
+            Ok(Ok(Some(program))) => {
+                tracing::info!(ruleset = program.name, file = %path.display(), "rules reloaded");
+                service.set_program(program);
+            }
+            Ok(Ok(None)) => tracing::error!(
+                file = %path.display(),
+                "rules not reloaded: the file has errors (above); the running rules stay"
+            ),
+            Ok(Err(e)) => tracing::error!(file = %path.display(), "rules not reloaded: {e:#}"),
+            Err(e) => tracing::error!("rules not reloaded: {e}"),
+        }
+    }
+}
+
+/// Records transitions caused by time alone (inactivity, expiry) as they fall due.
+async fn sweep_loop(service: Arc<Service>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        match service.sweep(10_000).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(leads = n, "swept time-based rules"),
+            Err(e) => tracing::error!("sweep failed: {e}"),
+        }
+    }
+}
