@@ -280,10 +280,7 @@ fn json_column(text: String) -> Result<Json, StoreError> {
     serde_json::from_str(&text).map_err(|e| failed(format!("stored JSON is unreadable: {e}")))
 }
 
-fn summary_of(
-    r: &rusqlite::Row<'_>,
-    first: usize,
-) -> rusqlite::Result<SummaryColumns> {
+fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryColumns> {
     Ok((
         r.get(first)?,
         r.get(first + 1)?,

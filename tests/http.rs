@@ -1,0 +1,639 @@
+//! The HTTP API over real HTTP on loopback: `leadscore serve` started as a process on a
+//! real SQLite file in a temporary directory.
+
+use leadscore_runtime::http::auth::sign;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const SECRET: &str = "s3cret-current";
+const OLD_SECRET: &str = "s3cret-previous";
+const TOKEN: &str = "read-token";
+
+struct Server {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(rules: &Path, db: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadscore"));
+        cmd.arg("serve")
+            .arg(rules)
+            .arg("--db")
+            .arg(db)
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("LEADSCORE_WEBHOOK_SECRET")
+            .env_remove("LEADSCORE_READ_TOKEN")
+            .env_remove("LEADSCORE_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("leadscore serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(i) = line.find("listening on http://") {
+                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_string());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("server did not start:\n{}", log.lock().unwrap()));
+        Server { child, url, log }
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then wait for a graceful exit.
+    fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "serve exited with {status}\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "leadscore-http-{name}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn zoho() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/001-zoho.rules")
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn iso(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn event(id: &str, lead: &str, ty: &str) -> Value {
+    json!({"id": id, "lead": lead, "type": ty, "at": iso(now_secs() - 60)})
+}
+
+async fn post_signed(
+    c: &Client,
+    s: &Server,
+    secret: &str,
+    ts: i64,
+    body: &Value,
+) -> reqwest::Response {
+    let body = body.to_string();
+    c.post(s.at("/events"))
+        .header("content-type", "application/json")
+        .header("x-leadscore-timestamp", ts.to_string())
+        .header("x-leadscore-signature", sign(secret, ts, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get_lead(c: &Client, s: &Server, lead: &str) -> (StatusCode, Value) {
+    let r = c
+        .get(s.at(&format!("/leads/{lead}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn secured() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("LEADSCORE_WEBHOOK_SECRET", SECRET),
+        ("LEADSCORE_WEBHOOK_SECRET_PREVIOUS", OLD_SECRET),
+        ("LEADSCORE_READ_TOKEN", TOKEN),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signatures_tokens_validation_and_duplicates() {
+    let dir = tmp("auth");
+    let s = Server::start(&zoho(), &dir.join("l.db"), None, &secured());
+    let c = Client::new();
+    let ev = json!([event("e1", "Buyer@Acme.de", "email.opened")]);
+
+    // Unsigned, wrong secret, stale timestamp: 401 with a reason, nothing stored.
+    let r = c
+        .post(s.at("/events"))
+        .body(ev.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized");
+    assert!(
+        body["detail"].as_str().unwrap().contains("missing"),
+        "{body}"
+    );
+    let r = post_signed(&c, &s, "not-the-secret", now_secs(), &ev).await;
+    assert_eq!(r.status(), 401);
+    let r = post_signed(&c, &s, SECRET, now_secs() - 301, &ev).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("replayed"));
+    // A body changed after signing.
+    let ts = now_secs();
+    let r = c
+        .post(s.at("/events"))
+        .header("x-leadscore-timestamp", ts.to_string())
+        .header("x-leadscore-signature", sign(SECRET, ts, b"[]"))
+        .body(ev.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(get_lead(&c, &s, "buyer@acme.de").await.0, 404);
+
+    // Reads need a bearer token.
+    let r = c.get(s.at("/leads/buyer@acme.de")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(s.at("/leads"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Signed with the current secret, and with the previous one during a rotation.
+    let r = post_signed(&c, &s, SECRET, now_secs(), &ev).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["accepted"], 1);
+    assert_eq!(body["leads"][0]["lead"], "buyer@acme.de");
+    assert_eq!(body["leads"][0]["scores"]["engagement"], 5);
+    assert_eq!(body["leads"][0]["transitions"][0]["to"], "C");
+    let r = post_signed(
+        &c,
+        &s,
+        OLD_SECRET,
+        now_secs(),
+        &json!(event("e2", "buyer@acme.de", "email.opened")),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    // A replay of a signed request inside the window: accepted, not counted again.
+    let r = post_signed(&c, &s, SECRET, now_secs(), &ev).await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["accepted"], 0);
+    assert_eq!(body["duplicates"], json!(["e1"]));
+    assert_eq!(body["leads"][0]["scores"]["engagement"], 10);
+
+    // All or nothing: one bad event refuses the whole request, naming index and field.
+    for (bad, field) in [
+        (
+            json!({"lead": "x@y.z", "type": "email.opened", "at": iso(now_secs())}),
+            "id",
+        ),
+        (
+            json!({"id": "b", "lead": "x@y.z", "type": "email.opened", "at": "yesterday"}),
+            "at",
+        ),
+        (
+            json!({"id": "b", "lead": 7, "type": "email.opened", "at": iso(now_secs())}),
+            "lead",
+        ),
+        (
+            json!({"id": "b", "lead": "x@y.z", "type": "email.opened", "at": iso(now_secs()), "extra": 1}),
+            "extra",
+        ),
+        (
+            json!({"id": "b", "lead": "x@y.z", "type": "email.opened", "at": iso(now_secs() + 3600)}),
+            "at",
+        ),
+    ] {
+        let batch = json!([event("good-1", "x@y.z", "email.opened"), bad]);
+        let r = post_signed(&c, &s, SECRET, now_secs(), &batch).await;
+        assert_eq!(r.status(), 400, "{batch}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid event");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.starts_with(&format!("event 1: {field}")), "{detail}");
+    }
+    assert_eq!(
+        get_lead(&c, &s, "x@y.z").await.0,
+        404,
+        "nothing of a refused batch is stored"
+    );
+
+    // Not JSON; too many events; too large.
+    let ts = now_secs();
+    let r = c
+        .post(s.at("/events"))
+        .header("x-leadscore-timestamp", ts.to_string())
+        .header("x-leadscore-signature", sign(SECRET, ts, b"{oops"))
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid JSON");
+    let many: Vec<Value> = (0..1001)
+        .map(|i| event(&format!("m{i}"), "m@y.z", "email.opened"))
+        .collect();
+    let r = post_signed(&c, &s, SECRET, now_secs(), &json!(many)).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("at most 1000"));
+    let huge = json!([{"id": "h", "lead": "h@y.z", "type": "x", "at": iso(now_secs()),
+        "props": {"blob": "x".repeat(1024 * 1024)}}]);
+    let r = post_signed(&c, &s, SECRET, now_secs(), &huge).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "body too large");
+
+    // The lead as stored, with its explanation and transitions.
+    let (status, lead) = get_lead(&c, &s, "BUYER@acme.de").await;
+    assert_eq!(status, 200);
+    assert_eq!(lead["events"], 2);
+    assert_eq!(lead["scores"]["engagement"], 10);
+    let total: i64 = lead["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["points"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, lead["score"].as_i64().unwrap());
+    assert_eq!(lead["transitions"].as_array().unwrap().len(), 1);
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listing_is_by_score_and_paginated() {
+    let dir = tmp("list");
+    let s = Server::start(&zoho(), &dir.join("l.db"), None, &[]);
+    let c = Client::new();
+    let mut batch = Vec::new();
+    for i in 0..7 {
+        for k in 0..=i {
+            batch.push(event(
+                &format!("o{i}-{k}"),
+                &format!("lead{i}@x.com"),
+                "email.opened",
+            ));
+        }
+    }
+    let r = c.post(s.at("/events")).json(&batch).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut url = s.at("/leads?grade=C&limit=3");
+        if let Some(a) = &after {
+            url.push_str(&format!("&after={}", urlencode(a)));
+        }
+        let page: Value = c.get(url).send().await.unwrap().json().await.unwrap();
+        for l in page["leads"].as_array().unwrap() {
+            seen.push((
+                l["score"].as_i64().unwrap(),
+                l["lead"].as_str().unwrap().to_string(),
+            ));
+        }
+        match page["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    let scores: Vec<i64> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(scores, vec![35, 30, 25, 20, 15, 10, 5]);
+    let r = c.get(s.at("/leads?limit=0")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c.get(s.at("/leads?grade=A")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["leads"], json!([]));
+    s.stop();
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writers_on_one_lead_lose_nothing_and_a_restart_keeps_everything() {
+    let dir = tmp("concurrent");
+    let rules = dir.join("count.rules");
+    std::fs::write(
+        &rules,
+        "when ping add 1 each\ngrade hot when score >= 6400\ngrade warm otherwise\n",
+    )
+    .unwrap();
+    let db = dir.join("l.db");
+    let s = Server::start(&rules, &db, None, &[]);
+    let c = Client::new();
+    let at = iso(now_secs() - 10);
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let c = c.clone();
+        let url = s.at("/events");
+        let at = at.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200 {
+                // Every event is sent twice: the second is a duplicate.
+                let e = json!({"id": format!("t{t}-{i}"), "lead": "one@lead.com", "type": "ping", "at": at});
+                for _ in 0..2 {
+                    let r = c.post(&url).json(&e).send().await.unwrap();
+                    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (_, lead) = get_lead(&c, &s, "one@lead.com").await;
+    assert_eq!(lead["score"], 6400);
+    assert_eq!(lead["events"], 6400);
+    assert_eq!(lead["grade"], "hot");
+    assert_eq!(
+        lead["transitions"].as_array().unwrap().len(),
+        2,
+        "{}",
+        lead["transitions"]
+    );
+    s.stop();
+
+    // Everything acknowledged survives a restart.
+    let s = Server::start(&rules, &db, None, &[]);
+    let (_, lead) = get_lead(&c, &s, "one@lead.com").await;
+    assert_eq!(lead["score"], 6400);
+    assert_eq!(lead["events"], 6400);
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_order_events_rebuild_the_lead() {
+    let dir = tmp("order");
+    let s = Server::start(&zoho(), &dir.join("l.db"), None, &[]);
+    let c = Client::new();
+    let t = now_secs() - 3 * 86_400;
+    // Three visits within 7 days earn 15 once the earliest arrives last.
+    for (id, dt) in [("v3", 2 * 86_400), ("v2", 86_400), ("v1", 0)] {
+        let e = json!({"id": id, "lead": "o@x.com", "type": "site.visited", "at": iso(t + dt)});
+        assert_eq!(
+            c.post(s.at("/events"))
+                .json(&e)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let (_, lead) = get_lead(&c, &s, "o@x.com").await;
+    assert_eq!(lead["scores"]["engagement"], 20, "{lead}");
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_in_three_encodings_with_honeypot_mapping_redirect_and_origins() {
+    let dir = tmp("forms");
+    let config = dir.join("leadscore.toml");
+    std::fs::write(
+        &config,
+        r#"
+[forms]
+allowed_origins = ["https://www.example.com"]
+rate_per_minute = 1000
+
+[form.contact]
+redirect = "https://www.example.com/thanks"
+fields = { "your-email" = "email", "your-country" = "country" }
+"#,
+    )
+    .unwrap();
+    let s = Server::start(
+        &zoho(),
+        &dir.join("l.db"),
+        Some(&config),
+        &[("LEADSCORE_READ_TOKEN", TOKEN)],
+    );
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // urlencoded, with the per-form mapping and the redirect.
+    let r = c
+        .post(s.at("/forms/contact"))
+        .header("origin", "https://www.example.com")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("your-email=Ann%40Example.com&your-country=DE&title=CEO&_hp=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "https://www.example.com/thanks");
+    let (_, ann) = get_lead(&c, &s, "ann@example.com").await;
+    assert_eq!(ann["attributes"]["country"], "DE");
+    assert_eq!(ann["attributes"]["email"], "Ann@Example.com");
+    assert_eq!(ann["scores"]["fit"], 70, "{ann}");
+    assert_eq!(ann["scores"]["engagement"], 10, "contact form: {ann}");
+
+    // multipart (a file input is ignored), no redirect configured for this form: JSON.
+    let boundary = "XyZ123";
+    let body = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\nbob@example.com\r\n\
+         --{b}\r\nContent-Disposition: form-data; name=\"country\"\r\n\r\nPL\r\n\
+         --{b}\r\nContent-Disposition: form-data; name=\"cv\"; filename=\"cv.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+         --{b}--\r\n",
+        b = boundary
+    );
+    let r = c
+        .post(s.at("/forms/inquiry"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["leads"][0]["lead"], "bob@example.com");
+    assert_eq!(out["leads"][0]["scores"]["engagement"], 20, "inquiry form");
+    let (_, bob) = get_lead(&c, &s, "bob@example.com").await;
+    assert!(bob["attributes"].get("cv").is_none());
+
+    // JSON.
+    let r = c
+        .post(s.at("/forms/contact"))
+        .json(&json!({"your-email": "cy@example.com", "title": "Engineer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, cy) = get_lead(&c, &s, "cy@example.com").await;
+    assert_eq!(cy["scores"]["fit"], 15);
+
+    // The honeypot: a success answer, nothing stored.
+    let r = c
+        .post(s.at("/forms/contact"))
+        .form(&[("your-email", "bot@spam.com"), ("_hp", "http://spam")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(get_lead(&c, &s, "bot@spam.com").await.0, 404);
+
+    // Another origin is refused; CORS preflight answers for the allowed one.
+    let r = c
+        .post(s.at("/forms/contact"))
+        .header("origin", "https://evil.example")
+        .form(&[("your-email", "e@x.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .request(reqwest::Method::OPTIONS, s.at("/forms/contact"))
+        .header("origin", "https://www.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://www.example.com"
+    );
+
+    // No lead field; an unknown encoding.
+    let r = c
+        .post(s.at("/forms/contact"))
+        .form(&[("title", "CEO")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("`email` is required"));
+    let r = c
+        .post(s.at("/forms/contact"))
+        .header("content-type", "text/plain")
+        .body("email=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_are_rate_limited_per_client() {
+    let dir = tmp("rate");
+    let config = dir.join("leadscore.toml");
+    std::fs::write(&config, "[forms]\nrate_per_minute = 3\n").unwrap();
+    let s = Server::start(&zoho(), &dir.join("l.db"), Some(&config), &[]);
+    let c = Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let r = c
+            .post(s.at("/forms/contact"))
+            .form(&[("email", format!("r{i}@x.com"))])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429, 429]);
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_reload_when_the_file_changes_and_a_broken_file_is_refused() {
+    let dir = tmp("reload");
+    let rules = dir.join("r.rules");
+    std::fs::write(&rules, "when ping add 1\ngrade A otherwise\n").unwrap();
+    let s = Server::start(&rules, &dir.join("l.db"), None, &[]);
+    let c = Client::new();
+    let health = |c: Client, url: String| async move {
+        c.get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["program"]
+            .clone()
+    };
+    let first = health(c.clone(), s.at("/healthz")).await;
+    // A broken file: logged, the running program stays.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&rules, "when ping add\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !s.log().contains("rules not reloaded") {
+        assert!(std::time::Instant::now() < deadline, "{}", s.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(health(c.clone(), s.at("/healthz")).await, first);
+    // A good file replaces it; a lead stored by the old program is rescored when read.
+    let e = json!({"id": "p1", "lead": "r@x.com", "type": "ping", "at": iso(now_secs() - 5)});
+    c.post(s.at("/events")).json(&e).send().await.unwrap();
+    std::fs::write(&rules, "when ping add 7\ngrade A otherwise\n").unwrap();
+    while health(c.clone(), s.at("/healthz")).await == first {
+        assert!(std::time::Instant::now() < deadline, "{}", s.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, lead) = get_lead(&c, &s, "r@x.com").await;
+    assert_eq!(lead["score"], 7);
+    s.stop();
+}
