@@ -68,17 +68,23 @@ pub fn client_ip(req: &lambda_http::Request) -> Option<std::net::IpAddr> {
     ip.parse().ok()
 }
 
-/// Serves `router` through `lambda_http`, each request tagged with its client address.
-pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
+/// Answers one Lambda HTTP request with the router, tagged with its client address.
+pub async fn handle(router: Router, mut req: lambda_http::Request) -> axum::response::Response {
     use tower::ServiceExt;
-    let service = tower::service_fn(move |mut req: lambda_http::Request| {
+    if let Some(ip) = client_ip(&req) {
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    match router.oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
+}
+
+/// Serves `router` through `lambda_http` until the runtime stops.
+pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
+    let service = tower::service_fn(move |req: lambda_http::Request| {
         let router = router.clone();
-        async move {
-            if let Some(ip) = client_ip(&req) {
-                req.extensions_mut().insert(ClientIp(ip));
-            }
-            router.oneshot(req).await
-        }
+        async move { Ok::<_, std::convert::Infallible>(handle(router, req).await) }
     });
     lambda_http::run(service).await
 }

@@ -118,3 +118,6 @@ pub trait Store: Send + Sync + 'static {
     /// Leads whose scores change by time alone at or before `t` (the sweep's work).
     async fn due(&self, t: Micros, limit: usize) -> Result<Vec<String>, StoreError>;
 }
+
+#[cfg(test)]
+mod tests;

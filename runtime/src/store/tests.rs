@@ -1,0 +1,190 @@
+//! The same contract checked on every store.
+
+use super::memory::MemoryStore;
+use super::*;
+use serde_json::json;
+use std::sync::Arc;
+
+fn state(key: &str) -> LeadState {
+    serde_json::from_value(json!({
+        "version": 1, "key": key, "program": "p", "attributes": {}, "rules": [],
+        "first_at": null, "last_at": null, "events": 0, "grade": null, "grade_name": null,
+        "evaluated_at": null
+    }))
+    .expect("a minimal state")
+}
+
+fn write(
+    lead: &str,
+    expect: Option<u64>,
+    score: i64,
+    grade: &str,
+    events: &[(&str, Micros)],
+) -> Write {
+    Write {
+        lead: lead.into(),
+        expect,
+        state: state(lead),
+        summary: Summary {
+            grade: Some(grade.into()),
+            score,
+            scores: serde_json::Map::new(),
+            next_change: Some(score * 10),
+            updated_at: 1,
+        },
+        events: events
+            .iter()
+            .enumerate()
+            .map(|(i, (id, at))| StoredEvent {
+                id: id.to_string(),
+                at: *at,
+                seq: i as u64,
+                json: json!({"id": id}),
+            })
+            .collect(),
+        transitions: vec![StoredTransition {
+            at: 5,
+            json: json!({"to": grade}),
+        }],
+    }
+}
+
+async fn contract(s: Arc<dyn Store>) {
+    let (none, seen) = s.load("a", &["x".into()]).await.unwrap();
+    assert!(none.is_none() && seen.is_empty());
+
+    s.commit(write("a", None, 10, "B", &[("e2", 20), ("e1", 10)]))
+        .await
+        .unwrap();
+    // A second "new lead" write, or a stale version, conflicts and changes nothing.
+    assert!(matches!(
+        s.commit(write("a", None, 99, "A", &[("e3", 1)])).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        s.commit(write("a", Some(7), 99, "A", &[("e3", 1)])).await,
+        Err(StoreError::Conflict)
+    ));
+    // An event already stored conflicts, even at the right version.
+    assert!(matches!(
+        s.commit(write("a", Some(1), 99, "A", &[("e3", 1), ("e1", 1)]))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let (loaded, seen) = s
+        .load("a", &["e1".into(), "e3".into(), "e9".into()])
+        .await
+        .unwrap();
+    assert_eq!(loaded.unwrap().version, 1);
+    assert_eq!(seen, vec!["e1".to_string()]);
+    assert_eq!(s.transitions("a").await.unwrap().len(), 1);
+    let ids: Vec<String> = s
+        .history("a")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, ["e1", "e2"], "by at");
+
+    s.commit(write("a", Some(1), 30, "A", &[("e3", 15)]))
+        .await
+        .unwrap();
+    let ids: Vec<String> = s
+        .history("a")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, ["e1", "e3", "e2"]);
+    assert_eq!(s.load("a", &[]).await.unwrap().0.unwrap().version, 2);
+    assert_eq!(s.transitions("a").await.unwrap().len(), 2);
+
+    // Many leads at once (one group commit for the SQLite store), one of them stale.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let expect = if i == 100 { Some(3) } else { None };
+            s.commit(write(
+                &format!("l{i:03}"),
+                expect,
+                i,
+                if i % 2 == 0 { "A" } else { "B" },
+                &[("x", 1)],
+            ))
+            .await
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        assert_eq!(r.is_ok(), i != 100, "lead {i}: {r:?}");
+    }
+    assert!(s.load("l100", &[]).await.unwrap().0.is_none());
+
+    // Listing: by score descending, grade filter, cursor.
+    let q = |grade: Option<&str>, limit, after: Option<(i64, &str)>| ListQuery {
+        grade: grade.map(str::to_string),
+        limit,
+        after: after.map(|(s, k)| (s, k.to_string())),
+    };
+    let top: Vec<i64> = s
+        .list(&q(None, 3, None))
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.summary.score)
+        .collect();
+    assert_eq!(top, [199, 198, 197]);
+    let page = s.list(&q(Some("B"), 2, Some((197, "l197")))).await.unwrap();
+    let keys: Vec<&str> = page.iter().map(|l| l.lead.as_str()).collect();
+    assert_eq!(keys, ["l195", "l193"]);
+    assert!(page.iter().all(|l| l.summary.grade.as_deref() == Some("B")));
+    // Ties on score are ordered by key, and the cursor continues inside a tie.
+    s.commit(write("tie-b", None, 150, "A", &[])).await.unwrap();
+    s.commit(write("tie-a", None, 150, "A", &[])).await.unwrap();
+    let keys: Vec<String> = s
+        .list(&q(Some("A"), 3, Some((150, "l150"))))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.lead)
+        .collect();
+    assert_eq!(keys, ["tie-a", "tie-b", "l148"]);
+
+    // Due for the sweep: next_change = score * 10 here.
+    let due = s.due(25, 10).await.unwrap();
+    assert_eq!(due, ["l000", "l001", "l002"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_store_keeps_the_contract() {
+    contract(Arc::new(MemoryStore::new())).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_store_keeps_the_contract_and_its_data() {
+    let dir = std::env::temp_dir().join(format!("leadscore-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("contract.db");
+    let _ = std::fs::remove_file(&path);
+    let s = Arc::new(super::sqlite::SqliteStore::open(&path).unwrap());
+    contract(s.clone()).await;
+    s.close();
+    drop(s);
+    let again = super::sqlite::SqliteStore::open(&path).unwrap();
+    assert_eq!(again.load("a", &[]).await.unwrap().0.unwrap().version, 2);
+    assert_eq!(again.history("a").await.unwrap().len(), 3);
+    // A file of another schema version is refused, not misread.
+    again.close();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = super::sqlite::SqliteStore::open(&path)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,288 @@
+//! The Lambda entry, in-process: AWS's own Function URL and HTTP API (v2) request events,
+//! converted by `lambda_http` and answered by the same router as `leadscore serve`.
+
+use base64::Engine as _;
+use leadscore_runtime::http::auth::sign;
+use leadscore_runtime::lambda::{handle, init};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+const SECRET: &str = "lambda-secret";
+const TOKEN: &str = "lambda-token";
+
+fn program_file(dir: &std::path::Path) -> PathBuf {
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/001-zoho.rules"
+    ))
+    .unwrap();
+    let program = leadscore_compiler::compile(&src, "001-zoho")
+        .unwrap()
+        .program;
+    let path = dir.join("program.lsb");
+    std::fs::write(&path, program.to_bytes()).unwrap();
+    path
+}
+
+fn tmp() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "leadscore-lambda-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn env(pairs: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    move |k| m.get(k).cloned()
+}
+
+/// A copy of an AWS sample event with this request's method, path, headers and body.
+fn request(
+    sample: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<&[u8]>,
+    base64: bool,
+) -> lambda_http::Request {
+    let file = format!("{}/tests/data/lambda/{sample}", env!("CARGO_MANIFEST_DIR"));
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    v["rawPath"] = json!(path);
+    v["rawQueryString"] = json!(query);
+    v.as_object_mut().unwrap().remove("queryStringParameters");
+    v.as_object_mut().unwrap().remove("pathParameters");
+    v["requestContext"]["http"]["method"] = json!(method);
+    v["requestContext"]["http"]["path"] = json!(path);
+    v["requestContext"]["http"]["sourceIp"] = json!("203.0.113.9");
+    let h = v["headers"].as_object_mut().unwrap();
+    for (k, val) in headers {
+        h.insert(k.to_string(), json!(val));
+    }
+    match body {
+        Some(b) if base64 => {
+            v["body"] = json!(base64::engine::general_purpose::STANDARD.encode(b));
+            v["isBase64Encoded"] = json!(true);
+        }
+        Some(b) => {
+            v["body"] = json!(String::from_utf8(b.to_vec()).unwrap());
+            v["isBase64Encoded"] = json!(false);
+        }
+        None => {
+            v.as_object_mut().unwrap().remove("body");
+        }
+    }
+    lambda_http::request::from_str(&v.to_string()).expect("lambda_http reads the event")
+}
+
+async fn answer(router: &axum::Router, req: lambda_http::Request) -> (u16, Value) {
+    let r = handle(router.clone(), req).await;
+    let status = r.status().as_u16();
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn function_url_and_http_api_requests_are_served_by_the_router() {
+    let dir = tmp();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "[forms]\nrate_per_minute = 1\n").unwrap();
+    let router = init(env(&[
+        (
+            "LEADSCORE_PROGRAM",
+            program_file(&dir).display().to_string(),
+        ),
+        ("LEADSCORE_CONFIG", config.display().to_string()),
+        (
+            "LEADSCORE_STORE",
+            format!("sqlite:{}", dir.join("l.db").display()),
+        ),
+        ("LEADSCORE_WEBHOOK_SECRET", SECRET.into()),
+        ("LEADSCORE_READ_TOKEN", TOKEN.into()),
+    ]))
+    .expect("init");
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = chrono::DateTime::from_timestamp(now - 30, 0)
+        .unwrap()
+        .to_rfc3339();
+    let body =
+        json!({"id": "l1", "lead": "Lam@Bda.com", "type": "email.opened", "at": at}).to_string();
+    let signed = vec![
+        ("content-type", "application/json".to_string()),
+        ("x-leadscore-timestamp", now.to_string()),
+        ("x-leadscore-signature", sign(SECRET, now, body.as_bytes())),
+    ];
+    let (status, out) = answer(
+        &router,
+        request(
+            "function_url_request.json",
+            "POST",
+            "/events",
+            &signed,
+            Some(body.as_bytes()),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["accepted"], 1);
+    assert_eq!(out["leads"][0]["scores"]["engagement"], 5);
+
+    // Unsigned: refused, as on `serve`.
+    let (status, out) = answer(
+        &router,
+        request(
+            "function_url_request.json",
+            "POST",
+            "/events",
+            &[],
+            Some(body.as_bytes()),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(out["error"], "unauthorized");
+
+    // Reads through the HTTP API's v2 event, with the bearer token.
+    let auth = vec![("authorization", format!("Bearer {TOKEN}"))];
+    let (status, lead) = answer(
+        &router,
+        request(
+            "http_api_v2_request.json",
+            "GET",
+            "/leads/lam@bda.com",
+            &auth,
+            None,
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{lead}");
+    assert_eq!(lead["score"], 5);
+    assert_eq!(
+        lead["contributions"][0]["rule"],
+        "when email.opened add 5 each to engagement"
+    );
+    let (status, page) = answer(
+        &router,
+        request(
+            "http_api_v2_request.json",
+            "GET",
+            "/leads?grade=C&limit=10",
+            &auth,
+            None,
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["leads"][0]["lead"], "lam@bda.com");
+
+    // A form post, base64-encoded as API Gateway delivers it; the rate limit keys on the
+    // request context's source address.
+    let form = vec![(
+        "content-type",
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+    let (status, out) = answer(
+        &router,
+        request(
+            "http_api_v2_request.json",
+            "POST",
+            "/forms/inquiry",
+            &form,
+            Some(b"email=form%40x.com&country=MY"),
+            true,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(
+        out["leads"][0]["scores"]["engagement"], 30,
+        "inquiry in South-East Asia"
+    );
+    let (status, _) = answer(
+        &router,
+        request(
+            "http_api_v2_request.json",
+            "POST",
+            "/forms/inquiry",
+            &form,
+            Some(b"email=again%40x.com"),
+            true,
+        ),
+    )
+    .await;
+    assert_eq!(status, 429);
+
+    let (status, health) = answer(
+        &router,
+        request(
+            "function_url_request.json",
+            "GET",
+            "/healthz",
+            &[],
+            None,
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(health["ruleset"], "zoho-foreign-trade");
+}
+
+#[test]
+fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
+    let dir = tmp();
+    let secrets = || {
+        vec![
+            ("LEADSCORE_WEBHOOK_SECRET", SECRET.to_string()),
+            ("LEADSCORE_READ_TOKEN", TOKEN.to_string()),
+        ]
+    };
+    let missing = dir.join("missing.lsb").display().to_string();
+    let mut e = secrets();
+    e.push(("LEADSCORE_PROGRAM", missing));
+    assert!(init(env(&e))
+        .unwrap_err()
+        .contains("cannot read the program"));
+
+    let corrupt = dir.join("corrupt.lsb");
+    let mut bytes = std::fs::read(program_file(&dir)).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff;
+    std::fs::write(&corrupt, bytes).unwrap();
+    let mut e = secrets();
+    e.push(("LEADSCORE_PROGRAM", corrupt.display().to_string()));
+    assert!(init(env(&e))
+        .unwrap_err()
+        .contains("is not a valid program"));
+
+    let e = vec![(
+        "LEADSCORE_PROGRAM",
+        program_file(&dir).display().to_string(),
+    )];
+    assert!(init(env(&e))
+        .unwrap_err()
+        .contains("LEADSCORE_WEBHOOK_SECRET"));
+    let mut open = e.clone();
+    open.push(("LEADSCORE_ALLOW_OPEN", "1".into()));
+    assert!(init(env(&open)).is_ok());
+}
