@@ -8,11 +8,23 @@ cd "$(dirname "$0")/.."
 export INSTA_UPDATE=no          # a changed snapshot fails the run; review with cargo insta
 export CARGO_TERM_COLOR=never
 
+# The browser test drives Debian's Chromium headless (tests/http.rs).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing Debian's chromium for the browser test"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends chromium
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The runtime on its own, with every feature (the Lambda binary) and with none (bytecode only).
+cargo clippy -p leadscore-runtime --all-features --all-targets --quiet -- -D warnings
+cargo clippy -p leadscore-runtime --no-default-features --quiet -- -D warnings
+cargo build -p leadscore-runtime --features lambda --bin leadscore-lambda --quiet
 
 echo "== cargo test"
 cargo test --workspace --no-fail-fast

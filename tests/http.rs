@@ -637,3 +637,179 @@ async fn rules_reload_when_the_file_changes_and_a_broken_file_is_refused() {
     assert_eq!(lead["score"], 7);
     s.stop();
 }
+
+/// A real browser (Debian's Chromium, headless) loads a page from another origin whose
+/// form posts to `/forms/contact`; the lead arrives with the form's fields.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_headless_browser_submits_an_html_form() {
+    let chromium = ["chromium", "/usr/bin/chromium"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("Debian's chromium is needed for this test (scripts/test.sh installs it)");
+    let dir = tmp("browser");
+    let config = dir.join("leadscore.toml");
+    // The page's origin is only known once its server runs: the allow-list names it.
+    let page_port_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let page_port = page_port_listener.local_addr().unwrap().port();
+    drop(page_port_listener);
+    std::fs::write(
+        &config,
+        format!("[forms]\nallowed_origins = [\"http://127.0.0.1:{page_port}\"]\n"),
+    )
+    .unwrap();
+    let s = Server::start(
+        &zoho(),
+        &dir.join("l.db"),
+        Some(&config),
+        &[("LEADSCORE_READ_TOKEN", TOKEN)],
+    );
+    let html = format!(
+        r#"<!doctype html><html><body>
+<form method="post" action="{action}">
+  <input name="email" type="email" value="Browser@Example.com">
+  <input name="title" value="Purchasing Manager">
+  <select name="country"><option>PL</option><option selected>DE</option></select>
+  <textarea name="message">We need 500 pcs</textarea>
+  <input name="_hp" tabindex="-1" autocomplete="off" style="position:absolute;left:-9999px">
+  <button>Send</button>
+</form>
+<script>window.addEventListener("load", () => document.forms[0].requestSubmit());</script>
+</body></html>"#,
+        action = s.at("/forms/contact")
+    );
+    // Bind the page server on the port written into the config.
+    let page = {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", page_port)).unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut st) = stream else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = st.read(&mut buf);
+                let _ = write!(
+                    st,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{html}",
+                    html.len()
+                );
+            }
+        });
+        format!("http://127.0.0.1:{page_port}/")
+    };
+    let profile = dir.join("chromium-profile");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(&page)
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let lead = loop {
+        let (status, lead) = get_lead(&c, &s, "browser@example.com").await;
+        if status == 200 {
+            break lead;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lead from the browser\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(lead["attributes"]["country"], "DE");
+    assert_eq!(lead["attributes"]["message"], "We need 500 pcs");
+    assert!(lead["attributes"].get("_hp").is_none());
+    // DE 30 + decider 30 + west 10; contact form 10 + quantity in the message 15.
+    assert_eq!(lead["scores"]["fit"], 70, "{lead}");
+    assert_eq!(lead["scores"]["engagement"], 25, "{lead}");
+    // The browser's answer is the JSON of the accepted post (the DOM it navigated to).
+    assert!(String::from_utf8_lossy(&out.stdout).contains("browser@example.com"));
+    s.stop();
+}
+
+/// Killed without warning (SIGKILL) while writers are busy: every acknowledged event is
+/// there after a restart, and nothing is counted twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_loses_nothing_that_was_acknowledged() {
+    let dir = tmp("crash");
+    let rules = dir.join("count.rules");
+    std::fs::write(&rules, "when ping add 1 each\ngrade A otherwise\n").unwrap();
+    let db = dir.join("l.db");
+    let mut s = Server::start(&rules, &db, None, &[]);
+    let c = Client::new();
+    let at = iso(now_secs() - 10);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let (c, url, at, acked) = (c.clone(), s.at("/events"), at.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let id = format!("k{t}-{i}");
+                let e = json!({"id": id, "lead": "crash@lead.com", "type": "ping", "at": at});
+                match c.post(&url).json(&e).send().await {
+                    Ok(r) if r.status() == 200 => acked.lock().unwrap().push(id),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.child.kill().unwrap(); // SIGKILL
+    s.child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 50, "only {} acknowledged", acked.len());
+    let s = Server::start(&rules, &db, None, &[]);
+    let (_, lead) = get_lead(&c, &s, "crash@lead.com").await;
+    let events = lead["events"].as_u64().unwrap() as usize;
+    assert!(
+        events >= acked.len(),
+        "{events} stored < {} acknowledged",
+        acked.len()
+    );
+    assert!(
+        events <= acked.len() + 16,
+        "at most one unacknowledged event per writer"
+    );
+    assert_eq!(lead["score"].as_u64().unwrap() as usize, events);
+    // Re-sending everything acknowledged changes nothing.
+    for id in acked.iter().take(200) {
+        let e = json!({"id": id, "lead": "crash@lead.com", "type": "ping", "at": at});
+        let r: Value = c
+            .post(s.at("/events"))
+            .json(&e)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["accepted"], 0);
+    }
+    let (_, again) = get_lead(&c, &s, "crash@lead.com").await;
+    assert_eq!(again["events"], lead["events"]);
+    s.stop();
+}
