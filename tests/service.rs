@@ -1,0 +1,115 @@
+//! The ingest service on the in-memory store with a clock the test moves: the time sweep,
+//! rescoring after a rules change, and duplicates inside one request.
+
+use leadscore_runtime::service::{parse_events, Service};
+use leadscore_runtime::store::memory::MemoryStore;
+use leadscore_runtime::time::{self, Micros};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+const DAY: Micros = 86_400 * 1_000_000;
+
+fn program(src: &str) -> leadscore_runtime::bytecode::Program {
+    leadscore_compiler::compile(src, "t")
+        .expect("compiles")
+        .program
+}
+
+fn service(src: &str, start: &str) -> (Service, Arc<AtomicI64>) {
+    let clock = Arc::new(AtomicI64::new(time::parse(start).unwrap()));
+    let c = clock.clone();
+    let s = Service::with_clock(
+        program(src),
+        Arc::new(MemoryStore::new()),
+        Arc::new(move || c.load(Ordering::SeqCst)),
+    );
+    (s, clock)
+}
+
+async fn post(s: &Service, body: Value) -> Value {
+    let events = parse_events(&body, s.now()).expect("valid");
+    s.ingest(events).await.expect("stored").to_json()
+}
+
+const RULES: &str = "when email.opened add 50\nwhen inactive for 30d subtract 40\ngrade A when score >= 50\ngrade B otherwise\n";
+
+#[tokio::test]
+async fn the_sweep_records_time_transitions_at_the_instant_they_happen() {
+    let (s, clock) = service(RULES, "2026-11-01T00:00:00Z");
+    let out = post(&s, json!({"id": "o1", "lead": "a@x.com", "type": "email.opened", "at": "2026-11-01T00:00:00Z"})).await;
+    assert_eq!(out["leads"][0]["grade"], "A");
+    // Not due yet: nothing swept.
+    clock.fetch_add(29 * DAY, Ordering::SeqCst);
+    assert_eq!(s.sweep(100).await.unwrap(), 0);
+    clock.fetch_add(2 * DAY, Ordering::SeqCst);
+    assert_eq!(s.sweep(100).await.unwrap(), 1);
+    let lead = s.lead("a@x.com").await.unwrap().unwrap();
+    assert_eq!(lead["grade"], "B");
+    let t = &lead["transitions"][1];
+    assert_eq!(t["cause"], "time");
+    assert_eq!(t["from"], "A");
+    assert_eq!(
+        t["at"], "2026-12-01T00:00:00Z",
+        "the instant inactivity began"
+    );
+    // Swept once: nothing more is due.
+    assert_eq!(s.sweep(100).await.unwrap(), 0);
+    assert_eq!(
+        s.lead("a@x.com").await.unwrap().unwrap()["transitions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_rules_change_rescores_a_lead_when_it_is_next_touched() {
+    let (s, _clock) = service(RULES, "2026-11-01T00:00:00Z");
+    post(&s, json!({"id": "o1", "lead": "a@x.com", "type": "email.opened", "at": "2026-11-01T00:00:00Z"})).await;
+    s.set_program(program(
+        "when email.opened add 10 each\ngrade A when score >= 50\ngrade B otherwise\n",
+    ));
+    // Read: shown as the new rules score it.
+    assert_eq!(s.lead("a@x.com").await.unwrap().unwrap()["score"], 10);
+    let out = post(&s, json!({"id": "o2", "lead": "a@x.com", "type": "email.opened", "at": "2026-11-01T00:00:00Z"})).await;
+    let lead = &out["leads"][0];
+    assert_eq!(lead["score"], 20);
+    assert_eq!(lead["transitions"][0]["cause"], "rescore");
+    assert_eq!(lead["transitions"][0]["from"], "A");
+    assert_eq!(lead["transitions"][0]["to"], "B");
+}
+
+#[tokio::test]
+async fn ids_repeated_in_one_request_count_once_and_each_lead_is_reported() {
+    let (s, _clock) = service(
+        "when ping add 1 each\ngrade A otherwise\n",
+        "2026-11-01T00:00:00Z",
+    );
+    let at = "2026-11-01T00:00:00Z";
+    let out = post(
+        &s,
+        json!([
+            {"id": "1", "lead": "a@x.com", "type": "ping", "at": at},
+            {"id": "1", "lead": "a@x.com", "type": "ping", "at": at},
+            {"id": "1", "lead": "b@x.com", "type": "ping", "at": at},
+            {"id": "2", "lead": " A@X.com ", "type": "ping", "at": at},
+        ]),
+    )
+    .await;
+    assert_eq!(out["accepted"], 3);
+    assert_eq!(out["duplicates"], json!(["1"]));
+    let scores: Vec<(String, i64)> = out["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["lead"].as_str().unwrap().to_string(),
+                l["score"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(scores, vec![("a@x.com".into(), 2), ("b@x.com".into(), 1)]);
+}
