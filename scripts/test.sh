@@ -42,3 +42,6 @@ echo "== bench-peers: leadscore, zen-expression and cel-interpreter agree with t
 cargo fmt --manifest-path bench-peers/Cargo.toml -- --check
 cargo clippy --manifest-path bench-peers/Cargo.toml --release --all-targets --quiet -- -D warnings
 cargo test --manifest-path bench-peers/Cargo.toml --release --quiet
+
+echo "== the Lambda entry under cargo-lambda's local emulator (watch + invoke)"
+bash scripts/lambda-local.sh
