@@ -83,6 +83,18 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Re-evaluate the leads whose scores change by time alone (inactivity, expiry) and
+    /// record their transitions (cause "time"). `serve` does this every minute.
+    Sweep {
+        /// Rules file or compiled program.
+        file: PathBuf,
+        /// The SQLite database.
+        #[arg(long, default_value = "leadscore.db")]
+        db: PathBuf,
+        /// The instant to sweep up to (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum, Default)]
@@ -125,6 +137,7 @@ fn main() -> ExitCode {
             listen,
             config,
         }),
+        Command::Sweep { file, db, now } => serve::sweep(&file, &db, now.as_deref()),
     };
     match result {
         Ok(code) => code,

@@ -166,3 +166,41 @@ async fn sweep_loop(service: Arc<Service>) {
         }
     }
 }
+
+/// `leadscore sweep`: one sweep of the SQLite store, then exit.
+pub fn sweep(file: &Path, db: &Path, now: Option<&str>) -> Result<ExitCode> {
+    use leadscore_runtime::time;
+    let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
+        return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
+    };
+    if !db.exists() {
+        anyhow::bail!("{} does not exist", db.display());
+    }
+    let now = match now {
+        Some(s) => {
+            time::parse(s).with_context(|| format!("--now: `{s}` is not an RFC 3339 timestamp"))?
+        }
+        None => time::now(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let swept = runtime.block_on(async {
+        let store = Arc::new(
+            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
+        );
+        let service = Service::with_clock(program, store.clone(), Arc::new(move || now));
+        let mut total = 0;
+        loop {
+            let n = service.sweep(10_000).await?;
+            total += n;
+            if n < 10_000 {
+                break;
+            }
+        }
+        store.close();
+        anyhow::Ok(total)
+    })?;
+    println!("{swept} lead(s) swept at {}", time::format(now));
+    Ok(ExitCode::SUCCESS)
+}

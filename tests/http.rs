@@ -813,3 +813,57 @@ async fn a_crash_loses_nothing_that_was_acknowledged() {
     assert_eq!(again["events"], lead["events"]);
     s.stop();
 }
+
+/// `leadscore sweep` records a time transition at the instant inactivity began, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sweep_records_time_transitions_in_the_sqlite_store() {
+    let dir = tmp("sweep");
+    let rules = dir.join("r.rules");
+    std::fs::write(&rules, "when ping add 50\nwhen inactive for 30d subtract 40\ngrade A when score >= 50\ngrade B otherwise\n").unwrap();
+    let db = dir.join("l.db");
+    let s = Server::start(&rules, &db, None, &[]);
+    let c = Client::new();
+    let at = now_secs() - 86_400;
+    let e = json!({"id": "p", "lead": "s@x.com", "type": "ping", "at": iso(at)});
+    assert_eq!(
+        c.post(s.at("/events"))
+            .json(&e)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    s.stop();
+    let sweep = |now: i64| {
+        let out = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+            .args([
+                "sweep",
+                rules.to_str().unwrap(),
+                "--db",
+                db.to_str().unwrap(),
+                "--now",
+                &iso(now),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(sweep(at + 29 * 86_400).starts_with("0 lead(s) swept"));
+    assert!(sweep(at + 31 * 86_400).starts_with("1 lead(s) swept"));
+    assert!(sweep(at + 32 * 86_400).starts_with("0 lead(s) swept"));
+    let s = Server::start(&rules, &db, None, &[]);
+    let (_, lead) = get_lead(&c, &s, "s@x.com").await;
+    let t = &lead["transitions"].as_array().unwrap()[1];
+    assert_eq!(
+        (t["from"].as_str(), t["to"].as_str(), t["cause"].as_str()),
+        (Some("A"), Some("B"), Some("time"))
+    );
+    assert_eq!(t["at"], iso(at + 30 * 86_400));
+    s.stop();
+}
