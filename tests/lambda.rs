@@ -112,6 +112,7 @@ async fn function_url_and_http_api_requests_are_served_by_the_router() {
         ("LEADSCORE_WEBHOOK_SECRET", SECRET.into()),
         ("LEADSCORE_READ_TOKEN", TOKEN.into()),
     ]))
+    .await
     .expect("init");
 
     let now = std::time::SystemTime::now()
@@ -248,8 +249,8 @@ async fn function_url_and_http_api_requests_are_served_by_the_router() {
     assert_eq!(health["ruleset"], "zoho-foreign-trade");
 }
 
-#[test]
-fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
+#[tokio::test]
+async fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
     let dir = tmp();
     let secrets = || {
         vec![
@@ -261,6 +262,7 @@ fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
     let mut e = secrets();
     e.push(("LEADSCORE_PROGRAM", missing));
     assert!(init(env(&e))
+        .await
         .unwrap_err()
         .contains("cannot read the program"));
 
@@ -272,6 +274,7 @@ fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
     let mut e = secrets();
     e.push(("LEADSCORE_PROGRAM", corrupt.display().to_string()));
     assert!(init(env(&e))
+        .await
         .unwrap_err()
         .contains("is not a valid program"));
 
@@ -280,9 +283,127 @@ fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
         program_file(&dir).display().to_string(),
     )];
     assert!(init(env(&e))
+        .await
         .unwrap_err()
         .contains("LEADSCORE_WEBHOOK_SECRET"));
     let mut open = e.clone();
     open.push(("LEADSCORE_ALLOW_OPEN", "1".into()));
-    assert!(init(env(&open)).is_ok());
+    assert!(init(env(&open)).await.is_ok());
+}
+
+/// The Lambda entry on the DynamoDB store (moto on loopback, started by scripts/test.sh):
+/// a lead's batch larger than one transaction is committed in ordered chunks and counted
+/// exactly once, and resending it counts nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_dynamodb_a_large_batch_is_committed_in_chunks_exactly_once() {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    use leadscore_runtime::store::dynamo::DynamoStore;
+    let endpoint = std::env::var("LEADSCORE_DYNAMODB_ENDPOINT").expect(
+        "LEADSCORE_DYNAMODB_ENDPOINT must name a DynamoDB-compatible server (scripts/test.sh starts moto)",
+    );
+    let table = format!("lambda-{}", std::process::id());
+    // The deployment creates the table from template.yaml; here the store does.
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &table)
+        .create_table()
+        .await
+        .unwrap();
+    let dir = tmp();
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    let router = init(env(&[
+        (
+            "LEADSCORE_PROGRAM",
+            program_file(&dir).display().to_string(),
+        ),
+        ("LEADSCORE_STORE", format!("dynamodb:{table}")),
+        ("LEADSCORE_DYNAMODB_ENDPOINT", endpoint.clone()),
+        ("LEADSCORE_ALLOW_OPEN", "1".into()),
+    ]))
+    .await
+    .expect("init");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let events: Vec<Value> = (0..100)
+        .map(|i| {
+            let at = chrono::DateTime::from_timestamp(now - 1000 + i, 0)
+                .unwrap()
+                .to_rfc3339();
+            json!({"id": format!("d{i}"), "lead": "dyn@amo.db", "type": "email.opened", "at": at})
+        })
+        .collect();
+    let body = serde_json::to_vec(&events).unwrap();
+    let json_ct = vec![("content-type", "application/json".to_string())];
+    let (status, out) = answer(
+        &router,
+        request(
+            "function_url_request.json",
+            "POST",
+            "/events",
+            &json_ct,
+            Some(&body),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["accepted"], 100);
+    assert_eq!(out["leads"].as_array().unwrap().len(), 1);
+    assert_eq!(out["leads"][0]["scores"]["engagement"], 500);
+    let (status, out) = answer(
+        &router,
+        request(
+            "function_url_request.json",
+            "POST",
+            "/events",
+            &json_ct,
+            Some(&body),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(out["accepted"], 0);
+    assert_eq!(out["duplicates"].as_array().unwrap().len(), 100);
+    let (_, lead) = answer(
+        &router,
+        request(
+            "http_api_v2_request.json",
+            "GET",
+            "/leads/dyn@amo.db",
+            &[],
+            None,
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(lead["events"], 100);
+    assert_eq!(lead["score"], 500);
+    assert_eq!(
+        lead["transitions"].as_array().unwrap().len(),
+        3,
+        "{}",
+        lead["transitions"]
+    );
+    let (_, page) = answer(
+        &router,
+        request(
+            "http_api_v2_request.json",
+            "GET",
+            "/leads?grade=A",
+            &[],
+            None,
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(page["leads"][0]["lead"], "dyn@amo.db");
 }

@@ -3,14 +3,15 @@
 //! Init reads everything once: the compiled program (`LEADSCORE_PROGRAM`, default
 //! `$LAMBDA_TASK_ROOT/program.lsb`), the configuration (`LEADSCORE_CONFIG`, optional) and
 //! secrets (`LEADSCORE_WEBHOOK_SECRET`, `LEADSCORE_READ_TOKEN` and their `_PREVIOUS`
-//! twins), and the store (`LEADSCORE_STORE`: `memory` or `sqlite:PATH`). A program that
+//! twins), and the store (`LEADSCORE_STORE`: `dynamodb:TABLE`, `sqlite:PATH` or `memory`;
+//! `LEADSCORE_DYNAMODB_ENDPOINT` for a local DynamoDB-compatible server). A program that
 //! does not load, or a function without a webhook secret and read token (unless
 //! `LEADSCORE_ALLOW_OPEN=1`), fails init with one clear log line.
 
 use crate::bytecode::Program;
 use crate::http::{self, App, ClientIp, Config};
 use crate::service::Service;
-use crate::store::{memory::MemoryStore, sqlite::SqliteStore, Store};
+use crate::store::{dynamo::DynamoStore, memory::MemoryStore, sqlite::SqliteStore, Store};
 use axum::Router;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Builds the app from the environment (read through `get`).
-pub fn init(get: impl Fn(&str) -> Option<String>) -> Result<Router, String> {
+pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Router, String> {
     let program_path = get("LEADSCORE_PROGRAM")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -47,9 +48,20 @@ pub fn init(get: impl Fn(&str) -> Option<String>) -> Result<Router, String> {
         s if s.starts_with("sqlite:") => {
             Arc::new(SqliteStore::open(&s["sqlite:".len()..]).map_err(|e| e.to_string())?)
         }
+        s if s.starts_with("dynamodb:") => {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(url) = get("LEADSCORE_DYNAMODB_ENDPOINT") {
+                loader = loader.endpoint_url(url);
+            }
+            let config = loader.load().await;
+            Arc::new(DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&config),
+                &s["dynamodb:".len()..],
+            ))
+        }
         other => {
             return Err(format!(
-                "LEADSCORE_STORE={other}: expected memory or sqlite:PATH"
+                "LEADSCORE_STORE={other}: expected dynamodb:TABLE, sqlite:PATH or memory"
             ))
         }
     };

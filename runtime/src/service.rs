@@ -244,11 +244,35 @@ impl Service {
         events: Vec<Incoming>,
     ) -> Result<(usize, Vec<String>, Json), StoreError> {
         let _turn = self.lock(lead).lock().await;
+        // A store with a limit per write (DynamoDB's 100 actions) takes a large batch in
+        // ordered chunks; each chunk is a whole read-apply-commit, consistent on its own, so
+        // a failure between chunks leaves a correct lead and a retry counts nothing twice.
+        let max = self.store.max_events_per_commit().max(1);
+        let (mut accepted, mut duplicates, mut view) = (0, Vec::new(), Json::Null);
+        let mut transitions = Vec::new();
+        for chunk in events.chunks(max) {
+            let (a, d, mut v) = self.ingest_chunk(lead, chunk).await?;
+            accepted += a;
+            duplicates.extend(d);
+            if let Some(Json::Array(t)) = v.get_mut("transitions").map(Json::take) {
+                transitions.extend(t);
+            }
+            view = v;
+        }
+        view["transitions"] = Json::Array(transitions);
+        Ok((accepted, duplicates, view))
+    }
+
+    async fn ingest_chunk(
+        &self,
+        lead: &str,
+        events: &[Incoming],
+    ) -> Result<(usize, Vec<String>, Json), StoreError> {
         let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_ingest_lead(lead, &events, &ids).await {
+            match self.try_ingest_lead(lead, events, &ids).await {
                 Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => {
                     let jitter = (self.now() as u64 % 7) + 1;
                     tokio::time::sleep(std::time::Duration::from_millis(

@@ -9,17 +9,18 @@ fn main() -> std::process::ExitCode {
         )
         .without_time()
         .init();
-    let router = match leadscore_runtime::lambda::init(|k| std::env::var(k).ok()) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let router = match runtime.block_on(leadscore_runtime::lambda::init(|k| std::env::var(k).ok()))
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("init failed: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
     match runtime.block_on(leadscore_runtime::lambda::run(router)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -5,6 +5,8 @@
 //! write ([`Store::commit`]) guarded by the state's version and by each new event being
 //! absent. No store type (SQL rows, SDK items) crosses this boundary.
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamo;
 pub mod memory;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -117,6 +119,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leads whose scores change by time alone at or before `t` (the sweep's work).
     async fn due(&self, t: Micros, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// The most new events one [`Store::commit`] may carry; the service commits a lead's
+    /// larger batch in ordered chunks of this size, each a full read, apply and commit.
+    fn max_events_per_commit(&self) -> usize {
+        usize::MAX
+    }
 }
 
 #[cfg(test)]

@@ -188,3 +188,31 @@ async fn sqlite_store_keeps_the_contract_and_its_data() {
     assert!(err.to_string().contains("schema version 99"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Against a real DynamoDB-compatible server (moto, started by scripts/test.sh; its
+/// address in `LEADSCORE_DYNAMODB_ENDPOINT`), each run in a table of its own.
+#[cfg(feature = "dynamodb")]
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamodb_store_keeps_the_contract() {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    let endpoint = std::env::var("LEADSCORE_DYNAMODB_ENDPOINT").expect(
+        "LEADSCORE_DYNAMODB_ENDPOINT must name a DynamoDB-compatible server (scripts/test.sh starts moto)",
+    );
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    let table = format!(
+        "contract-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let store = super::dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    store.create_table().await.unwrap();
+    contract(Arc::new(store)).await;
+}
