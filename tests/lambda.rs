@@ -113,6 +113,7 @@ async fn function_url_and_http_api_requests_are_served_by_the_router() {
         ("LEADSCORE_READ_TOKEN", TOKEN.into()),
     ]))
     .await
+    .map(leadscore_runtime::http::router)
     .expect("init");
 
     let now = std::time::SystemTime::now()
@@ -263,7 +264,8 @@ async fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
     e.push(("LEADSCORE_PROGRAM", missing));
     assert!(init(env(&e))
         .await
-        .unwrap_err()
+        .err()
+        .expect("init fails")
         .contains("cannot read the program"));
 
     let corrupt = dir.join("corrupt.lsb");
@@ -275,7 +277,8 @@ async fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
     e.push(("LEADSCORE_PROGRAM", corrupt.display().to_string()));
     assert!(init(env(&e))
         .await
-        .unwrap_err()
+        .err()
+        .expect("init fails")
         .contains("is not a valid program"));
 
     let e = vec![(
@@ -284,7 +287,8 @@ async fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
     )];
     assert!(init(env(&e))
         .await
-        .unwrap_err()
+        .err()
+        .expect("init fails")
         .contains("LEADSCORE_WEBHOOK_SECRET"));
     let mut open = e.clone();
     open.push(("LEADSCORE_ALLOW_OPEN", "1".into()));
@@ -327,6 +331,7 @@ async fn on_dynamodb_a_large_batch_is_committed_in_chunks_exactly_once() {
         ("LEADSCORE_ALLOW_OPEN", "1".into()),
     ]))
     .await
+    .map(leadscore_runtime::http::router)
     .expect("init");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

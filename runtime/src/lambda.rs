@@ -9,7 +9,7 @@
 //! `LEADSCORE_ALLOW_OPEN=1`), fails init with one clear log line.
 
 use crate::bytecode::Program;
-use crate::http::{self, App, ClientIp, Config};
+use crate::http::{App, ClientIp, Config};
 use crate::service::Service;
 use crate::store::{dynamo::DynamoStore, memory::MemoryStore, sqlite::SqliteStore, Store};
 use axum::Router;
@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Builds the app from the environment (read through `get`).
-pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Router, String> {
+pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, String> {
     let program_path = get("LEADSCORE_PROGRAM")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -67,7 +67,7 @@ pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Router, String
     };
     tracing::info!(ruleset = program.name, program = %program_path.display(), "initialised");
     let service = Arc::new(Service::new(program, store));
-    Ok(http::router(App::new(service, config)))
+    Ok(App::new(service, config))
 }
 
 /// The client address from the request context (API Gateway HTTP API or Function URL).
@@ -99,4 +99,26 @@ pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
         async move { Ok::<_, std::convert::Infallible>(handle(router, req).await) }
     });
     lambda_http::run(service).await
+}
+
+/// The sweep mode (`LEADSCORE_MODE=sweep`, invoked by the EventBridge schedule): each
+/// invocation records the transitions that time alone caused for the leads that are due.
+pub async fn run_sweep(app: Arc<App>) -> Result<(), lambda_http::Error> {
+    use lambda_http::lambda_runtime::{self, LambdaEvent};
+    let handler = lambda_runtime::service_fn(move |_: LambdaEvent<serde_json::Value>| {
+        let app = app.clone();
+        async move {
+            let mut swept = 0;
+            loop {
+                let n = app.service.sweep(1_000).await?;
+                swept += n;
+                if n < 1_000 {
+                    break;
+                }
+            }
+            tracing::info!(leads = swept, "swept");
+            Ok::<_, lambda_http::Error>(serde_json::json!({ "swept": swept }))
+        }
+    });
+    lambda_runtime::run(handler).await
 }

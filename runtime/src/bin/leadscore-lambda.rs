@@ -13,15 +13,22 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let router = match runtime.block_on(leadscore_runtime::lambda::init(|k| std::env::var(k).ok()))
-    {
-        Ok(r) => r,
+    let app = match runtime.block_on(leadscore_runtime::lambda::init(|k| std::env::var(k).ok())) {
+        Ok(a) => a,
         Err(e) => {
             tracing::error!("init failed: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(leadscore_runtime::lambda::run(router)) {
+    // One binary, two functions: the HTTP API, and the scheduled sweep.
+    let served = if std::env::var("LEADSCORE_MODE").is_ok_and(|m| m == "sweep") {
+        runtime.block_on(leadscore_runtime::lambda::run_sweep(app))
+    } else {
+        runtime.block_on(leadscore_runtime::lambda::run(
+            leadscore_runtime::http::router(app),
+        ))
+    };
+    match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("lambda runtime failed: {e}");
