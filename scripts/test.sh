@@ -27,9 +27,9 @@ cargo clippy -p leadscore-runtime --no-default-features --quiet -- -D warnings
 cargo build -p leadscore-runtime --features lambda --bin leadscore-lambda --quiet
 
 echo "== moto: a DynamoDB-compatible server on 127.0.0.1 for the tests"
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import moto.server' 2>/dev/null; then
+if [ ! -x .venv/bin/cfn-lint ] || ! .venv/bin/python -c 'import moto.server' 2>/dev/null; then
   python3 -m venv .venv
-  .venv/bin/pip install --quiet 'moto[server]'
+  .venv/bin/pip install --quiet 'moto[server]' cfn-lint
 fi
 moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 .venv/bin/python scripts/moto-server.py "$moto_port" > "${TMPDIR:-/tmp}/leadscore-moto.log" 2>&1 &
@@ -59,6 +59,9 @@ echo "== bench-peers: leadscore, zen-expression and cel-interpreter agree with t
 cargo fmt --manifest-path bench-peers/Cargo.toml -- --check
 cargo clippy --manifest-path bench-peers/Cargo.toml --release --all-targets --quiet -- -D warnings
 cargo test --manifest-path bench-peers/Cargo.toml --release --quiet
+
+echo "== template.yaml (cfn-lint, offline)"
+.venv/bin/cfn-lint template.yaml
 
 echo "== the Lambda entry under cargo-lambda's local emulator (watch + invoke)"
 bash scripts/lambda-local.sh
