@@ -113,3 +113,43 @@ async fn ids_repeated_in_one_request_count_once_and_each_lead_is_reported() {
         .collect();
     assert_eq!(scores, vec![("a@x.com".into(), 2), ("b@x.com".into(), 1)]);
 }
+
+/// A lead's stored state stays far below DynamoDB's 400 KB item limit however many events
+/// it has: rule state is bounded (counts, at most N window instants, capped expiries).
+#[test]
+fn a_lead_with_100000_events_has_a_small_state() {
+    use leadscore_runtime::engine::Engine;
+    use leadscore_runtime::event::Event;
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/001-zoho.rules"
+    ))
+    .unwrap();
+    let p = program(&src);
+    let mut engine = Engine::new(&p);
+    let start = time::parse("2026-01-01T00:00:00Z").unwrap();
+    let types = [
+        "site.visited",
+        "page.viewed",
+        "email.opened",
+        "email.clicked",
+        "email.unsubscribed",
+        "form.submitted",
+    ];
+    let mut lead = engine.new_lead("big@x.com");
+    let mut out = Vec::new();
+    for i in 0..100_000i64 {
+        let e = Event::from_json(&json!({
+            "id": format!("e{i}"), "lead": "big@x.com", "type": types[i as usize % types.len()],
+            "at": time::format(start + i * 60_000_000),
+            "attributes": {"country": "DE", "message": format!("note {i}")},
+            "props": {"page": "pricing", "form": "inquiry"},
+        }))
+        .unwrap();
+        engine.apply(&mut lead, &e, &mut out).unwrap();
+        out.clear();
+    }
+    assert_eq!(lead.events, 100_000);
+    let bytes = serde_json::to_vec(&lead).unwrap().len();
+    assert!(bytes < 16 * 1024, "state is {bytes} bytes");
+}
