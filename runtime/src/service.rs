@@ -144,15 +144,37 @@ pub struct Service {
     clock: Clock,
 }
 
-fn lead_view(p: &Program, engine: &mut Engine, state: &LeadState, now: Micros) -> Json {
+/// A lead's scores at `now`, evaluated once: the summary the store keeps for listings and
+/// the sweep, and the view a response shows (transitions are added by the caller).
+fn summarize(p: &Program, engine: &mut Engine, state: &LeadState, now: Micros) -> (Summary, Json) {
     let e = engine.evaluate(state, now, None);
-    json!({
+    let grade = p.grades[e.grade.index()].name.clone();
+    let scores = scores_map(p, &e.scores);
+    let view = json!({
         "lead": state.key,
         "score": e.total,
-        "scores": scores_map(p, &e.scores),
-        "grade": p.grades[e.grade.index()].name,
+        "scores": scores,
+        "grade": grade,
         "tags": e.tags.iter().map(|&t| p.tags[t].name.clone()).collect::<Vec<_>>(),
-    })
+    });
+    let summary = Summary {
+        grade: Some(grade),
+        score: e.total,
+        scores,
+        next_change: engine.next_change(state, now),
+        updated_at: now,
+    };
+    (summary, view)
+}
+
+fn stored_transitions(p: &Program, transitions: &[Transition]) -> Vec<StoredTransition> {
+    transitions
+        .iter()
+        .map(|t| StoredTransition {
+            at: t.at,
+            json: transition_json(p, t),
+        })
+        .collect()
 }
 
 fn scores_map(p: &Program, scores: &[i64]) -> Map<String, Json> {
@@ -309,7 +331,7 @@ impl Service {
         };
         engine.attach(&mut state);
         if fresh.is_empty() {
-            let mut view = lead_view(p, &mut engine, &state, now);
+            let (_, mut view) = summarize(p, &mut engine, &state, now);
             view["transitions"] = json!([]);
             return Ok((0, stored, view));
         }
@@ -339,14 +361,7 @@ impl Service {
         let mut tail = Vec::new();
         engine.advance(&mut state, now, &mut tail);
         transitions.extend(tail);
-        let eval = engine.evaluate(&state, now, None);
-        let summary = Summary {
-            grade: Some(p.grades[eval.grade.index()].name.clone()),
-            score: eval.total,
-            scores: scores_map(p, &eval.scores),
-            next_change: engine.next_change(&state, now),
-            updated_at: now,
-        };
+        let (summary, mut view) = summarize(p, &mut engine, &state, now);
         let stored_events = fresh
             .iter()
             .enumerate()
@@ -357,26 +372,18 @@ impl Service {
                 json: inc.json.clone(),
             })
             .collect();
-        let transition_json: Vec<Json> =
-            transitions.iter().map(|t| transition_json(p, t)).collect();
-        let write = Write {
-            lead: lead.to_string(),
-            expect,
-            state: state.clone(),
-            summary,
-            events: stored_events,
-            transitions: transitions
-                .iter()
-                .zip(&transition_json)
-                .map(|(t, j)| StoredTransition {
-                    at: t.at,
-                    json: j.clone(),
-                })
-                .collect(),
-        };
-        self.store.commit(write).await?;
-        let mut view = lead_view(p, &mut engine, &state, now);
-        view["transitions"] = Json::Array(transition_json);
+        let transitions = stored_transitions(p, &transitions);
+        view["transitions"] = transitions.iter().map(|t| t.json.clone()).collect();
+        self.store
+            .commit(Write {
+                lead: lead.to_string(),
+                expect,
+                state,
+                summary,
+                events: stored_events,
+                transitions,
+            })
+            .await?;
         Ok((fresh.len(), stored, view))
     }
 
@@ -474,26 +481,14 @@ impl Service {
                     .rebuild(lead, &history, now, &mut Vec::new())
                     .map_err(|e| StoreError::Failed(e.to_string()))?;
             }
-            let eval = engine.evaluate(&state, now, None);
+            let (summary, _) = summarize(p, &mut engine, &state, now);
             let write = Write {
                 lead: lead.clone(),
                 expect: Some(loaded.version),
-                summary: Summary {
-                    grade: Some(p.grades[eval.grade.index()].name.clone()),
-                    score: eval.total,
-                    scores: scores_map(p, &eval.scores),
-                    next_change: engine.next_change(&state, now),
-                    updated_at: now,
-                },
+                summary,
                 state,
                 events: Vec::new(),
-                transitions: out
-                    .iter()
-                    .map(|t| StoredTransition {
-                        at: t.at,
-                        json: transition_json(p, t),
-                    })
-                    .collect(),
+                transitions: stored_transitions(p, &out),
             };
             match self.store.commit(write).await {
                 Ok(()) => n += 1,
