@@ -81,7 +81,7 @@ pub struct ListQuery {
     pub after: Option<(i64, String)>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The lead changed since it was read, or an event was stored meanwhile: re-read and
     /// try again.

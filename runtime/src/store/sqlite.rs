@@ -255,11 +255,7 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
 }
 
 fn commit_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
-    let all = |e: StoreError| {
-        jobs.iter()
-            .map(|_| Err(clone_error(&e)))
-            .collect::<Vec<_>>()
-    };
+    let all = |e: StoreError| jobs.iter().map(|_| Err(e.clone())).collect::<Vec<_>>();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(t) => t,
         Err(e) => return all(sql_error(e)),
@@ -282,14 +278,6 @@ fn commit_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<(), StoreErro
         return all(sql_error(e));
     }
     results
-}
-
-fn clone_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Conflict => StoreError::Conflict,
-        StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
-        StoreError::Failed(s) => StoreError::Failed(s.clone()),
-    }
 }
 
 /// Whether a write may go ahead: the version it read is current and none of its events
