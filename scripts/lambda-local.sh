@@ -1,39 +1,93 @@
 #!/usr/bin/env bash
-# The Lambda entry under cargo-lambda's local emulator of the Lambda control plane:
-# `cargo lambda watch` runs leadscore-lambda, then a Function URL request (curl) and an
-# invocation with an HTTP API v2 event (`cargo lambda invoke`) must be answered by it.
+# The release Lambda artifact, as SAM builds it and AWS runs it, on this machine:
+#   1. `cargo lambda build --release` of leadscore-lambda for the host's x86_64 (AWS's
+#      arm64 standard library is not available offline; the code is the same);
+#   2. a table shaped by template.yaml on the DynamoDB-compatible server named by
+#      LEADSCORE_DYNAMODB_ENDPOINT (scripts/test.sh starts one);
+#   3. the built `bootstrap` attached to cargo-lambda's emulator of the Lambda APIs
+#      (`cargo lambda watch --only-lambda-apis`, on 127.0.0.1), answering Function URL
+#      requests (curl: health, a signed POST /events, a refused unsigned one, a read with
+#      and without the token) and an HTTP API v2 invocation (`cargo lambda invoke`);
+#   4. the same bootstrap in sweep mode (LEADSCORE_MODE=sweep) invoked with an EventBridge
+#      Scheduler event: the lead that became inactive a moment ago is re-graded, and the
+#      API function then shows the transition with cause "time".
 # cargo-lambda comes from PyPI into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/cargo-lambda ]; then
+: "${LEADSCORE_DYNAMODB_ENDPOINT:?set LEADSCORE_DYNAMODB_ENDPOINT to a DynamoDB-compatible server (scripts/test.sh starts moto)}"
+if [ ! -x .venv/bin/cargo-lambda ] || ! .venv/bin/python -c 'import boto3, yaml' 2>/dev/null; then
   python3 -m venv .venv
-  .venv/bin/pip install --quiet cargo-lambda
+  .venv/bin/pip install --quiet cargo-lambda 'moto[server]'
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 
+echo "-- cargo lambda build --release (x86_64)"
+cargo lambda build --quiet --release --x86-64 --compiler cargo -p leadscore-runtime --bin leadscore-lambda
+bootstrap="$PWD/target/lambda/leadscore-lambda/bootstrap"
+echo "bootstrap: $(stat -c %s "$bootstrap") bytes ($(file -b "$bootstrap" | grep -o 'stripped\|not stripped'))"
+
 work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAILED: $*"; for f in "$work"/*.log; do echo "== $f"; cat "$f"; done; exit 1; }
+
+table="lambda-local-$$-$(date +%s)"
+.venv/bin/python scripts/table-from-template.py "$LEADSCORE_DYNAMODB_ENDPOINT" "$table"
+cargo run --quiet -- compile tests/data/lambda/emulator.rules -o "$work/program.lsb"
+
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cargo run --quiet -- compile examples/001-zoho.rules -o "$work/program.lsb"
-
-LEADSCORE_PROGRAM="$work/program.lsb" LEADSCORE_STORE="sqlite:$work/lambda.db" \
-LEADSCORE_WEBHOOK_SECRET=local-secret LEADSCORE_READ_TOKEN=local-token \
-  cargo lambda watch --quiet --ignore-changes -A 127.0.0.1 -P "$port" \
-    -p leadscore-runtime --features lambda --bin leadscore-lambda > "$work/watch.log" 2>&1 &
-watch=$!
-trap 'kill $watch 2>/dev/null; wait $watch 2>/dev/null; rm -rf "$work"' EXIT
-
-url="http://127.0.0.1:$port/lambda-url/leadscore-lambda"
-for _ in $(seq 1 240); do
-  if curl -sf "$url/healthz" > "$work/health.json" 2>/dev/null; then break; fi
-  sleep 1
+cargo lambda watch --only-lambda-apis -A 127.0.0.1 -P "$port" > "$work/watch.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 60); do
+  grep -q "AWS_LAMBDA_RUNTIME_API" "$work/watch.log" && break
+  sleep 0.5
 done
-grep -q '"status":"ok"' "$work/health.json" || { echo "no answer from the function"; cat "$work/watch.log"; exit 1; }
+api=$(grep -o 'AWS_LAMBDA_RUNTIME_API=[^ ]*' "$work/watch.log" | head -1 | cut -d= -f2)
+fname=$(grep -o 'AWS_LAMBDA_FUNCTION_NAME=[^ ]*' "$work/watch.log" | head -1 | cut -d= -f2)
+[ -n "$api" ] && [ -n "$fname" ] || fail "the emulator did not say where its runtime API is"
+
+secret=local-secret token=local-token
+# Starts the built bootstrap against the emulator; $1 names the mode (api or sweep).
+start_function() {
+  env AWS_LAMBDA_RUNTIME_API="$api" AWS_LAMBDA_FUNCTION_NAME="$fname" \
+    AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 \
+    AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+    LEADSCORE_PROGRAM="$work/program.lsb" LEADSCORE_STORE="dynamodb:$table" \
+    LEADSCORE_WEBHOOK_SECRET="$secret" LEADSCORE_READ_TOKEN="$token" \
+    LEADSCORE_MODE="$1" "$bootstrap" > "$work/function-$1.log" 2>&1 &
+  function=$!
+  pids+=("$function")
+}
+stop_function() { kill "$function"; wait "$function" 2>/dev/null || true; }
+
+url="http://127.0.0.1:$port/lambda-url/$fname"
+start_function api
+curl -sf -m 30 "$url/healthz" > "$work/health.json" || fail "no answer from the function"
+grep -q '"status":"ok"' "$work/health.json" || fail "health: $(cat "$work/health.json")"
 echo "Function URL GET /healthz: $(cat "$work/health.json")"
 
-# A read without a token is refused by the function itself.
-code=$(curl -s -o /dev/null -w '%{http_code}' "$url/leads/nobody@example.com")
-[ "$code" = 401 ] || { echo "expected 401 without a token, got $code"; exit 1; }
+# A signed event, dated 58 s ago: inactive for 1m begins 2 s from now.
+at=$(date -u -d '58 seconds ago' +%Y-%m-%dT%H:%M:%SZ)
+body='{"id":"f1","lead":"sweep@lambda.test","type":"form.submitted","at":"'"$at"'","props":{"form":"inquiry"}}'
+ts=$(date +%s)
+sig=$(printf '%s.%s' "$ts" "$body" | openssl dgst -sha256 -hmac "$secret" -hex | sed 's/^.* //')
+post_event() {
+  curl -s -o "$work/post.json" -w '%{http_code}' "$url/events" -H 'content-type: application/json' "$@" -d "$body"
+}
+code=$(post_event -H "x-leadscore-timestamp: $ts" -H "x-leadscore-signature: v1=0000$sig")
+[ "$code" = 401 ] || fail "a forged signature got $code"
+code=$(post_event -H "x-leadscore-timestamp: $ts" -H "x-leadscore-signature: v1=$sig")
+[ "$code" = 200 ] || fail "signed POST /events got $code: $(cat "$work/post.json")"
+grep -q '"grade":"A"' "$work/post.json" || fail "scored: $(cat "$work/post.json")"
+echo "Function URL POST /events (signed): $(cat "$work/post.json")"
+
+code=$(curl -s -o /dev/null -w '%{http_code}' "$url/leads/sweep@lambda.test")
+[ "$code" = 401 ] || fail "a read without the token got $code"
 
 python3 - "$work/event.json" <<'PY'
 import json, sys
@@ -48,14 +102,42 @@ e["body"] = "email=local%40lambda.test&country=DE&title=CEO"
 e["isBase64Encoded"] = False
 json.dump(e, open(sys.argv[1], "w"))
 PY
-cargo lambda invoke leadscore-lambda -A 127.0.0.1 -P "$port" --data-file "$work/event.json" > "$work/answer.json"
-python3 - "$work/answer.json" <<'PY'
+cargo lambda invoke "$fname" -A 127.0.0.1 -P "$port" --data-file "$work/event.json" > "$work/answer.json"
+python3 - "$work/answer.json" <<'PY' || fail "HTTP API v2 invocation"
 import json, sys
 a = json.load(open(sys.argv[1]))
 assert a["statusCode"] == 200, a
-body = json.loads(a["body"])
-lead = body["leads"][0]
-assert lead["lead"] == "local@lambda.test" and lead["scores"]["engagement"] == 20, body
-print("invoke POST /forms/inquiry:", lead["lead"], lead["score"], lead["grade"])
+lead = json.loads(a["body"])["leads"][0]
+assert lead["lead"] == "local@lambda.test" and lead["scores"]["engagement"] == 20, lead
+print("invoke (HTTP API v2) POST /forms/inquiry:", lead["lead"], lead["score"], lead["grade"])
 PY
-echo "cargo lambda watch + invoke: ok"
+stop_function
+
+# The scheduled sweep: same binary, sweep mode, once the lead is due.
+start_function sweep
+sleep 3
+python3 - > "$work/schedule.json" <<'PY'
+import json
+print(json.dumps({"version": "0", "id": "e0ad3b3f-0000-0000-0000-000000000000",
+  "detail-type": "Scheduled Event", "source": "aws.scheduler", "account": "123456789012",
+  "time": "2026-11-23T00:00:00Z", "region": "us-east-1",
+  "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/leadscore-sweep"],
+  "detail": "{}"}))
+PY
+cargo lambda invoke "$fname" -A 127.0.0.1 -P "$port" --data-file "$work/schedule.json" > "$work/swept.json"
+grep -q '"swept":1' "$work/swept.json" || fail "sweep answered $(cat "$work/swept.json")"
+echo "invoke (EventBridge schedule) sweep: $(cat "$work/swept.json")"
+stop_function
+
+start_function api
+curl -sf -m 30 -H "authorization: Bearer $token" "$url/leads/sweep@lambda.test" > "$work/lead.json" \
+  || fail "GET /leads with the token"
+python3 - "$work/lead.json" <<'PY' || fail "the swept lead"
+import json, sys
+lead = json.load(open(sys.argv[1]))
+assert lead["grade"] == "B" and lead["scores"]["engagement"] == 5, lead
+last = lead["transitions"][-1]
+assert last["cause"] == "time" and last["from"] == "A" and last["to"] == "B", last
+print("Function URL GET /leads (after the sweep):", lead["grade"], last)
+PY
+echo "release bootstrap under cargo lambda (Function URL, invoke, sweep) on DynamoDB: ok"

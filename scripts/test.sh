@@ -27,9 +27,13 @@ cargo clippy -p leadscore-runtime --no-default-features --quiet -- -D warnings
 cargo build -p leadscore-runtime --features lambda --bin leadscore-lambda --quiet
 
 echo "== moto: a DynamoDB-compatible server on 127.0.0.1 for the tests"
-if [ ! -x .venv/bin/cfn-lint ] || ! .venv/bin/python -c 'import moto.server' 2>/dev/null; then
+# The Python tools, from PyPI into .venv: moto (the DynamoDB-compatible server), cfn-lint and
+# the SAM CLI (template checks, offline), cargo-lambda (builds the release Lambda artifact and
+# emulates the Lambda APIs).
+if [ ! -x .venv/bin/cfn-lint ] || [ ! -x .venv/bin/sam ] || [ ! -x .venv/bin/cargo-lambda ] \
+   || ! .venv/bin/python -c 'import moto.server' 2>/dev/null; then
   python3 -m venv .venv
-  .venv/bin/pip install --quiet 'moto[server]' cfn-lint
+  .venv/bin/pip install --quiet 'moto[server]' cfn-lint aws-sam-cli cargo-lambda
 fi
 moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 .venv/bin/python scripts/moto-server.py "$moto_port" > "${TMPDIR:-/tmp}/leadscore-moto.log" 2>&1 &
@@ -60,8 +64,9 @@ cargo fmt --manifest-path bench-peers/Cargo.toml -- --check
 cargo clippy --manifest-path bench-peers/Cargo.toml --release --all-targets --quiet -- -D warnings
 cargo test --manifest-path bench-peers/Cargo.toml --release --quiet
 
-echo "== template.yaml (cfn-lint, offline)"
+echo "== template.yaml (cfn-lint and sam validate, offline)"
 .venv/bin/cfn-lint template.yaml
+SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --region us-east-1 -t template.yaml
 
-echo "== the Lambda entry under cargo-lambda's local emulator (watch + invoke)"
+echo "== the release Lambda artifact under cargo-lambda's emulator, on DynamoDB (moto)"
 bash scripts/lambda-local.sh
