@@ -240,3 +240,38 @@ pub fn test(file: &Path, cases: &[std::path::PathBuf]) -> Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+pub fn backtest(
+    files: &[std::path::PathBuf],
+    events: &Path,
+    outcomes: Option<&Path>,
+    as_of: Option<&str>,
+    top: usize,
+    format: crate::ReportFormat,
+) -> Result<ExitCode> {
+    use leadscore_runtime::time;
+    let as_of = as_of
+        .map(|s| {
+            time::parse(s).with_context(|| format!("--as-of: `{s}` is not an RFC 3339 timestamp"))
+        })
+        .transpose()?;
+    let mut programs = Vec::new();
+    for f in files {
+        let Some(p) = load_program(f)? else {
+            return Ok(ExitCode::from(RULE_ERRORS));
+        };
+        programs.push(p);
+    }
+    let report = crate::backtest::run(crate::backtest::Options {
+        programs,
+        events,
+        outcomes,
+        as_of,
+        top,
+    })?;
+    match format {
+        crate::ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        crate::ReportFormat::Text => print!("{}", crate::backtest::text(&report)),
+    }
+    Ok(ExitCode::SUCCESS)
+}

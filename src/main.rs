@@ -1,5 +1,6 @@
 //! The `leadscore` command line.
 
+mod backtest;
 mod cases;
 mod commands;
 mod score;
@@ -83,6 +84,27 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Replay a history through one or two rule versions as of an instant and set the
+    /// grades they give against what happened to the leads (docs/backtest.md).
+    Backtest {
+        /// The rules in use and, to compare, the proposed rules (rules files or programs).
+        #[arg(required = true, num_args = 1..=2)]
+        files: Vec<PathBuf>,
+        /// The history: events, one JSON object per line (outcome events included).
+        #[arg(long)]
+        events: PathBuf,
+        /// Outcomes, one row per lead: lead,outcome[,at] (won, lost or disqualified).
+        #[arg(long)]
+        outcomes: Option<PathBuf>,
+        /// Score as of this instant (RFC 3339); default: the last event of the history.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// How many of the biggest movers to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long, value_enum, default_value_t)]
+        format: ReportFormat,
+    },
     /// Re-evaluate the leads whose scores change by time alone (inactivity, expiry) and
     /// record their transitions (cause "time"). `serve` does this every minute.
     Sweep {
@@ -95,6 +117,15 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum, Default)]
+pub enum ReportFormat {
+    /// A readable report.
+    #[default]
+    Text,
+    /// One JSON object (for CI).
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum, Default)]
@@ -137,6 +168,21 @@ fn main() -> ExitCode {
             listen,
             config,
         }),
+        Command::Backtest {
+            files,
+            events,
+            outcomes,
+            as_of,
+            top,
+            format,
+        } => commands::backtest(
+            &files,
+            &events,
+            outcomes.as_deref(),
+            as_of.as_deref(),
+            top,
+            format,
+        ),
         Command::Sweep { file, db, now } => serve::sweep(&file, &db, now.as_deref()),
     };
     match result {

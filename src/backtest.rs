@@ -1,0 +1,474 @@
+//! `leadscore backtest`: replays a history of events through one or two programs as of an
+//! instant and sets the grades they give against what happened to the leads afterwards
+//! (won, lost, disqualified). Scores are a pure function of (program, events, instant), so
+//! the comparison is exact: the same leads, the same events, two rule versions.
+
+use crate::score::{read_events, score_each};
+use anyhow::{bail, Context, Result};
+use leadscore_runtime::bytecode::Program;
+use leadscore_runtime::event::{normalise_lead, Event};
+use leadscore_runtime::time::{self, Micros};
+use serde_json::{json, Value as Json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// What happened to a lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Won,
+    Lost,
+    Disqualified,
+}
+
+impl Outcome {
+    /// The event types that record an outcome.
+    pub fn of_event_type(t: &str) -> Option<Outcome> {
+        match t {
+            "deal.won" => Some(Outcome::Won),
+            "deal.lost" => Some(Outcome::Lost),
+            "lead.disqualified" => Some(Outcome::Disqualified),
+            _ => None,
+        }
+    }
+
+    fn parse(s: &str) -> Option<Outcome> {
+        match s.trim().to_lowercase().as_str() {
+            "won" => Some(Outcome::Won),
+            "lost" => Some(Outcome::Lost),
+            "disqualified" => Some(Outcome::Disqualified),
+            _ => None,
+        }
+    }
+}
+
+/// Each lead's latest outcome (by time; at equal times the later record wins).
+#[derive(Default)]
+pub struct Outcomes(HashMap<String, (Micros, Outcome)>);
+
+impl Outcomes {
+    fn record(&mut self, lead: &str, at: Micros, o: Outcome) {
+        let slot = self.0.entry(lead.to_string()).or_insert((at, o));
+        if at >= slot.0 {
+            *slot = (at, o);
+        }
+    }
+
+    fn get(&self, lead: &str) -> Option<Outcome> {
+        self.0.get(lead).map(|(_, o)| *o)
+    }
+
+    /// Reads `lead,outcome[,at]` rows (the key column may be `lead`, `email` or `id`;
+    /// outcome `won`, `lost` or `disqualified`; `at` RFC 3339, default: the start of time).
+    pub fn read_csv(&mut self, path: &Path) -> Result<()> {
+        let mut reader = csv::Reader::from_path(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let headers = reader.headers()?.clone();
+        let col = |names: &[&str]| {
+            names.iter().find_map(|n| {
+                headers
+                    .iter()
+                    .position(|h| h.trim().eq_ignore_ascii_case(n))
+            })
+        };
+        let Some(key) = col(&["lead", "email", "id"]) else {
+            bail!("{}: no `lead` (or `email`, `id`) column", path.display());
+        };
+        let Some(outcome) = col(&["outcome"]) else {
+            bail!("{}: no `outcome` column", path.display());
+        };
+        let at = col(&["at"]);
+        for (i, row) in reader.records().enumerate() {
+            let row_no = i + 2;
+            let row = row.with_context(|| format!("{}:{row_no}", path.display()))?;
+            let lead = normalise_lead(row.get(key).unwrap_or(""));
+            if lead.is_empty() {
+                bail!("{}:{row_no}: the lead key is empty", path.display());
+            }
+            let text = row.get(outcome).unwrap_or("");
+            let Some(o) = Outcome::parse(text) else {
+                bail!(
+                    "{}:{row_no}: outcome `{text}`: expected won, lost or disqualified",
+                    path.display()
+                );
+            };
+            let when = match at.and_then(|c| row.get(c)).filter(|s| !s.trim().is_empty()) {
+                Some(s) => time::parse(s.trim()).with_context(|| {
+                    format!(
+                        "{}:{row_no}: at `{s}` is not an RFC 3339 timestamp",
+                        path.display()
+                    )
+                })?,
+                None => Micros::MIN,
+            };
+            self.record(&lead, when, o);
+        }
+        Ok(())
+    }
+}
+
+/// One program's grade and score for one lead.
+struct Graded {
+    score: i64,
+    grade: String,
+    json: Json,
+}
+
+/// One program's results over the history.
+struct Version {
+    program: Program,
+    leads: BTreeMap<String, Graded>,
+}
+
+pub struct Options<'a> {
+    pub programs: Vec<Program>,
+    pub events: &'a Path,
+    pub outcomes: Option<&'a Path>,
+    pub as_of: Option<Micros>,
+    pub top: usize,
+}
+
+/// Runs the backtest; the report as JSON (see docs/backtest.md).
+pub fn run(o: Options<'_>) -> Result<Json> {
+    let mut outcomes = Outcomes::default();
+    let mut history = Vec::new();
+    for e in read_events(o.events)? {
+        match Outcome::of_event_type(&e.event_type) {
+            Some(out) => outcomes.record(&e.lead, e.at, out),
+            None => history.push(e),
+        }
+    }
+    if let Some(path) = o.outcomes {
+        outcomes.read_csv(path)?;
+    }
+    let Some(last) = history.iter().map(|e| e.at).max() else {
+        bail!(
+            "{}: no events to score (outcome events are labels, not history)",
+            o.events.display()
+        );
+    };
+    let as_of = o.as_of.unwrap_or(last);
+    let versions = o
+        .programs
+        .into_iter()
+        .map(|p| replay(p, history.clone(), as_of))
+        .collect::<Result<Vec<_>>>()?;
+    let future = history.iter().filter(|e| e.at > as_of).count();
+    Ok(report(&versions, &outcomes, as_of, future, o.top))
+}
+
+fn replay(program: Program, history: Vec<Event>, as_of: Micros) -> Result<Version> {
+    let mut leads = BTreeMap::new();
+    score_each(&program, history, as_of, |s| {
+        let grade = s.json["grade"].as_str().unwrap_or_default().to_string();
+        let score = s.json["score"].as_i64().unwrap_or_default();
+        leads.insert(
+            s.lead,
+            Graded {
+                score,
+                grade,
+                json: s.json,
+            },
+        );
+        Ok(())
+    })?;
+    Ok(Version { program, leads })
+}
+
+fn rate(wins: usize, of: usize) -> Json {
+    if of == 0 {
+        Json::Null
+    } else {
+        json!((wins as f64 / of as f64 * 10_000.0).round() / 10_000.0)
+    }
+}
+
+/// Ten equal bins over [lo, hi] (integer edges), the count of leads in each.
+fn histogram(scores: &[i64], lo: i64, hi: i64) -> Vec<Json> {
+    const BINS: i64 = 10;
+    let width = ((hi - lo) / BINS + 1).max(1);
+    let mut counts = vec![0usize; BINS as usize];
+    for s in scores {
+        counts[(((s - lo) / width) as usize).min(BINS as usize - 1)] += 1;
+    }
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let from = lo + i as i64 * width;
+            json!({"from": from, "to": from + width - 1, "leads": n})
+        })
+        .collect()
+}
+
+fn report(
+    versions: &[Version],
+    outcomes: &Outcomes,
+    as_of: Micros,
+    future: usize,
+    top: usize,
+) -> Json {
+    let scored = &versions[0].leads;
+    let wins = scored
+        .keys()
+        .filter(|l| outcomes.get(l) == Some(Outcome::Won))
+        .count();
+    let unmatched = outcomes
+        .0
+        .keys()
+        .filter(|l| !scored.contains_key(*l))
+        .count();
+    let all_scores: Vec<i64> = versions
+        .iter()
+        .flat_map(|v| v.leads.values().map(|g| g.score))
+        .collect();
+    let lo = all_scores.iter().copied().min().unwrap_or(0);
+    let hi = all_scores.iter().copied().max().unwrap_or(0);
+    let base = rate(wins, scored.len());
+
+    let versions_json: Vec<Json> = versions
+        .iter()
+        .map(|v| {
+            let grades: Vec<Json> = v
+                .program
+                .grades
+                .iter()
+                .map(|g| {
+                    let mut n = [0usize; 4]; // won, lost, disqualified, open
+                    let mut leads = 0;
+                    for (lead, r) in &v.leads {
+                        if r.grade == g.name {
+                            leads += 1;
+                            n[match outcomes.get(lead) {
+                                Some(Outcome::Won) => 0,
+                                Some(Outcome::Lost) => 1,
+                                Some(Outcome::Disqualified) => 2,
+                                None => 3,
+                            }] += 1;
+                        }
+                    }
+                    json!({"grade": g.name, "leads": leads, "won": n[0], "lost": n[1],
+                        "disqualified": n[2], "open": n[3], "conversion": rate(n[0], leads)})
+                })
+                .collect();
+            let top_grade = &grades[0];
+            let lift = match (top_grade["conversion"].as_f64(), base.as_f64()) {
+                (Some(c), Some(b)) if b > 0.0 => json!((c / b * 100.0).round() / 100.0),
+                _ => Json::Null,
+            };
+            let mut warnings = Vec::new();
+            let name = top_grade["grade"].as_str().unwrap_or_default();
+            let (won, leads) = (
+                top_grade["won"].as_u64().unwrap_or(0),
+                top_grade["leads"].as_u64().unwrap_or(0),
+            );
+            if leads == 0 {
+                warnings.push(format!("no lead reached the top grade {name}"));
+            } else if won * 2 < leads {
+                warnings.push(format!(
+                    "fewer than 50% of the top grade's leads converted ({won} of {leads} in {name}): the threshold is too loose; raise it"
+                ));
+            }
+            let scores: Vec<i64> = v.leads.values().map(|g| g.score).collect();
+            json!({
+                "ruleset": v.program.name,
+                "program": v.program.hash_hex(),
+                "grades": grades,
+                "top_grade": name,
+                "top_lift": lift,
+                "histogram": histogram(&scores, lo, hi),
+                "warnings": warnings,
+            })
+        })
+        .collect();
+
+    let mut out = json!({
+        "as_of": time::format(as_of),
+        "leads": scored.len(),
+        "won": wins,
+        "base_rate": base,
+        "events_after_as_of": future,
+        "outcomes_without_history": unmatched,
+        "versions": versions_json,
+    });
+    if let [old, new] = versions {
+        out["changes"] = changes(old, new, outcomes, top);
+    }
+    out
+}
+
+/// Which leads a new version moves: grade to grade counts, and the biggest score changes
+/// with both explanations.
+fn changes(old: &Version, new: &Version, outcomes: &Outcomes, top: usize) -> Json {
+    let mut matrix: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut movers = Vec::new();
+    for (lead, a) in &old.leads {
+        let Some(b) = new.leads.get(lead) else {
+            continue;
+        };
+        if a.grade != b.grade {
+            *matrix.entry((&a.grade, &b.grade)).or_default() += 1;
+        }
+        if a.score != b.score || a.grade != b.grade {
+            movers.push((lead, a, b));
+        }
+    }
+    let moved: usize = matrix.values().sum();
+    let mut matrix: Vec<_> = matrix.into_iter().collect();
+    matrix.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    movers.sort_by(|x, y| {
+        (y.2.score - y.1.score)
+            .abs()
+            .cmp(&(x.2.score - x.1.score).abs())
+            .then(x.0.cmp(y.0))
+    });
+    let side = |g: &Graded| json!({"score": g.score, "grade": g.grade, "contributions": g.json["contributions"]});
+    json!({
+        "moved": moved,
+        "matrix": matrix.iter().map(|((f, t), n)| json!({"from": f, "to": t, "leads": n})).collect::<Vec<_>>(),
+        "movers": movers.iter().take(top).map(|(lead, a, b)| json!({
+            "lead": lead,
+            "outcome": outcomes.get(lead).map(|o| format!("{o:?}").to_lowercase()),
+            "delta": b.score - a.score,
+            "old": side(a),
+            "new": side(b),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn count(v: &Json) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn pct(v: &Json) -> String {
+    v.as_f64()
+        .map_or_else(|| "-".into(), |r| format!("{:.1}%", r * 100.0))
+}
+
+/// The report for people.
+pub fn text(r: &Json) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "backtest as of {}: {} leads, {} won (base rate {})",
+        r["as_of"].as_str().unwrap_or_default(),
+        r["leads"],
+        r["won"],
+        pct(&r["base_rate"])
+    );
+    if r["events_after_as_of"].as_u64().unwrap_or(0) > 0 {
+        let _ = writeln!(
+            s,
+            "{} event(s) after that instant not counted",
+            r["events_after_as_of"]
+        );
+    }
+    if r["outcomes_without_history"].as_u64().unwrap_or(0) > 0 {
+        let _ = writeln!(
+            s,
+            "{} outcome(s) for leads without events ignored",
+            r["outcomes_without_history"]
+        );
+    }
+    for v in r["versions"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "\n{} ({})",
+            v["ruleset"].as_str().unwrap_or_default(),
+            v["program"]
+                .as_str()
+                .unwrap_or_default()
+                .get(..16)
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            s,
+            "  {:<16} {:>7} {:>6} {:>6} {:>6} {:>6} {:>10}",
+            "grade", "leads", "won", "lost", "disq", "open", "conversion"
+        );
+        for g in v["grades"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "  {:<16} {:>7} {:>6} {:>6} {:>6} {:>6} {:>10}",
+                g["grade"].as_str().unwrap_or_default(),
+                count(&g["leads"]),
+                count(&g["won"]),
+                count(&g["lost"]),
+                count(&g["disqualified"]),
+                count(&g["open"]),
+                pct(&g["conversion"])
+            );
+        }
+        if let Some(l) = v["top_lift"].as_f64() {
+            let _ = writeln!(
+                s,
+                "  top grade {}: {l:.2}x the base rate",
+                v["top_grade"].as_str().unwrap_or_default()
+            );
+        }
+        let _ = writeln!(s, "  score distribution:");
+        let bins = v["histogram"].as_array().cloned().unwrap_or_default();
+        let most = bins
+            .iter()
+            .filter_map(|b| b["leads"].as_u64())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        for b in &bins {
+            let n = b["leads"].as_u64().unwrap_or(0);
+            let bar = "#".repeat(((n * 40).div_ceil(most)) as usize);
+            let line = format!(
+                "  {:>6} .. {:<6} {:>6} {bar}",
+                b["from"].to_string(),
+                b["to"].to_string(),
+                n
+            );
+            let _ = writeln!(s, "{}", line.trim_end());
+        }
+        for w in v["warnings"].as_array().into_iter().flatten() {
+            let _ = writeln!(s, "  warning: {}", w.as_str().unwrap_or_default());
+        }
+    }
+    if let Some(c) = r.get("changes") {
+        let _ = writeln!(s, "\n{} lead(s) change grade", c["moved"]);
+        for m in c["matrix"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "  {} -> {}: {}",
+                m["from"].as_str().unwrap_or_default(),
+                m["to"].as_str().unwrap_or_default(),
+                m["leads"]
+            );
+        }
+        let movers = c["movers"].as_array().cloned().unwrap_or_default();
+        if !movers.is_empty() {
+            let _ = writeln!(s, "\nbiggest movers:");
+        }
+        for m in &movers {
+            let _ = writeln!(
+                s,
+                "  {} ({}): {} {} -> {} {} ({:+})",
+                m["lead"].as_str().unwrap_or_default(),
+                m["outcome"].as_str().unwrap_or("open"),
+                m["old"]["score"],
+                m["old"]["grade"].as_str().unwrap_or_default(),
+                m["new"]["score"],
+                m["new"]["grade"].as_str().unwrap_or_default(),
+                m["delta"].as_i64().unwrap_or(0)
+            );
+            for (label, side) in [("old", &m["old"]), ("new", &m["new"])] {
+                for c in side["contributions"].as_array().into_iter().flatten() {
+                    let _ = writeln!(
+                        s,
+                        "      {label} line {:>3}: {:+} {}  {}",
+                        c["line"],
+                        c["points"].as_i64().unwrap_or(0),
+                        c["score"].as_str().unwrap_or_default(),
+                        c["rule"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    s
+}
