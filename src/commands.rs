@@ -241,22 +241,27 @@ pub fn test(file: &Path, cases: &[std::path::PathBuf]) -> Result<ExitCode> {
     })
 }
 
-pub fn backtest(
-    files: &[std::path::PathBuf],
-    events: &Path,
-    outcomes: Option<&Path>,
-    as_of: Option<&str>,
-    top: usize,
-    format: crate::ReportFormat,
-) -> Result<ExitCode> {
+/// `leadscore backtest`'s arguments.
+pub struct Backtest<'a> {
+    pub files: &'a [std::path::PathBuf],
+    pub events: &'a Path,
+    pub outcomes: Option<&'a Path>,
+    pub as_of: Option<&'a str>,
+    pub top: usize,
+    pub html: Option<&'a Path>,
+    pub format: crate::ReportFormat,
+}
+
+pub fn backtest(a: Backtest<'_>) -> Result<ExitCode> {
     use leadscore_runtime::time;
-    let as_of = as_of
+    let as_of = a
+        .as_of
         .map(|s| {
             time::parse(s).with_context(|| format!("--as-of: `{s}` is not an RFC 3339 timestamp"))
         })
         .transpose()?;
     let mut programs = Vec::new();
-    for f in files {
+    for f in a.files {
         let Some(p) = load_program(f)? else {
             return Ok(ExitCode::from(RULE_ERRORS));
         };
@@ -264,12 +269,16 @@ pub fn backtest(
     }
     let report = crate::backtest::run(crate::backtest::Options {
         programs,
-        events,
-        outcomes,
+        events: a.events,
+        outcomes: a.outcomes,
         as_of,
-        top,
+        top: a.top,
     })?;
-    match format {
+    if let Some(path) = a.html {
+        std::fs::write(path, crate::backtest::html(&report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    match a.format {
         crate::ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         crate::ReportFormat::Text => print!("{}", crate::backtest::text(&report)),
     }

@@ -102,6 +102,9 @@ enum Command {
         /// How many of the biggest movers to list.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Also write the report as a self-contained HTML page (charts inline, no network).
+        #[arg(long)]
+        html: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t)]
         format: ReportFormat,
     },
@@ -174,15 +177,17 @@ fn main() -> ExitCode {
             outcomes,
             as_of,
             top,
+            html,
             format,
-        } => commands::backtest(
-            &files,
-            &events,
-            outcomes.as_deref(),
-            as_of.as_deref(),
+        } => commands::backtest(commands::Backtest {
+            files: &files,
+            events: &events,
+            outcomes: outcomes.as_deref(),
+            as_of: as_of.as_deref(),
             top,
+            html: html.as_deref(),
             format,
-        ),
+        }),
         Command::Sweep { file, db, now } => serve::sweep(&file, &db, now.as_deref()),
     };
     match result {

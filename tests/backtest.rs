@@ -275,3 +275,56 @@ fn one_version_alone_and_bad_inputs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--as-of: `yesterday`"));
 }
+
+#[test]
+fn the_html_report_is_self_contained_and_escapes_what_it_shows() {
+    let [old, new, events, outcomes] = fixture();
+    // A lead key with markup in it must appear as text.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&events)
+        .unwrap();
+    writeln!(
+        f,
+        "{}",
+        json!({"id": "x1", "lead": "<b>x</b>@y.test", "type": "form.submitted",
+            "at": "2026-07-01T00:00:00Z", "attributes": {"country": "US"}})
+    )
+    .unwrap();
+    let page = dir().join("report.html");
+    let out = leadscore(&[
+        "backtest",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+        "--outcomes",
+        outcomes.to_str().unwrap(),
+        "--as-of",
+        "2026-07-02T00:00:00Z",
+        "--top",
+        "1",
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for want in [
+        "Backtest as of 2026-07-02T00:00:00Z",
+        "fewer than 50% of the top grade's leads converted (200 of 501 in A)",
+        "<svg",
+        "60.0% (250 leads)",
+        "&lt;b&gt;x&lt;/b&gt;@y.test",
+    ] {
+        assert!(html.contains(want), "missing {want:?}");
+    }
+    // Nothing to run and nothing to fetch: no scripts, no external resources.
+    assert!(!html.contains("<b>x"));
+    for banned in ["<script", " src=", "<link", "@import", "url("] {
+        assert!(!html.contains(banned), "{banned} in the page");
+    }
+    let external = html.matches("http").count();
+    let namespaces = html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count();
+    assert_eq!(external, namespaces, "only SVG namespaces mention http");
+}
