@@ -116,11 +116,13 @@ struct Graded {
 /// One program's results over the history.
 struct Version {
     program: Program,
+    file: String,
     leads: BTreeMap<String, Graded>,
 }
 
 pub struct Options<'a> {
-    pub programs: Vec<Program>,
+    /// Each version's program and the file it came from.
+    pub programs: Vec<(Program, String)>,
     pub events: &'a Path,
     pub outcomes: Option<&'a Path>,
     pub as_of: Option<Micros>,
@@ -150,13 +152,13 @@ pub fn run(o: Options<'_>) -> Result<Json> {
     let versions = o
         .programs
         .into_iter()
-        .map(|p| replay(p, history.clone(), as_of))
+        .map(|(p, file)| replay(p, file, history.clone(), as_of))
         .collect::<Result<Vec<_>>>()?;
     let future = history.iter().filter(|e| e.at > as_of).count();
     Ok(report(&versions, &outcomes, as_of, future, o.top))
 }
 
-fn replay(program: Program, history: Vec<Event>, as_of: Micros) -> Result<Version> {
+fn replay(program: Program, file: String, history: Vec<Event>, as_of: Micros) -> Result<Version> {
     let mut leads = BTreeMap::new();
     score_each(&program, history, as_of, |s| {
         let grade = s.json["grade"].as_str().unwrap_or_default().to_string();
@@ -171,7 +173,11 @@ fn replay(program: Program, history: Vec<Event>, as_of: Micros) -> Result<Versio
         );
         Ok(())
     })?;
-    Ok(Version { program, leads })
+    Ok(Version {
+        program,
+        file,
+        leads,
+    })
 }
 
 fn rate(wins: usize, of: usize) -> Json {
@@ -270,6 +276,7 @@ fn report(
             }
             let scores: Vec<i64> = v.leads.values().map(|g| g.score).collect();
             json!({
+                "file": v.file,
                 "ruleset": v.program.name,
                 "program": v.program.hash_hex(),
                 "grades": grades,
@@ -315,11 +322,14 @@ fn changes(old: &Version, new: &Version, outcomes: &Outcomes, top: usize) -> Jso
     let moved: usize = matrix.values().sum();
     let mut matrix: Vec<_> = matrix.into_iter().collect();
     matrix.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-    movers.sort_by(|x, y| {
-        (y.2.score - y.1.score)
-            .abs()
-            .cmp(&(x.2.score - x.1.score).abs())
-            .then(x.0.cmp(y.0))
+    // Grade changes first (a threshold change moves grades without moving scores), then
+    // by how far the total moved, then by key.
+    movers.sort_by_key(|(lead, a, b)| {
+        (
+            a.grade == b.grade,
+            std::cmp::Reverse((b.score - a.score).abs()),
+            *lead,
+        )
     });
     let side = |g: &Graded| json!({"score": g.score, "grade": g.grade, "contributions": g.json["contributions"]});
     json!({
@@ -333,6 +343,31 @@ fn changes(old: &Version, new: &Version, outcomes: &Outcomes, top: usize) -> Jso
             "new": side(b),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// A mover's explanations as a diff: the contributions only the old version made, those
+/// only the new one makes (by rule text, score and points), and how many both make.
+fn explanation_diff(old: &Json, new: &Json) -> (Vec<Json>, Vec<Json>, usize) {
+    let key = |c: &Json| (c["rule"].clone(), c["score"].clone(), c["points"].clone());
+    let list = |side: &Json| {
+        side["contributions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (a, b) = (list(old), list(new));
+    let gone: Vec<Json> = a
+        .iter()
+        .filter(|c| !b.iter().any(|d| key(d) == key(c)))
+        .cloned()
+        .collect();
+    let came: Vec<Json> = b
+        .iter()
+        .filter(|c| !a.iter().any(|d| key(d) == key(c)))
+        .cloned()
+        .collect();
+    let same = b.len() - came.len();
+    (gone, came, same)
 }
 
 fn count(v: &Json) -> u64 {
@@ -373,7 +408,8 @@ pub fn text(r: &Json) -> String {
     for v in r["versions"].as_array().into_iter().flatten() {
         let _ = writeln!(
             s,
-            "\n{} ({})",
+            "\n{}: {} ({})",
+            v["file"].as_str().unwrap_or_default(),
             v["ruleset"].as_str().unwrap_or_default(),
             v["program"]
                 .as_str()
@@ -456,17 +492,21 @@ pub fn text(r: &Json) -> String {
                 m["new"]["grade"].as_str().unwrap_or_default(),
                 m["delta"].as_i64().unwrap_or(0)
             );
-            for (label, side) in [("old", &m["old"]), ("new", &m["new"])] {
-                for c in side["contributions"].as_array().into_iter().flatten() {
+            let (gone, came, same) = explanation_diff(&m["old"], &m["new"]);
+            for (sign, list) in [('-', &gone), ('+', &came)] {
+                for c in list {
                     let _ = writeln!(
                         s,
-                        "      {label} line {:>3}: {:+} {}  {}",
-                        c["line"],
+                        "    {sign} line {:>3}: {:+} {}  {}",
+                        count(&c["line"]),
                         c["points"].as_i64().unwrap_or(0),
                         c["score"].as_str().unwrap_or_default(),
                         c["rule"].as_str().unwrap_or_default()
                     );
                 }
+            }
+            if same > 0 {
+                let _ = writeln!(s, "      ({same} contribution(s) unchanged)");
             }
         }
     }
@@ -502,7 +542,8 @@ pub fn html(r: &Json) -> String {
                 div.versions {
                     @for v in &versions {
                         section.version {
-                            h2 { (s(&v["ruleset"])) }
+                            h2 { (s(&v["file"])) }
+                            p { "ruleset " (s(&v["ruleset"])) }
                             p.hash { "program " code { (s(&v["program"]).get(..16).unwrap_or_default()) } }
                             @for w in v["warnings"].as_array().into_iter().flatten() {
                                 p.warning { "⚠ " (s(w)) }
@@ -552,15 +593,19 @@ pub fn html(r: &Json) -> String {
                                         td { (m["outcome"].as_str().unwrap_or("open")) }
                                         td.n { (m["old"]["score"]) " " (s(&m["old"]["grade"])) }
                                         td.n { (m["new"]["score"]) " " (s(&m["new"]["grade"])) }
+                                        @let (gone, came, same) = explanation_diff(&m["old"], &m["new"]);
                                         td {
-                                            @for (label, side) in [("before", &m["old"]), ("after", &m["new"])] {
-                                                @for c in side["contributions"].as_array().into_iter().flatten() {
+                                            @for (label, list) in [("no longer", &gone), ("now", &came)] {
+                                                @for c in list {
                                                     div.why {
                                                         span.label { (label) } " line " (c["line"]) ": "
                                                         (format!("{:+}", c["points"].as_i64().unwrap_or(0))) " "
                                                         (s(&c["score"])) " — " code { (s(&c["rule"])) }
                                                     }
                                                 }
+                                            }
+                                            @if same > 0 {
+                                                div.why.label { (same) " contribution(s) unchanged" }
                                             }
                                         }
                                     }

@@ -97,6 +97,54 @@ pub struct Report {
     pub passed: usize,
     pub failed: usize,
     pub text: String,
+    /// Every case's full result, for a snapshot a reviewer reads as a diff.
+    pub snapshot: String,
+}
+
+/// One case's result as snapshot lines: score, grade, tags, every score, each rule that
+/// contributed and each transition.
+fn snapshot(name: &str, got: &Json) -> String {
+    let mut s = format!(
+        "## {name}
+"
+    );
+    s.push_str(&format!(
+        "score {}  grade {}  tags {}
+",
+        show(&got["score"]),
+        show(&got["grade"]),
+        got["tags"]
+    ));
+    for (k, v) in got["scores"].as_object().into_iter().flatten() {
+        s.push_str(&format!(
+            "  {k} = {v}
+"
+        ));
+    }
+    for c in got["contributions"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "  line {:>3} {:>+5} {}: {}\n",
+            c["line"],
+            c["points"].as_i64().unwrap_or(0),
+            c["score"].as_str().unwrap_or(""),
+            c["rule"].as_str().unwrap_or("")
+        ));
+    }
+    for t in got["transitions"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "  {} -> {} at {} ({}{})\n",
+            show(&t["from"]),
+            show(&t["to"]),
+            show(&t["at"]),
+            show(&t["cause"]),
+            t["event"]
+                .as_str()
+                .map(|e| format!(", event {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    s.push('\n');
+    s
 }
 
 pub fn run(program: &Program, path: &Path) -> Result<Report> {
@@ -108,6 +156,7 @@ pub fn run(program: &Program, path: &Path) -> Result<Report> {
         passed: 0,
         failed: 0,
         text: String::new(),
+        snapshot: String::new(),
     };
     for case in &file.cases {
         let now_text = instant(&case.now);
@@ -142,6 +191,7 @@ pub fn run(program: &Program, path: &Path) -> Result<Report> {
             .first()
             .map(|r| r.json.clone())
             .unwrap_or(Json::Null);
+        report.snapshot.push_str(&snapshot(&case.name, &got));
         let diffs = compare(&case.expect, &got);
         if diffs.is_empty() {
             report.passed += 1;

@@ -222,19 +222,91 @@ pub fn score(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn test(file: &Path, cases: &[std::path::PathBuf]) -> Result<ExitCode> {
+/// Compares `text` with the snapshot at `path` (or writes it, with `update`); returns
+/// whether it matched, printing a unified diff when not.
+fn snapshot(path: &Path, text: &str, update: bool) -> Result<bool> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if old.as_deref() == Some(text) {
+        println!("ok   snapshot {}", path.display());
+        return Ok(true);
+    }
+    if update {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!(
+            "{} snapshot {}",
+            if old.is_some() { "updated" } else { "wrote" },
+            path.display()
+        );
+        return Ok(true);
+    }
+    match old {
+        None => println!(
+            "FAIL snapshot {}: missing (write it with `leadscore test --update`)",
+            path.display()
+        ),
+        Some(old) => {
+            println!("FAIL snapshot {} differs:", path.display());
+            let diff = similar::TextDiff::from_lines(old.as_str(), text);
+            print!(
+                "{}",
+                diff.unified_diff()
+                    .context_radius(3)
+                    .header("snapshot", "now")
+            );
+        }
+    }
+    Ok(false)
+}
+
+pub fn test(
+    file: &Path,
+    cases: &[std::path::PathBuf],
+    snapshots: Option<&Path>,
+    update: bool,
+) -> Result<ExitCode> {
+    if update && snapshots.is_none() {
+        anyhow::bail!("--update rewrites snapshots: give --snapshots DIR");
+    }
     let Some(program) = load_program(file)? else {
         return Ok(ExitCode::from(RULE_ERRORS));
     };
+    let stem = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let (mut passed, mut failed) = (0, 0);
+    let mut snapshots_ok = true;
+    if let Some(dir) = snapshots {
+        // The source hash changes with every comment; the listing is what reviewers read.
+        let listing: String = disassemble(&program)
+            .lines()
+            .filter(|l| !l.starts_with("; source sha256"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let path = dir.join(format!("{}.disasm.snap", stem(file)));
+        snapshots_ok &= snapshot(&path, &listing, update)?;
+    }
     for path in cases {
         let r = crate::cases::run(&program, path)?;
         print!("{}", r.text);
         passed += r.passed;
         failed += r.failed;
+        if let Some(dir) = snapshots {
+            let snap = dir.join(format!("{}.scores.snap", stem(path)));
+            snapshots_ok &= snapshot(&snap, &r.snapshot, update)?;
+        }
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed > 0 {
+    Ok(if failed > 0 || !snapshots_ok {
         ExitCode::from(RULE_ERRORS)
     } else {
         ExitCode::SUCCESS
@@ -265,7 +337,7 @@ pub fn backtest(a: Backtest<'_>) -> Result<ExitCode> {
         let Some(p) = load_program(f)? else {
             return Ok(ExitCode::from(RULE_ERRORS));
         };
-        programs.push(p);
+        programs.push((p, f.display().to_string()));
     }
     let report = crate::backtest::run(crate::backtest::Options {
         programs,

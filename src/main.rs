@@ -52,6 +52,13 @@ enum Command {
         /// Cases files (TOML).
         #[arg(required = true)]
         cases: Vec<PathBuf>,
+        /// Also compare snapshots in this directory: the program's listing
+        /// (RULES.disasm.snap) and every case's full result (CASES.scores.snap).
+        #[arg(long)]
+        snapshots: Option<PathBuf>,
+        /// Rewrite the snapshots that differ instead of failing.
+        #[arg(long)]
+        update: bool,
     },
     /// Score leads offline from events (JSON Lines) and/or attribute rows (CSV).
     Score {
@@ -146,7 +153,12 @@ fn main() -> ExitCode {
         Command::Check { files, diagnostics } => commands::check(&files, diagnostics),
         Command::Compile { file, output } => commands::compile(&file, &output),
         Command::Disasm { file } => commands::disasm(&file),
-        Command::Test { file, cases } => commands::test(&file, &cases),
+        Command::Test {
+            file,
+            cases,
+            snapshots,
+            update,
+        } => commands::test(&file, &cases, snapshots.as_deref(), update),
         Command::Score {
             file,
             events,

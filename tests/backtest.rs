@@ -224,6 +224,9 @@ fn the_text_report_states_the_figures_and_the_check() {
         "250 lead(s) change grade",
         "  A -> B: 250",
         "  lead0001@x.test (won): 50 A -> 0 B (-50)",
+        "    - line   3: +50 score  when country in core add 50",
+        "old.rules: in use (",
+        "new.rules: proposal (",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }

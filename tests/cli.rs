@@ -299,3 +299,164 @@ fn leads_from_a_spreadsheet() {
         "{t}"
     );
 }
+
+#[test]
+fn test_snapshots_fail_on_a_difference_and_update_rewrites_them() {
+    let dir = tmp("snapshots");
+    let dir_s = dir.to_str().unwrap();
+    let rules = tmp("snap.rules");
+    let rules_s = rules.to_str().unwrap();
+    let cases = "examples/002-explicit-implicit.cases.toml";
+    std::fs::copy("examples/002-explicit-implicit.rules", &rules).unwrap();
+
+    let usage = leadscore(&["test", rules_s, cases, "--update"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(text(&usage.stderr).contains("--snapshots DIR"));
+
+    let missing = leadscore(&["test", rules_s, cases, "--snapshots", dir_s]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stdout)
+        .contains("snap.disasm.snap: missing (write it with `leadscore test --update`)"));
+
+    let wrote = leadscore(&["test", rules_s, cases, "--snapshots", dir_s, "--update"]);
+    assert_eq!(wrote.status.code(), Some(0), "{}", text(&wrote.stdout));
+    assert!(text(&wrote.stdout).contains("wrote snapshot"));
+    let scores =
+        std::fs::read_to_string(dir.join("002-explicit-implicit.cases.scores.snap")).unwrap();
+    assert!(
+        scores.contains("## 60 is still MQL\nscore 60  grade MQL  tags []\n"),
+        "{scores}"
+    );
+
+    let same = leadscore(&["test", rules_s, cases, "--snapshots", dir_s]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stdout));
+
+    // A comment changes the source hash but nothing a reviewer reads.
+    let src = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(&rules, format!("{src}# reviewed in November\n")).unwrap();
+    let commented = leadscore(&["test", rules_s, cases, "--snapshots", dir_s]);
+    assert_eq!(
+        commented.status.code(),
+        Some(0),
+        "{}",
+        text(&commented.stdout)
+    );
+    std::fs::write(&rules, &src).unwrap();
+
+    // A changed rule fails with the listing's diff and the moved results.
+    std::fs::write(
+        &rules,
+        src.replace("add 20 to implicit", "add 25 to implicit"),
+    )
+    .unwrap();
+    let changed = leadscore(&["test", rules_s, cases, "--snapshots", dir_s]);
+    assert_eq!(changed.status.code(), Some(1));
+    let out = text(&changed.stdout);
+    assert!(
+        out.contains("-    rule b9ee8e6d line 24: implicit +20"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+      ; when demo.requested add 25 to implicit"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-score 60  grade MQL  tags []\n+score 65  grade SQL  tags []"),
+        "{out}"
+    );
+    let updated = leadscore(&["test", rules_s, cases, "--snapshots", dir_s, "--update"]);
+    // The hand-worked cases still fail: --update rewrites snapshots, never expectations.
+    assert_eq!(updated.status.code(), Some(1));
+    assert!(text(&updated.stdout).contains("updated snapshot"));
+}
+
+/// examples/rules-repo/ci.sh as a team runs it: clean on the rules in use; a raised
+/// threshold fails the snapshots and the case that pinned the old one; once the case and
+/// the snapshots are updated it passes, and the backtest shows who moves.
+#[test]
+fn the_example_rules_repository_ci_catches_and_reports_a_threshold_change() {
+    let repo = tmp("rules-repo");
+    let _ = std::fs::remove_dir_all(&repo);
+    for sub in ["rules", "cases", "snapshots", "history"] {
+        std::fs::create_dir_all(repo.join(sub)).unwrap();
+        for f in std::fs::read_dir(Path::new("examples/rules-repo").join(sub)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, repo.join(sub).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy("examples/rules-repo/ci.sh", repo.join("ci.sh")).unwrap();
+    let in_use = tmp("in-use.rules");
+    std::fs::copy(repo.join("rules/scoring.rules"), &in_use).unwrap();
+    let ci = || {
+        Command::new("bash")
+            .arg(repo.join("ci.sh"))
+            .env("LEADSCORE", env!("CARGO_BIN_EXE_leadscore"))
+            .env("BASE_RULES", &in_use)
+            .env("REPORT", tmp("backtest.html"))
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("runs")
+    };
+    let clean = ci();
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}{}",
+        text(&clean.stdout),
+        text(&clean.stderr)
+    );
+    assert!(text(&clean.stdout).contains("0 lead(s) change grade"));
+
+    let rules = repo.join("rules/scoring.rules");
+    let src = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(&rules, src.replace(">= 70", ">= 105")).unwrap();
+    let failed = ci();
+    assert_eq!(failed.status.code(), Some(1));
+    let out = text(&failed.stdout);
+    assert!(
+        out.contains("-    0108  num       70\n+    0108  num       105"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL cases/scoring.cases.toml: a US purchasing manager"),
+        "{out}"
+    );
+
+    let cases = repo.join("cases/scoring.cases.toml");
+    let c = std::fs::read_to_string(&cases).unwrap();
+    std::fs::write(
+        &cases,
+        c.replace(
+            "expect = { score = 70, grade = \"A\", tags = [\"HOT\"] }",
+            "expect = { score = 70, grade = \"B\", tags = [] }",
+        ),
+    )
+    .unwrap();
+    let update = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args([
+            "test",
+            "rules/scoring.rules",
+            "cases/scoring.cases.toml",
+            "--snapshots",
+            "snapshots",
+            "--update",
+        ])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    assert_eq!(update.status.code(), Some(0), "{}", text(&update.stdout));
+    let passed = ci();
+    let out = text(&passed.stdout);
+    assert_eq!(
+        passed.status.code(),
+        Some(0),
+        "{out}{}",
+        text(&passed.stderr)
+    );
+    assert!(
+        out.contains("198 lead(s) change grade\n  A -> B: 198"),
+        "{out}"
+    );
+    let page = std::fs::read_to_string(tmp("backtest.html")).unwrap();
+    assert!(page.contains("198 lead(s) change grade"));
+}
