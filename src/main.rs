@@ -115,6 +115,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: ReportFormat,
     },
+    /// Rescore every stored lead with new rules: each is rebuilt from its events, and a
+    /// grade change is recorded as a transition with cause "rescore". Safe to interrupt
+    /// and run again: leads already on these rules are skipped.
+    Rescore {
+        /// Rules file or compiled program.
+        file: PathBuf,
+        /// The SQLite database.
+        #[arg(long, default_value = "leadscore.db")]
+        db: PathBuf,
+        /// Leads per page.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
     /// Re-evaluate the leads whose scores change by time alone (inactivity, expiry) and
     /// record their transitions (cause "time"). `serve` does this every minute.
     Sweep {
@@ -200,6 +213,7 @@ fn main() -> ExitCode {
             html: html.as_deref(),
             format,
         }),
+        Command::Rescore { file, db, batch } => serve::rescore(&file, &db, batch),
         Command::Sweep { file, db, now } => serve::sweep(&file, &db, now.as_deref()),
     };
     match result {

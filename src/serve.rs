@@ -204,3 +204,45 @@ pub fn sweep(file: &Path, db: &Path, now: Option<&str>) -> Result<ExitCode> {
     println!("{swept} lead(s) swept at {}", time::format(now));
     Ok(ExitCode::SUCCESS)
 }
+
+/// `leadscore rescore`: brings every stored lead up to the given rules, a page at a time;
+/// an interrupted run resumes by running again (leads already rescored are skipped).
+pub fn rescore(file: &Path, db: &Path, batch: usize) -> Result<ExitCode> {
+    let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
+        return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
+    };
+    if !db.exists() {
+        anyhow::bail!("{} does not exist", db.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let total = runtime.block_on(async {
+        let store = Arc::new(
+            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
+        );
+        let service = Service::new(program, store.clone());
+        let mut total = leadscore_runtime::service::Rescored::default();
+        let mut after = None;
+        loop {
+            let page = service.rescore(batch.max(1), after).await?;
+            total.rescored += page.rescored;
+            total.changed_grade += page.changed_grade;
+            total.current += page.current;
+            if page.rescored > 0 {
+                eprintln!("rescored {} lead(s) so far", total.rescored);
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        store.close();
+        anyhow::Ok(total)
+    })?;
+    println!(
+        "{} lead(s) rescored, {} changed grade (a rescore transition each), {} already current",
+        total.rescored, total.changed_grade, total.current
+    );
+    Ok(ExitCode::SUCCESS)
+}

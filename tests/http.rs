@@ -867,3 +867,150 @@ async fn sweep_records_time_transitions_in_the_sqlite_store() {
     assert_eq!(t["at"], iso(at + 30 * 86_400));
     s.stop();
 }
+
+/// After a rules change, `POST /admin/rescore` (signed) brings stored leads up to the new
+/// rules a page at a time, recording grade changes with cause "rescore"; running it again
+/// finds nothing to do. `leadscore rescore` does the same on the database file.
+#[tokio::test(flavor = "multi_thread")]
+async fn rescore_after_a_rules_change_pages_through_every_lead_once() {
+    let dir = tmp("rescore");
+    let rules = dir.join("r.rules");
+    let db = dir.join("l.db");
+    std::fs::write(
+        &rules,
+        "when ping add 10 each\ngrade A when score >= 20\ngrade B otherwise\n",
+    )
+    .unwrap();
+    let s = Server::start(&rules, &db, None, &secured());
+    let c = Client::new();
+    let now = now_secs();
+    let pings = json!([
+        {"id": "a1", "lead": "a@x.com", "type": "ping", "at": iso(now - 30)},
+        {"id": "a2", "lead": "a@x.com", "type": "ping", "at": iso(now - 20)},
+        {"id": "b1", "lead": "b@x.com", "type": "ping", "at": iso(now - 10)},
+    ]);
+    assert_eq!(post_signed(&c, &s, SECRET, now, &pings).await.status(), 200);
+    let program = |c: Client, url: String| async move {
+        c.get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["program"]
+            .clone()
+    };
+    let first = program(c.clone(), s.at("/healthz")).await;
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(
+        &rules,
+        "when ping add 5 each\ngrade A when score >= 20\ngrade B otherwise\n",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while program(c.clone(), s.at("/healthz")).await == first {
+        assert!(std::time::Instant::now() < deadline, "{}", s.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let rescore = |body: Value, secret: &'static str| {
+        let c = c.clone();
+        let url = s.at("/admin/rescore");
+        async move {
+            let body = body.to_string();
+            let ts = now_secs();
+            let r = c
+                .post(url)
+                .header("x-leadscore-timestamp", ts.to_string())
+                .header("x-leadscore-signature", sign(secret, ts, body.as_bytes()))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, _) = rescore(json!({}), "forged").await;
+    assert_eq!(status, 401);
+    let (status, err) = rescore(json!({"limit": 0}), SECRET).await;
+    assert_eq!(status, 400, "{err}");
+
+    // Pages of one: a lead whose score moved may be met again on a later page, and is
+    // then skipped as current.
+    let (mut rescored, mut changed, mut pages) = (0, 0, 0);
+    let mut body = json!({"limit": 1});
+    loop {
+        let (status, page) = rescore(body.clone(), SECRET).await;
+        assert_eq!(status, 200, "{page}");
+        rescored += page["rescored"].as_u64().unwrap();
+        changed += page["changed_grade"].as_u64().unwrap();
+        pages += 1;
+        assert!(pages < 10, "{page}");
+        match page["next"].as_str() {
+            Some(next) => body = json!({"limit": 1, "after": next}),
+            None => break,
+        }
+    }
+    assert_eq!((rescored, changed), (2, 1), "a@x.com: 20 (A) is now 10 (B)");
+
+    let (_, a) = get_lead(&c, &s, "a@x.com").await;
+    assert_eq!(
+        (a["score"].clone(), a["grade"].clone()),
+        (json!(10), json!("B"))
+    );
+    let last = a["transitions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (
+            last["cause"].clone(),
+            last["from"].clone(),
+            last["to"].clone()
+        ),
+        (json!("rescore"), json!("A"), json!("B"))
+    );
+    let (_, b) = get_lead(&c, &s, "b@x.com").await;
+    assert_eq!(b["transitions"].as_array().unwrap().len(), 1, "{b}");
+
+    // Everything is current: nothing to do.
+    let (_, page) = rescore(json!({}), SECRET).await;
+    assert_eq!(
+        (page["rescored"].clone(), page["current"].clone()),
+        (json!(0), json!(2))
+    );
+    s.stop();
+
+    // The same from the command line, on the file, with rules that put both in A.
+    let newer = dir.join("newer.rules");
+    std::fs::write(
+        &newer,
+        "when ping add 20 each\ngrade A when score >= 20\ngrade B otherwise\n",
+    )
+    .unwrap();
+    let cli = |file: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+            .args([
+                "rescore",
+                file.to_str().unwrap(),
+                "--db",
+                db.to_str().unwrap(),
+                "--batch",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        cli(&newer),
+        "2 lead(s) rescored, 2 changed grade (a rescore transition each), 0 already current\n"
+    );
+    assert_eq!(
+        cli(&newer),
+        "0 lead(s) rescored, 0 changed grade (a rescore transition each), 2 already current\n"
+    );
+}

@@ -153,3 +153,30 @@ fn a_lead_with_100000_events_has_a_small_state() {
     let bytes = serde_json::to_vec(&lead).unwrap().len();
     assert!(bytes < 16 * 1024, "state is {bytes} bytes");
 }
+
+#[tokio::test]
+async fn a_sweep_that_meets_a_lead_of_older_rules_records_its_rescore() {
+    let (s, clock) = service(RULES, "2026-11-01T00:00:00Z");
+    post(&s, json!({"id": "o1", "lead": "a@x.com", "type": "email.opened", "at": "2026-11-01T00:00:00Z"})).await;
+    // New rules grade the same history lower; the lead is due for its inactivity rule.
+    s.set_program(program(
+        "when email.opened add 10\nwhen inactive for 30d subtract 40\ngrade A when score >= 50\ngrade B otherwise\n",
+    ));
+    clock.fetch_add(31 * DAY, Ordering::SeqCst);
+    assert_eq!(s.sweep(100).await.unwrap(), 1);
+    let lead = s.lead("a@x.com").await.unwrap().unwrap();
+    assert_eq!(lead["grade"], "B");
+    let t = lead["transitions"].as_array().unwrap();
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert_eq!(
+        (
+            t[1]["cause"].clone(),
+            t[1]["from"].clone(),
+            t[1]["to"].clone()
+        ),
+        (json!("rescore"), json!("A"), json!("B"))
+    );
+    // Once rescored, the page-by-page rescore has nothing left to do.
+    let done = s.rescore(10, None).await.unwrap();
+    assert_eq!((done.rescored, done.current, done.next), (0, 1, None));
+}

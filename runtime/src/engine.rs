@@ -568,19 +568,35 @@ impl<'p> Engine<'p> {
             self.advance(lead, now, out);
             return Ok(Ingested::Applied);
         }
-        let mut replay = Vec::new();
-        let rebuilt = self.rebuild(&lead.key, history, now, &mut replay)?;
         if current {
+            let mut replay = Vec::new();
+            *lead = self.rebuild(&lead.key, history, now, &mut replay)?;
             out.extend(replay);
-            *lead = rebuilt;
             return Ok(Ingested::Reordered);
         }
+        self.rescore(lead, history, now, out)?;
+        Ok(Ingested::Rescored)
+    }
+
+    /// Rebuilds a lead stored by another program with this one from its `history`
+    /// (sorted by `at` then arrival) and reports one `rescore` transition at `now` if its
+    /// grade (by name) changed; the replay's own transitions are history, not news.
+    /// Returns whether the grade changed.
+    pub fn rescore(
+        &mut self,
+        lead: &mut LeadState,
+        history: &[Event],
+        now: Micros,
+        out: &mut Vec<Transition>,
+    ) -> Result<bool, ApplyError> {
+        let rebuilt = self.rebuild(&lead.key, history, now, &mut Vec::new())?;
         let p = self.program;
         let old = lead
             .grade_name
             .as_deref()
             .and_then(|n| p.grades.iter().position(|g| g.name == n))
             .map(|g| GradeId(g as u32));
+        let mut changed = false;
         if let Some(to) = rebuilt.grade.map(GradeId) {
             if old != Some(to) {
                 self.compute(&rebuilt, now, None);
@@ -591,10 +607,11 @@ impl<'p> Engine<'p> {
                     cause: Cause::Rescore,
                     scores: self.scores.clone(),
                 });
+                changed = true;
             }
         }
         *lead = rebuilt;
-        Ok(Ingested::Rescored)
+        Ok(changed)
     }
 }
 

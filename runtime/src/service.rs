@@ -122,6 +122,19 @@ impl Outcome {
     }
 }
 
+/// What one page of [`Service::rescore`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rescored {
+    /// Leads rebuilt with the running program.
+    pub rescored: usize,
+    /// Of those, leads whose grade changed (a `rescore` transition each).
+    pub changed_grade: usize,
+    /// Leads already on the running program.
+    pub current: usize,
+    /// Where the next page starts; `None` when every lead was seen.
+    pub next: Option<(i64, String)>,
+}
+
 /// The running program and its hash.
 pub struct Rules {
     pub program: Program,
@@ -454,6 +467,73 @@ impl Service {
         self.store.list(query).await
     }
 
+    /// Rescoring after a rules change: brings up to `limit` stored leads made by another
+    /// program up to this one, in listing order after `after`, recording a `rescore`
+    /// transition for each whose grade changed. Leads already on this program are
+    /// skipped, so an interrupted run resumes by running again. Returns what it did and
+    /// where the next page starts (`None` when the listing is exhausted).
+    pub async fn rescore(
+        &self,
+        limit: usize,
+        after: Option<(i64, String)>,
+    ) -> Result<Rescored, StoreError> {
+        let page = self
+            .store
+            .list(&ListQuery {
+                grade: None,
+                limit,
+                after,
+            })
+            .await?;
+        let mut done = Rescored {
+            next: page
+                .last()
+                .filter(|_| page.len() == limit)
+                .map(|l| (l.summary.score, l.lead.clone())),
+            ..Rescored::default()
+        };
+        for listed in &page {
+            let lead = &listed.lead;
+            let _turn = self.lock(lead).lock().await;
+            let rules = self.rules();
+            let p = &rules.program;
+            let mut engine = Engine::with_hash(p, rules.hash.clone());
+            let Some(loaded) = self.store.load(lead, &[]).await?.0 else {
+                continue;
+            };
+            if engine.is_current(&loaded.state) {
+                done.current += 1;
+                continue;
+            }
+            let now = self.now();
+            let mut state = loaded.state;
+            let history = self.history_events(lead, true).await?;
+            let mut out = Vec::new();
+            let changed = engine
+                .rescore(&mut state, &history, now, &mut out)
+                .map_err(|e| StoreError::Failed(format!("{lead}: {e}")))?;
+            let (summary, _) = summarize(p, &mut engine, &state, now);
+            let write = Write {
+                lead: lead.clone(),
+                expect: Some(loaded.version),
+                summary,
+                state,
+                events: Vec::new(),
+                transitions: stored_transitions(p, &out),
+            };
+            match self.store.commit(write).await {
+                Ok(()) => {
+                    done.rescored += 1;
+                    done.changed_grade += usize::from(changed);
+                }
+                // Touched meanwhile: the request that did so rescored it.
+                Err(StoreError::Conflict) => done.current += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
     /// Re-evaluates every lead whose scores change by time alone by `now`, recording the
     /// transitions (cause `time`). Returns how many leads were swept.
     pub async fn sweep(&self, limit: usize) -> Result<usize, StoreError> {
@@ -474,11 +554,10 @@ impl Service {
                 engine.attach(&mut state);
                 engine.advance(&mut state, now, &mut out);
             } else {
-                // Another program's state: rescored, as a request would (its grade
-                // change is recorded when the lead's next event arrives).
+                // Another program's state: rescored, as a request would.
                 let history = self.history_events(lead, true).await?;
-                state = engine
-                    .rebuild(lead, &history, now, &mut Vec::new())
+                engine
+                    .rescore(&mut state, &history, now, &mut out)
                     .map_err(|e| StoreError::Failed(e.to_string()))?;
             }
             let (summary, _) = summarize(p, &mut engine, &state, now);

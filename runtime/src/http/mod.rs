@@ -118,6 +118,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(cors);
     Router::new()
         .route("/events", post(post_events))
+        .route("/admin/rescore", post(post_rescore))
         .route("/leads", get(list_leads))
         .route("/leads/{lead}", get(get_lead))
         .route("/healthz", get(healthz))
@@ -188,6 +189,62 @@ async fn post_events(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid event", e.to_string()))?;
     let outcome = app.service.ingest(events).await?;
     Ok(Json(outcome.to_json()).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RescoreParams {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// `POST /admin/rescore`: one page of rescoring after a rules change (signed like
+/// `POST /events`, as it writes). The answer's `next` is the `after` of the next call.
+async fn post_rescore(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = read_body(body, 4096).await?;
+    auth::verify(
+        &app.config.security.webhook_secrets,
+        &headers,
+        &body,
+        app.service.now().div_euclid(1_000_000),
+    )
+    .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))?;
+    let p: RescoreParams = if body.iter().all(u8::is_ascii_whitespace) {
+        RescoreParams::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid JSON", e.to_string()))?
+    };
+    let limit = p.limit.unwrap_or(200);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid limit",
+            format!("limit must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    let after = match p.after.as_deref() {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid cursor",
+                "after must be the `next` of the previous answer",
+            )
+        })?),
+    };
+    let done = app.service.rescore(limit, after).await?;
+    Ok(Json(serde_json::json!({
+        "rescored": done.rescored,
+        "changed_grade": done.changed_grade,
+        "current": done.current,
+        "next": done.next.map(|(score, lead)| format!("{score}:{lead}")),
+    }))
+    .into_response())
 }
 
 fn require_reader(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
