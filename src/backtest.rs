@@ -120,10 +120,73 @@ struct Version {
     leads: BTreeMap<String, Graded>,
 }
 
+/// Where the history comes from.
+#[derive(Clone, Copy)]
+pub enum History<'a> {
+    /// A JSON Lines file of events.
+    File(&'a Path),
+    /// Every event stored in a `leadscore serve` database.
+    Db(&'a Path),
+}
+
+impl History<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            History::File(p) | History::Db(p) => p,
+        }
+    }
+
+    fn read(&self) -> Result<Vec<Event>> {
+        match *self {
+            History::File(path) => read_events(path),
+            History::Db(path) => read_store(path),
+        }
+    }
+}
+
+/// Every stored event of every lead in a SQLite store, lead by lead.
+fn read_store(path: &Path) -> Result<Vec<Event>> {
+    use leadscore_runtime::store::{sqlite::SqliteStore, ListQuery, Store};
+    if !path.exists() {
+        bail!("{} does not exist", path.display());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store =
+            SqliteStore::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut events = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list(&ListQuery {
+                    grade: None,
+                    limit: 1000,
+                    after: after.clone(),
+                })
+                .await?;
+            for l in &page {
+                for e in store.history(&l.lead).await? {
+                    events.push(Event::from_json(&e.json).map_err(|err| {
+                        anyhow::anyhow!("stored event {} of {} is unreadable: {err}", e.id, l.lead)
+                    })?);
+                }
+            }
+            match page.last() {
+                Some(l) if page.len() == 1000 => after = Some((l.summary.score, l.lead.clone())),
+                _ => break,
+            }
+        }
+        store.close();
+        Ok(events)
+    })
+}
+
 pub struct Options<'a> {
     /// Each version's program and the file it came from.
     pub programs: Vec<(Program, String)>,
-    pub events: &'a Path,
+    pub history: History<'a>,
     pub outcomes: Option<&'a Path>,
     pub as_of: Option<Micros>,
     pub top: usize,
@@ -133,7 +196,7 @@ pub struct Options<'a> {
 pub fn run(o: Options<'_>) -> Result<Json> {
     let mut outcomes = Outcomes::default();
     let mut history = Vec::new();
-    for e in read_events(o.events)? {
+    for e in o.history.read()? {
         match Outcome::of_event_type(&e.event_type) {
             Some(out) => outcomes.record(&e.lead, e.at, out),
             None => history.push(e),
@@ -145,7 +208,7 @@ pub fn run(o: Options<'_>) -> Result<Json> {
     let Some(last) = history.iter().map(|e| e.at).max() else {
         bail!(
             "{}: no events to score (outcome events are labels, not history)",
-            o.events.display()
+            o.history.path().display()
         );
     };
     let as_of = o.as_of.unwrap_or(last);

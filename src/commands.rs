@@ -316,7 +316,7 @@ pub fn test(
 /// `leadscore backtest`'s arguments.
 pub struct Backtest<'a> {
     pub files: &'a [std::path::PathBuf],
-    pub events: &'a Path,
+    pub history: Option<crate::backtest::History<'a>>,
     pub outcomes: Option<&'a Path>,
     pub as_of: Option<&'a str>,
     pub top: usize,
@@ -341,7 +341,9 @@ pub fn backtest(a: Backtest<'_>) -> Result<ExitCode> {
     }
     let report = crate::backtest::run(crate::backtest::Options {
         programs,
-        events: a.events,
+        history: a
+            .history
+            .ok_or_else(|| anyhow::anyhow!("give the history: --events FILE or --db FILE"))?,
         outcomes: a.outcomes,
         as_of,
         top: a.top,

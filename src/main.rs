@@ -90,6 +90,10 @@ enum Command {
         /// Service configuration (TOML: forms, secrets); default: $LEADSCORE_CONFIG.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Shadow rules: scored and stored beside the live rules for every event, shown
+        /// by GET /leads/{lead}, never causing a transition (loaded at start).
+        #[arg(long)]
+        shadow: Option<PathBuf>,
     },
     /// Replay a history through one or two rule versions as of an instant and set the
     /// grades they give against what happened to the leads (docs/backtest.md).
@@ -98,8 +102,12 @@ enum Command {
         #[arg(required = true, num_args = 1..=2)]
         files: Vec<PathBuf>,
         /// The history: events, one JSON object per line (outcome events included).
+        #[arg(long, required_unless_present = "db", conflicts_with = "db")]
+        events: Option<PathBuf>,
+        /// Or: every event stored in a `leadscore serve` database — to compare the live
+        /// rules with a shadow (or any rules) over the stored data.
         #[arg(long)]
-        events: PathBuf,
+        db: Option<PathBuf>,
         /// Outcomes, one row per lead: lead,outcome[,at] (won, lost or disqualified).
         #[arg(long)]
         outcomes: Option<PathBuf>,
@@ -190,15 +198,18 @@ fn main() -> ExitCode {
             db,
             listen,
             config,
+            shadow,
         } => serve::serve(serve::Options {
             file,
             db,
             listen,
             config,
+            shadow,
         }),
         Command::Backtest {
             files,
             events,
+            db,
             outcomes,
             as_of,
             top,
@@ -206,7 +217,10 @@ fn main() -> ExitCode {
             format,
         } => commands::backtest(commands::Backtest {
             files: &files,
-            events: &events,
+            history: events
+                .as_deref()
+                .map(backtest::History::File)
+                .or(db.as_deref().map(backtest::History::Db)),
             outcomes: outcomes.as_deref(),
             as_of: as_of.as_deref(),
             top,

@@ -21,6 +21,8 @@ pub struct Options {
     pub db: PathBuf,
     pub listen: String,
     pub config: Option<PathBuf>,
+    /// Rules scored beside the live ones, never causing transitions.
+    pub shadow: Option<PathBuf>,
 }
 
 pub fn serve(o: Options) -> Result<ExitCode> {
@@ -34,6 +36,13 @@ pub fn serve(o: Options) -> Result<ExitCode> {
         .init();
     let Some(program) = load_program_as(&o.file, DiagFormat::Rich)? else {
         return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
+    };
+    let shadow = match &o.shadow {
+        None => None,
+        Some(path) => match load_program_as(path, DiagFormat::Rich)? {
+            Some(p) => Some(p),
+            None => return Ok(ExitCode::from(crate::commands::RULE_ERRORS)),
+        },
     };
     let config_path = o
         .config
@@ -50,13 +59,14 @@ pub fn serve(o: Options) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(o, program, config))?;
+    runtime.block_on(run(o, program, shadow, config))?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn run(
     o: Options,
     program: leadscore_runtime::bytecode::Program,
+    shadow: Option<leadscore_runtime::bytecode::Program>,
     config: Config,
 ) -> Result<()> {
     let store = Arc::new(
@@ -64,6 +74,10 @@ async fn run(
     );
     tracing::info!(ruleset = program.name, db = %o.db.display(), "rules loaded");
     let service = Arc::new(Service::new(program, store.clone()));
+    if let Some(shadow) = shadow {
+        tracing::info!(ruleset = shadow.name, "shadow rules loaded");
+        service.set_shadow(Some(shadow));
+    }
     let app = App::new(service.clone(), config);
     let listener = tokio::net::TcpListener::bind(&o.listen)
         .await

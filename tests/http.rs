@@ -22,6 +22,20 @@ struct Server {
 
 impl Server {
     fn start(rules: &Path, db: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        let args: Vec<&std::ffi::OsStr> = match config {
+            Some(c) => vec!["--config".as_ref(), c.as_os_str()],
+            None => Vec::new(),
+        };
+        Server::start_with(rules, db, &args, env)
+    }
+
+    /// With more arguments for `leadscore serve`.
+    fn start_with(
+        rules: &Path,
+        db: &Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadscore"));
         cmd.arg("serve")
             .arg(rules)
@@ -33,9 +47,7 @@ impl Server {
             .env_remove("LEADSCORE_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
-        }
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -1013,4 +1025,78 @@ async fn rescore_after_a_rules_change_pages_through_every_lead_once() {
         cli(&newer),
         "0 lead(s) rescored, 0 changed grade (a rescore transition each), 2 already current\n"
     );
+}
+
+/// `leadscore serve --shadow`: the shadow rules' view of a lead is shown beside the live
+/// one and never causes a transition.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_with_shadow_rules_shows_both_views() {
+    let dir = tmp("shadow");
+    let (live, shadow) = (dir.join("live.rules"), dir.join("shadow.rules"));
+    std::fs::write(
+        &live,
+        "when ping add 10 each\ngrade A when score >= 30\ngrade B otherwise\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &shadow,
+        "when ping add 20 each\ngrade A when score >= 30\ngrade B otherwise\n",
+    )
+    .unwrap();
+    let s = Server::start_with(
+        &live,
+        &dir.join("l.db"),
+        &["--shadow".as_ref(), shadow.as_os_str()],
+        &secured(),
+    );
+    let c = Client::new();
+    let now = now_secs();
+    let pings = json!([
+        {"id": "p1", "lead": "s@x.com", "type": "ping", "at": iso(now - 20)},
+        {"id": "p2", "lead": "s@x.com", "type": "ping", "at": iso(now - 10)},
+    ]);
+    assert_eq!(post_signed(&c, &s, SECRET, now, &pings).await.status(), 200);
+    let (status, lead) = get_lead(&c, &s, "s@x.com").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (lead["score"].clone(), lead["grade"].clone()),
+        (json!(20), json!("B"))
+    );
+    assert_eq!(
+        (
+            lead["shadow"]["score"].clone(),
+            lead["shadow"]["grade"].clone()
+        ),
+        (json!(40), json!("A"))
+    );
+    let transitions = lead["transitions"].as_array().unwrap();
+    assert_eq!(
+        transitions.len(),
+        1,
+        "only the live rules move grades: {lead}"
+    );
+    assert_eq!(transitions[0]["to"], "B");
+    assert!(s.log().contains("shadow rules loaded"));
+    s.stop();
+
+    // Live against shadow over the stored data, before switching over.
+    let db = dir.join("l.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(["backtest", live.to_str().unwrap(), shadow.to_str().unwrap()])
+        .args(["--db", db.to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["leads"], 1);
+    assert_eq!(
+        report["changes"]["matrix"],
+        json!([{"from": "B", "to": "A", "leads": 1}])
+    );
+    assert_eq!(report["changes"]["movers"][0]["delta"], 20);
 }

@@ -293,6 +293,34 @@ async fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
     let mut open = e.clone();
     open.push(("LEADSCORE_ALLOW_OPEN", "1".into()));
     assert!(init(env(&open)).await.is_ok());
+
+    // Shadow rules: a bad file fails init; an empty setting (the template's default) or
+    // a good program starts, the latter with the shadow running.
+    let mut shadow = open.clone();
+    shadow.push(("LEADSCORE_SHADOW_PROGRAM", corrupt.display().to_string()));
+    assert!(init(env(&shadow))
+        .await
+        .err()
+        .expect("init fails")
+        .contains("is not a valid program"));
+    let mut shadow = open.clone();
+    shadow.push(("LEADSCORE_SHADOW_PROGRAM", String::new()));
+    assert!(init(env(&shadow))
+        .await
+        .unwrap()
+        .service
+        .shadow_rules()
+        .is_none());
+    let mut shadow = open.clone();
+    shadow.push((
+        "LEADSCORE_SHADOW_PROGRAM",
+        program_file(&dir).display().to_string(),
+    ));
+    let app = init(env(&shadow)).await.unwrap();
+    assert_eq!(
+        app.service.shadow_rules().unwrap().program.name,
+        "zoho-foreign-trade"
+    );
 }
 
 /// The Lambda entry on the DynamoDB store (moto on loopback, started by scripts/test.sh):

@@ -180,3 +180,94 @@ async fn a_sweep_that_meets_a_lead_of_older_rules_records_its_rescore() {
     let done = s.rescore(10, None).await.unwrap();
     assert_eq!((done.rescored, done.current, done.next), (0, 1, None));
 }
+
+const LIVE: &str = "when email.opened add 10 each\ngrade A when score >= 30\ngrade B otherwise\n";
+const SHADOW: &str = "when email.opened add 20 each\nwhen page.viewed add 5 each\ngrade A when score >= 30\ngrade B otherwise\n";
+
+fn opened(id: &str, at: &str) -> Value {
+    json!({"id": id, "lead": "a@x.com", "type": "email.opened", "at": at})
+}
+
+#[tokio::test]
+async fn shadow_rules_are_scored_and_stored_for_every_event_but_never_move_the_live_grade() {
+    let (live_only, _) = service(LIVE, "2026-11-10T00:00:00Z");
+    let (s, _) = service(LIVE, "2026-11-10T00:00:00Z");
+    // One event before the shadow starts: the shadow catches up from the history.
+    for svc in [&live_only, &s] {
+        post(svc, opened("o1", "2026-11-01T00:00:00Z")).await;
+    }
+    s.set_shadow(Some(program(SHADOW)));
+    let lead = s.lead("a@x.com").await.unwrap().unwrap();
+    assert_eq!(lead["shadow"]["score"], 20, "{lead}");
+    // In order, then one out of order (the shadow is rebuilt as the live lead is).
+    for (id, at) in [
+        ("o2", "2026-11-03T00:00:00Z"),
+        ("o3", "2026-11-02T00:00:00Z"),
+    ] {
+        for svc in [&live_only, &s] {
+            post(svc, opened(id, at)).await;
+        }
+    }
+    let page =
+        json!({"id": "p1", "lead": "a@x.com", "type": "page.viewed", "at": "2026-11-04T00:00:00Z"});
+    for svc in [&live_only, &s] {
+        post(svc, page.clone()).await;
+    }
+    let with = s.lead("a@x.com").await.unwrap().unwrap();
+    let without = live_only.lead("a@x.com").await.unwrap().unwrap();
+    for k in ["score", "grade", "transitions", "contributions"] {
+        assert_eq!(with[k], without[k], "{k}: the shadow changed the live lead");
+    }
+    assert_eq!(
+        (with["score"].clone(), with["grade"].clone()),
+        (json!(30), json!("A"))
+    );
+    let live_hash = program(LIVE).hash_hex();
+    for t in with["transitions"].as_array().unwrap() {
+        assert_eq!(t["program"], json!(live_hash), "{t}");
+        assert_eq!(t["ruleset"], "t");
+    }
+    let shadow = &with["shadow"];
+    assert_eq!(shadow["program"], json!(program(SHADOW).hash_hex()));
+    assert_eq!(
+        (shadow["score"].clone(), shadow["grade"].clone()),
+        (json!(65), json!("A"))
+    );
+    assert_eq!(
+        shadow["contributions"].as_array().unwrap().len(),
+        2,
+        "{shadow}"
+    );
+
+    // The shadow is stored with the lead, in step with its events.
+    let stored = s
+        .store()
+        .load("a@x.com", &[])
+        .await
+        .unwrap()
+        .0
+        .unwrap()
+        .state;
+    let stored_shadow = stored.shadow.expect("stored with the lead");
+    assert_eq!(stored_shadow.program, program(SHADOW).hash_hex());
+    assert_eq!(stored_shadow.events, 4);
+    // It equals what the shadow rules give when they run live.
+    let (as_live, _) = service(SHADOW, "2026-11-10T00:00:00Z");
+    for (id, at) in [
+        ("o1", "2026-11-01T00:00:00Z"),
+        ("o2", "2026-11-03T00:00:00Z"),
+        ("o3", "2026-11-02T00:00:00Z"),
+    ] {
+        post(&as_live, opened(id, at)).await;
+    }
+    post(&as_live, page).await;
+    let reference = as_live.lead("a@x.com").await.unwrap().unwrap();
+    assert_eq!(shadow["scores"], reference["scores"]);
+
+    // Switch over: the shadow becomes the live rules.
+    s.set_program(program(SHADOW));
+    s.set_shadow(None);
+    let after = s.lead("a@x.com").await.unwrap().unwrap();
+    assert_eq!(after["score"], 65);
+    assert_eq!(after["shadow"], Value::Null);
+}

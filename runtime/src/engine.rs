@@ -153,6 +153,7 @@ impl<'p> Engine<'p> {
             grade: None,
             grade_name: None,
             evaluated_at: None,
+            shadow: None,
             slots: vec![None; self.program.fields.len()],
             cache: Cache::default(),
         }
@@ -570,7 +571,9 @@ impl<'p> Engine<'p> {
         }
         if current {
             let mut replay = Vec::new();
+            let shadow = lead.shadow.take();
             *lead = self.rebuild(&lead.key, history, now, &mut replay)?;
+            lead.shadow = shadow;
             out.extend(replay);
             return Ok(Ingested::Reordered);
         }
@@ -610,7 +613,9 @@ impl<'p> Engine<'p> {
                 changed = true;
             }
         }
+        let shadow = lead.shadow.take();
         *lead = rebuilt;
+        lead.shadow = shadow;
         Ok(changed)
     }
 }

@@ -1,7 +1,8 @@
 //! The AWS Lambda entry: the same router as `leadscore serve`, behind `lambda_http`.
 //!
 //! Init reads everything once: the compiled program (`LEADSCORE_PROGRAM`, default
-//! `$LAMBDA_TASK_ROOT/program.lsb`), the configuration (`LEADSCORE_CONFIG`, optional) and
+//! `$LAMBDA_TASK_ROOT/program.lsb`), optional shadow rules (`LEADSCORE_SHADOW_PROGRAM`),
+//! the configuration (`LEADSCORE_CONFIG`, optional) and
 //! secrets (`LEADSCORE_WEBHOOK_SECRET`, `LEADSCORE_READ_TOKEN` and their `_PREVIOUS`
 //! twins), and the store (`LEADSCORE_STORE`: `dynamodb:TABLE`, `sqlite:PATH` or `memory`;
 //! `LEADSCORE_DYNAMODB_ENDPOINT` for a local DynamoDB-compatible server). A program that
@@ -65,8 +66,23 @@ pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, Stri
             ))
         }
     };
+    let shadow = match get("LEADSCORE_SHADOW_PROGRAM").filter(|p| !p.is_empty()) {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("cannot read the shadow program {path}: {e}"))?;
+            Some(
+                Program::from_bytes(&bytes)
+                    .map_err(|e| format!("{path} is not a valid program: {e}"))?,
+            )
+        }
+    };
     tracing::info!(ruleset = program.name, program = %program_path.display(), "initialised");
     let service = Arc::new(Service::new(program, store));
+    if let Some(shadow) = shadow {
+        tracing::info!(ruleset = shadow.name, "shadow rules loaded");
+        service.set_shadow(Some(shadow));
+    }
     Ok(App::new(service, config))
 }
 

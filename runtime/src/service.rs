@@ -152,6 +152,8 @@ pub type Clock = Arc<dyn Fn() -> Micros + Send + Sync>;
 
 pub struct Service {
     rules: RwLock<Arc<Rules>>,
+    /// Rules scored alongside the live ones for every event, never causing transitions.
+    shadow: RwLock<Option<Arc<Rules>>>,
     store: Arc<dyn Store>,
     locks: Vec<tokio::sync::Mutex<()>>,
     clock: Clock,
@@ -180,14 +182,33 @@ fn summarize(p: &Program, engine: &mut Engine, state: &LeadState, now: Micros) -
     (summary, view)
 }
 
-fn stored_transitions(p: &Program, transitions: &[Transition]) -> Vec<StoredTransition> {
+/// Transitions as stored: each names the rules that made it.
+fn stored_transitions(rules: &Rules, transitions: &[Transition]) -> Vec<StoredTransition> {
     transitions
         .iter()
-        .map(|t| StoredTransition {
-            at: t.at,
-            json: transition_json(p, t),
+        .map(|t| {
+            let mut json = transition_json(&rules.program, t);
+            json["program"] = json!(rules.hash);
+            json["ruleset"] = json!(rules.program.name);
+            StoredTransition { at: t.at, json }
         })
         .collect()
+}
+
+/// A lead's scores as some rules see them at `now`, with their explanation.
+fn scored_view(rules: &Rules, engine: &mut Engine, state: &LeadState, now: Micros) -> Json {
+    let p = &rules.program;
+    let mut lines = Vec::new();
+    let e = engine.evaluate(state, now, Some(&mut lines));
+    json!({
+        "program": rules.hash,
+        "ruleset": p.name,
+        "score": e.total,
+        "scores": scores_map(p, &e.scores),
+        "grade": p.grades[e.grade.index()].name,
+        "tags": e.tags.iter().map(|&t| p.tags[t].name.clone()).collect::<Vec<_>>(),
+        "contributions": contributions_json(p, &lines),
+    })
 }
 
 fn scores_map(p: &Program, scores: &[i64]) -> Map<String, Json> {
@@ -207,6 +228,7 @@ impl Service {
     pub fn with_clock(program: Program, store: Arc<dyn Store>, clock: Clock) -> Service {
         Service {
             rules: RwLock::new(Arc::new(Rules::new(program))),
+            shadow: RwLock::new(None),
             store,
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -227,6 +249,75 @@ impl Service {
     /// lead is rescored with the new one when next touched.
     pub fn set_program(&self, program: Program) {
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Rules::new(program));
+    }
+
+    /// Runs `program` as the shadow (or stops the shadow with `None`): from now on every
+    /// event is also scored by it and its view of the lead stored with the lead, shown by
+    /// [`Service::lead`] beside the live one. It never records a transition.
+    pub fn set_shadow(&self, program: Option<Program>) {
+        *self.shadow.write().unwrap_or_else(|p| p.into_inner()) =
+            program.map(|p| Arc::new(Rules::new(p)));
+    }
+
+    pub fn shadow_rules(&self) -> Option<Arc<Rules>> {
+        self.shadow
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The lead as the shadow rules (if any run) see it after `fresh`: the stored shadow
+    /// state advanced when it is current and the events come in order, else rebuilt from
+    /// the lead's whole history (`history`, when the live path already read it, includes
+    /// `fresh`).
+    async fn shadow_state(
+        &self,
+        lead: &str,
+        prev: Option<LeadState>,
+        fresh: &[&Incoming],
+        history: Option<&[Event]>,
+        exists: bool,
+        now: Micros,
+    ) -> Result<Option<LeadState>, StoreError> {
+        let Some(rules) = self.shadow_rules() else {
+            return Ok(None);
+        };
+        let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
+        let fail = |e: crate::engine::ApplyError| {
+            StoreError::Failed(format!("shadow rules, lead {lead}: {e}"))
+        };
+        let mut discard = Vec::new();
+        if let Some(mut s) = prev.filter(|s| engine.is_current(s)) {
+            let mut last = s.last_at;
+            let in_order = fresh.iter().all(|i| {
+                let ok = last.is_none_or(|l| i.event.at >= l);
+                last = Some(last.map_or(i.event.at, |l| l.max(i.event.at)));
+                ok
+            });
+            if in_order {
+                engine.attach(&mut s);
+                for i in fresh {
+                    engine.apply(&mut s, &i.event, &mut discard).map_err(fail)?;
+                }
+                engine.advance(&mut s, now, &mut discard);
+                return Ok(Some(s));
+            }
+        }
+        let history = match history {
+            Some(h) => h.to_vec(),
+            None => {
+                let mut h = self.history_events(lead, exists).await?;
+                for i in fresh {
+                    let pos = h.partition_point(|x| x.at <= i.event.at);
+                    h.insert(pos, i.event.clone());
+                }
+                h
+            }
+        };
+        engine
+            .rebuild(lead, &history, now, &mut discard)
+            .map(Some)
+            .map_err(fail)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -348,6 +439,7 @@ impl Service {
             view["transitions"] = json!([]);
             return Ok((0, stored, view));
         }
+        let shadow_prev = state.shadow.take().map(|b| *b);
         let first_seq = state.events;
         let mut history: Option<Vec<Event>> = None;
         let mut transitions: Vec<Transition> = Vec::new();
@@ -374,6 +466,17 @@ impl Service {
         let mut tail = Vec::new();
         engine.advance(&mut state, now, &mut tail);
         transitions.extend(tail);
+        state.shadow = self
+            .shadow_state(
+                lead,
+                shadow_prev,
+                &fresh,
+                history.as_deref(),
+                expect.is_some(),
+                now,
+            )
+            .await?
+            .map(Box::new);
         let (summary, mut view) = summarize(p, &mut engine, &state, now);
         let stored_events = fresh
             .iter()
@@ -385,7 +488,7 @@ impl Service {
                 json: inc.json.clone(),
             })
             .collect();
-        let transitions = stored_transitions(p, &transitions);
+        let transitions = stored_transitions(&rules, &transitions);
         view["transitions"] = transitions.iter().map(|t| t.json.clone()).collect();
         self.store
             .commit(Write {
@@ -441,6 +544,23 @@ impl Service {
         engine.attach(&mut state);
         let mut lines = Vec::new();
         let e = engine.evaluate(&state, now, Some(&mut lines));
+        let shadow = match self.shadow_rules() {
+            None => Json::Null,
+            Some(rules) => {
+                let mut se = Engine::with_hash(&rules.program, rules.hash.clone());
+                let mut s = match state.shadow.take().map(|b| *b) {
+                    Some(s) if se.is_current(&s) => s,
+                    // Not scored by these shadow rules yet: as they would score it.
+                    _ => {
+                        let history = self.history_events(lead, true).await?;
+                        se.rebuild(lead, &history, now, &mut Vec::new())
+                            .map_err(|e| StoreError::Failed(e.to_string()))?
+                    }
+                };
+                se.attach(&mut s);
+                scored_view(&rules, &mut se, &s, now)
+            }
+        };
         let transitions: Vec<Json> = self
             .store
             .transitions(lead)
@@ -450,6 +570,8 @@ impl Service {
             .collect();
         Ok(Some(json!({
             "lead": state.key,
+            "program": rules.hash,
+            "ruleset": p.name,
             "score": e.total,
             "scores": scores_map(p, &e.scores),
             "grade": p.grades[e.grade.index()].name,
@@ -460,6 +582,7 @@ impl Service {
             "events": state.events,
             "first_at": state.first_at.map(time::format),
             "last_at": state.last_at.map(time::format),
+            "shadow": shadow,
         })))
     }
 
@@ -519,7 +642,7 @@ impl Service {
                 summary,
                 state,
                 events: Vec::new(),
-                transitions: stored_transitions(p, &out),
+                transitions: stored_transitions(&rules, &out),
             };
             match self.store.commit(write).await {
                 Ok(()) => {
@@ -567,7 +690,7 @@ impl Service {
                 summary,
                 state,
                 events: Vec::new(),
-                transitions: stored_transitions(p, &out),
+                transitions: stored_transitions(&rules, &out),
             };
             match self.store.commit(write).await {
                 Ok(()) => n += 1,

@@ -56,6 +56,11 @@ pub struct LeadState {
     /// The grade's name, which survives a change of program.
     pub grade_name: Option<String>,
     pub evaluated_at: Option<Micros>,
+    /// The same lead as the shadow rules see it, when the service runs a shadow program:
+    /// kept in step with every event, never the source of a transition. The engine never
+    /// reads it and keeps it when it rebuilds the lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Box<LeadState>>,
     /// Attributes by the program's field ids; rebuilt from `attributes` on load.
     #[serde(skip)]
     pub(crate) slots: Vec<Option<Val>>,
@@ -91,5 +96,6 @@ impl PartialEq for LeadState {
             && self.grade == o.grade
             && self.grade_name == o.grade_name
             && self.evaluated_at == o.evaluated_at
+            && self.shadow == o.shadow
     }
 }
