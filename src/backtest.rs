@@ -190,6 +190,8 @@ pub struct Options<'a> {
     pub outcomes: Option<&'a Path>,
     pub as_of: Option<Micros>,
     pub top: usize,
+    /// An A/B split: the variant's (the second version's) share of leads, basis points.
+    pub split: Option<u32>,
 }
 
 /// Runs the backtest; the report as JSON (see docs/backtest.md).
@@ -218,7 +220,10 @@ pub fn run(o: Options<'_>) -> Result<Json> {
         .map(|(p, file)| replay(p, file, history.clone(), as_of))
         .collect::<Result<Vec<_>>>()?;
     let future = history.iter().filter(|e| e.at > as_of).count();
-    Ok(report(&versions, &outcomes, as_of, future, o.top))
+    if o.split.is_some() && versions.len() != 2 {
+        bail!("--split needs two rule versions: the rules in use and the variant");
+    }
+    Ok(report(&versions, &outcomes, as_of, future, o.top, o.split))
 }
 
 fn replay(program: Program, file: String, history: Vec<Event>, as_of: Micros) -> Result<Version> {
@@ -269,12 +274,69 @@ fn histogram(scores: &[i64], lo: i64, hi: i64) -> Vec<Json> {
         .collect()
 }
 
+/// Per grade of `program`, in its order: leads, outcomes and conversion.
+fn grade_stats<'a>(
+    program: &Program,
+    leads: impl Iterator<Item = (&'a String, &'a Graded)> + Clone,
+    outcomes: &Outcomes,
+) -> Vec<Json> {
+    program
+        .grades
+        .iter()
+        .map(|g| {
+            let mut n = [0usize; 4]; // won, lost, disqualified, open
+            let mut count = 0;
+            for (lead, r) in leads.clone() {
+                if r.grade == g.name {
+                    count += 1;
+                    n[match outcomes.get(lead) {
+                        Some(Outcome::Won) => 0,
+                        Some(Outcome::Lost) => 1,
+                        Some(Outcome::Disqualified) => 2,
+                        None => 3,
+                    }] += 1;
+                }
+            }
+            json!({"grade": g.name, "leads": count, "won": n[0], "lost": n[1],
+                "disqualified": n[2], "open": n[3], "conversion": rate(n[0], count)})
+        })
+        .collect()
+}
+
+/// An A/B split's arms: each lead scored by its arm's version only, as the service would.
+fn arms(versions: &[Version], outcomes: &Outcomes, share: u32) -> Json {
+    use leadscore_runtime::split::{arm, Arm};
+    [Arm::A, Arm::B]
+        .iter()
+        .zip(versions)
+        .map(|(&a, v)| {
+            let mine = v.leads.iter().filter(move |(lead, _)| arm(lead, share) == a);
+            let leads = mine.clone().count();
+            let won = mine
+                .clone()
+                .filter(|(lead, _)| outcomes.get(lead) == Some(Outcome::Won))
+                .count();
+            json!({
+                "arm": a.name(),
+                "file": v.file,
+                "ruleset": v.program.name,
+                "share": f64::from(if a == Arm::B { share } else { leadscore_runtime::split::WHOLE - share }) / 100.0,
+                "leads": leads,
+                "won": won,
+                "conversion": rate(won, leads),
+                "grades": grade_stats(&v.program, mine, outcomes),
+            })
+        })
+        .collect()
+}
+
 fn report(
     versions: &[Version],
     outcomes: &Outcomes,
     as_of: Micros,
     future: usize,
     top: usize,
+    split: Option<u32>,
 ) -> Json {
     let scored = &versions[0].leads;
     let wins = scored
@@ -297,28 +359,7 @@ fn report(
     let versions_json: Vec<Json> = versions
         .iter()
         .map(|v| {
-            let grades: Vec<Json> = v
-                .program
-                .grades
-                .iter()
-                .map(|g| {
-                    let mut n = [0usize; 4]; // won, lost, disqualified, open
-                    let mut leads = 0;
-                    for (lead, r) in &v.leads {
-                        if r.grade == g.name {
-                            leads += 1;
-                            n[match outcomes.get(lead) {
-                                Some(Outcome::Won) => 0,
-                                Some(Outcome::Lost) => 1,
-                                Some(Outcome::Disqualified) => 2,
-                                None => 3,
-                            }] += 1;
-                        }
-                    }
-                    json!({"grade": g.name, "leads": leads, "won": n[0], "lost": n[1],
-                        "disqualified": n[2], "open": n[3], "conversion": rate(n[0], leads)})
-                })
-                .collect();
+            let grades = grade_stats(&v.program, v.leads.iter(), outcomes);
             let top_grade = &grades[0];
             let lift = match (top_grade["conversion"].as_f64(), base.as_f64()) {
                 (Some(c), Some(b)) if b > 0.0 => json!((c / b * 100.0).round() / 100.0),
@@ -362,6 +403,9 @@ fn report(
     });
     if let [old, new] = versions {
         out["changes"] = changes(old, new, outcomes, top);
+        if let Some(share) = split {
+            out["arms"] = arms(versions, outcomes, share);
+        }
     }
     out
 }
@@ -526,6 +570,28 @@ pub fn text(r: &Json) -> String {
         }
         for w in v["warnings"].as_array().into_iter().flatten() {
             let _ = writeln!(s, "  warning: {}", w.as_str().unwrap_or_default());
+        }
+    }
+    for a in r["arms"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "\narm {} ({}% of leads, {}): {} leads, {} won, conversion {}",
+            a["arm"].as_str().unwrap_or_default(),
+            a["share"],
+            a["file"].as_str().unwrap_or_default(),
+            count(&a["leads"]),
+            count(&a["won"]),
+            pct(&a["conversion"])
+        );
+        for g in a["grades"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "  {:<16} {:>7} {:>6} {:>10}",
+                g["grade"].as_str().unwrap_or_default(),
+                count(&g["leads"]),
+                count(&g["won"]),
+                pct(&g["conversion"])
+            );
         }
     }
     if let Some(c) = r.get("changes") {

@@ -321,6 +321,7 @@ pub struct Backtest<'a> {
     pub as_of: Option<&'a str>,
     pub top: usize,
     pub html: Option<&'a Path>,
+    pub split: Option<&'a str>,
     pub format: crate::ReportFormat,
 }
 
@@ -347,6 +348,11 @@ pub fn backtest(a: Backtest<'_>) -> Result<ExitCode> {
         outcomes: a.outcomes,
         as_of,
         top: a.top,
+        split: a
+            .split
+            .map(leadscore_runtime::split::parse_percent)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--split: {e}"))?,
     })?;
     if let Some(path) = a.html {
         std::fs::write(path, crate::backtest::html(&report))

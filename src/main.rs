@@ -94,6 +94,13 @@ enum Command {
         /// by GET /leads/{lead}, never causing a transition (loaded at start).
         #[arg(long)]
         shadow: Option<PathBuf>,
+        /// An A/B split: rules that score --variant-share of the leads (chosen by a hash of
+        /// the lead key, so a lead keeps its arm) instead of FILE (loaded at start).
+        #[arg(long, requires = "variant_share")]
+        variant: Option<PathBuf>,
+        /// The variant's share of leads, in percent (e.g. 10).
+        #[arg(long, requires = "variant")]
+        variant_share: Option<String>,
     },
     /// Replay a history through one or two rule versions as of an instant and set the
     /// grades they give against what happened to the leads (docs/backtest.md).
@@ -120,6 +127,10 @@ enum Command {
         /// Also write the report as a self-contained HTML page (charts inline, no network).
         #[arg(long)]
         html: Option<PathBuf>,
+        /// Report an A/B split too: this percentage of leads (by the same hash as
+        /// `serve --variant`) scored by NEW, the rest by OLD; conversion per arm.
+        #[arg(long)]
+        split: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: ReportFormat,
     },
@@ -199,13 +210,23 @@ fn main() -> ExitCode {
             listen,
             config,
             shadow,
-        } => serve::serve(serve::Options {
-            file,
-            db,
-            listen,
-            config,
-            shadow,
-        }),
+            variant,
+            variant_share,
+        } => match variant_share
+            .as_deref()
+            .map(leadscore_runtime::split::parse_percent)
+            .transpose()
+        {
+            Err(e) => Err(anyhow::anyhow!("--variant-share: {e}")),
+            Ok(share) => serve::serve(serve::Options {
+                file,
+                db,
+                listen,
+                config,
+                shadow,
+                variant: variant.zip(share),
+            }),
+        },
         Command::Backtest {
             files,
             events,
@@ -214,6 +235,7 @@ fn main() -> ExitCode {
             as_of,
             top,
             html,
+            split,
             format,
         } => commands::backtest(commands::Backtest {
             files: &files,
@@ -225,6 +247,7 @@ fn main() -> ExitCode {
             as_of: as_of.as_deref(),
             top,
             html: html.as_deref(),
+            split: split.as_deref(),
             format,
         }),
         Command::Rescore { file, db, batch } => serve::rescore(&file, &db, batch),

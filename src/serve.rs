@@ -23,6 +23,8 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// Rules scored beside the live ones, never causing transitions.
     pub shadow: Option<PathBuf>,
+    /// An A/B split: the variant's rules and its share of leads (basis points).
+    pub variant: Option<(PathBuf, u32)>,
 }
 
 pub fn serve(o: Options) -> Result<ExitCode> {
@@ -44,6 +46,13 @@ pub fn serve(o: Options) -> Result<ExitCode> {
             None => return Ok(ExitCode::from(crate::commands::RULE_ERRORS)),
         },
     };
+    let variant = match &o.variant {
+        None => None,
+        Some((path, share)) => match load_program_as(path, DiagFormat::Rich)? {
+            Some(p) => Some((p, *share)),
+            None => return Ok(ExitCode::from(crate::commands::RULE_ERRORS)),
+        },
+    };
     let config_path = o
         .config
         .clone()
@@ -59,7 +68,7 @@ pub fn serve(o: Options) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(o, program, shadow, config))?;
+    runtime.block_on(run(o, program, shadow, variant, config))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -67,6 +76,7 @@ async fn run(
     o: Options,
     program: leadscore_runtime::bytecode::Program,
     shadow: Option<leadscore_runtime::bytecode::Program>,
+    variant: Option<(leadscore_runtime::bytecode::Program, u32)>,
     config: Config,
 ) -> Result<()> {
     let store = Arc::new(
@@ -77,6 +87,14 @@ async fn run(
     if let Some(shadow) = shadow {
         tracing::info!(ruleset = shadow.name, "shadow rules loaded");
         service.set_shadow(Some(shadow));
+    }
+    if let Some((variant, share)) = variant {
+        tracing::info!(
+            ruleset = variant.name,
+            share_percent = f64::from(share) / 100.0,
+            "A/B split: variant rules loaded"
+        );
+        service.set_variant(Some((variant, share)));
     }
     let app = App::new(service.clone(), config);
     let listener = tokio::net::TcpListener::bind(&o.listen)

@@ -331,3 +331,45 @@ fn the_html_report_is_self_contained_and_escapes_what_it_shows() {
     let namespaces = html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count();
     assert_eq!(external, namespaces, "only SVG namespaces mention http");
 }
+
+/// The split as the service applies it, computed here independently: SHA-256 of the key,
+/// first 8 bytes big-endian, modulo 10,000, below the share in basis points → the variant.
+fn in_variant(key: &str, basis_points: u64) -> bool {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(key.as_bytes());
+    u64::from_be_bytes(d[..8].try_into().unwrap()) % 10_000 < basis_points
+}
+
+#[test]
+fn an_ab_split_reports_conversion_per_arm() {
+    let r = run(&["--as-of", "2026-07-02T00:00:00Z", "--split", "10"]);
+    let arms = r["arms"].as_array().expect("arms");
+    // Expected from the known truth: arm B uses the proposal (DE is A), arm A the rules
+    // in use (DE and US are A).
+    let mut want = [[0u64; 4]; 2]; // per arm: leads, won, A leads, A won
+    for i in 0..1000 {
+        let (country, won) = truth(i);
+        let b = in_variant(&format!("lead{i:04}@x.test"), 1_000);
+        let arm = usize::from(b);
+        let grade_a = if b { country == "DE" } else { country != "BR" };
+        want[arm][0] += 1;
+        want[arm][1] += u64::from(won);
+        want[arm][2] += u64::from(grade_a);
+        want[arm][3] += u64::from(grade_a && won);
+    }
+    assert!(
+        (80..=120).contains(&want[1][0]),
+        "about 10% in B: {}",
+        want[1][0]
+    );
+    for (arm, name) in [(0, "A"), (1, "B")] {
+        let a = &arms[arm];
+        assert_eq!(a["arm"], name);
+        assert_eq!(a["leads"], want[arm][0], "{a}");
+        assert_eq!(a["won"], want[arm][1], "{a}");
+        assert_eq!(grade(a, "A")["leads"], want[arm][2], "{a}");
+        assert_eq!(grade(a, "A")["won"], want[arm][3], "{a}");
+    }
+    assert_eq!(arms[1]["share"], 10.0);
+    assert_eq!(arms[0]["share"], 90.0);
+}

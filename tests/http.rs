@@ -1100,3 +1100,62 @@ async fn serve_with_shadow_rules_shows_both_views() {
     );
     assert_eq!(report["changes"]["movers"][0]["delta"], 20);
 }
+
+/// `leadscore serve --variant --variant-share`: an A/B split; with a 100% share every lead
+/// is in arm B and scored by the variant; a bad share is refused before serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_with_an_ab_split_scores_leads_by_their_arm() {
+    let dir = tmp("variant");
+    let (live, variant) = (dir.join("live.rules"), dir.join("variant.rules"));
+    std::fs::write(
+        &live,
+        "when ping add 10 each\ngrade A when score >= 30\ngrade B otherwise\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &variant,
+        "when ping add 30 each\ngrade A when score >= 30\ngrade B otherwise\n",
+    )
+    .unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args([
+            "serve",
+            live.to_str().unwrap(),
+            "--variant",
+            variant.to_str().unwrap(),
+            "--variant-share",
+            "150",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("--variant-share: 150: a share is between 0 and 100 percent"));
+
+    let s = Server::start_with(
+        &live,
+        &dir.join("l.db"),
+        &[
+            "--variant".as_ref(),
+            variant.as_os_str(),
+            "--variant-share".as_ref(),
+            "100".as_ref(),
+        ],
+        &secured(),
+    );
+    let c = Client::new();
+    let now = now_secs();
+    let ping = json!({"id": "p1", "lead": "v@x.com", "type": "ping", "at": iso(now - 5)});
+    assert_eq!(post_signed(&c, &s, SECRET, now, &ping).await.status(), 200);
+    let (_, lead) = get_lead(&c, &s, "v@x.com").await;
+    assert_eq!(
+        (
+            lead["arm"].clone(),
+            lead["score"].clone(),
+            lead["grade"].clone()
+        ),
+        (json!("B"), json!(30), json!("A"))
+    );
+    assert!(s.log().contains("A/B split"));
+    s.stop();
+}

@@ -321,6 +321,23 @@ async fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
         app.service.shadow_rules().unwrap().program.name,
         "zoho-foreign-trade"
     );
+
+    // An A/B variant needs a share in percent.
+    let mut variant = open.clone();
+    variant.push((
+        "LEADSCORE_VARIANT_PROGRAM",
+        program_file(&dir).display().to_string(),
+    ));
+    variant.push(("LEADSCORE_VARIANT_SHARE", "ten".into()));
+    assert!(init(env(&variant))
+        .await
+        .err()
+        .expect("init fails")
+        .contains("LEADSCORE_VARIANT_SHARE: `ten` is not a percentage"));
+    variant.pop();
+    variant.push(("LEADSCORE_VARIANT_SHARE", "12.5".into()));
+    let app = init(env(&variant)).await.unwrap();
+    assert_eq!(app.service.variant().unwrap().1, 1_250);
 }
 
 /// The Lambda entry on the DynamoDB store (moto on loopback, started by scripts/test.sh):

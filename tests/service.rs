@@ -271,3 +271,64 @@ async fn shadow_rules_are_scored_and_stored_for_every_event_but_never_move_the_l
     assert_eq!(after["score"], 65);
     assert_eq!(after["shadow"], Value::Null);
 }
+
+#[tokio::test]
+async fn an_ab_split_scores_each_lead_by_its_arm_and_keeps_it_there() {
+    let (s, _) = service(LIVE, "2026-11-10T00:00:00Z");
+    s.set_variant(Some((program(SHADOW), 5_000)));
+    // Arms pinned by runtime/src/split.rs: a, b and d in B (the variant), c in A.
+    for k in ["a", "b", "c", "d"] {
+        for i in 0..2 {
+            post(
+                &s,
+                json!({"id": format!("{k}{i}"), "lead": format!("{k}@x.com"),
+                "type": "email.opened", "at": "2026-11-01T00:00:00Z"}),
+            )
+            .await;
+        }
+    }
+    for (k, arm, score, grade) in [
+        ("a", "B", 40, "A"),
+        ("b", "B", 40, "A"),
+        ("c", "A", 20, "B"),
+        ("d", "B", 40, "A"),
+    ] {
+        let lead = s.lead(&format!("{k}@x.com")).await.unwrap().unwrap();
+        assert_eq!(lead["arm"], arm, "{lead}");
+        assert_eq!(
+            (lead["score"].clone(), lead["grade"].clone()),
+            (json!(score), json!(grade)),
+            "{k}"
+        );
+        let by = if arm == "B" { SHADOW } else { LIVE };
+        assert_eq!(lead["program"], json!(program(by).hash_hex()));
+        assert_eq!(
+            lead["transitions"][0]["program"],
+            json!(program(by).hash_hex())
+        );
+    }
+    // The split ends: variant leads return to the live rules, with a rescore transition
+    // when their grade changes.
+    s.set_variant(None);
+    let out = post(&s, json!({"id": "a2", "lead": "a@x.com", "type": "email.opened", "at": "2026-11-02T00:00:00Z"})).await;
+    let lead = &out["leads"][0];
+    assert_eq!(
+        (lead["score"].clone(), lead["grade"].clone()),
+        (json!(30), json!("A"))
+    );
+    let c = s.lead("c@x.com").await.unwrap().unwrap();
+    assert_eq!(c["arm"], Value::Null);
+    // b and d (two opens: 20 under the live rules) drop from A to B when rescored.
+    let done = s.rescore(10, None).await.unwrap();
+    assert_eq!((done.rescored, done.changed_grade, done.current), (2, 2, 2));
+    let d = s.lead("d@x.com").await.unwrap().unwrap();
+    let last = d["transitions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (
+            last["cause"].clone(),
+            last["from"].clone(),
+            last["to"].clone()
+        ),
+        (json!("rescore"), json!("A"), json!("B"))
+    );
+}

@@ -1,7 +1,8 @@
 //! The AWS Lambda entry: the same router as `leadscore serve`, behind `lambda_http`.
 //!
 //! Init reads everything once: the compiled program (`LEADSCORE_PROGRAM`, default
-//! `$LAMBDA_TASK_ROOT/program.lsb`), optional shadow rules (`LEADSCORE_SHADOW_PROGRAM`),
+//! `$LAMBDA_TASK_ROOT/program.lsb`), optional shadow rules (`LEADSCORE_SHADOW_PROGRAM`)
+//! and A/B variant (`LEADSCORE_VARIANT_PROGRAM`, `LEADSCORE_VARIANT_SHARE` in percent),
 //! the configuration (`LEADSCORE_CONFIG`, optional) and
 //! secrets (`LEADSCORE_WEBHOOK_SECRET`, `LEADSCORE_READ_TOKEN` and their `_PREVIOUS`
 //! twins), and the store (`LEADSCORE_STORE`: `dynamodb:TABLE`, `sqlite:PATH` or `memory`;
@@ -77,11 +78,28 @@ pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, Stri
             )
         }
     };
+    let variant = match get("LEADSCORE_VARIANT_PROGRAM").filter(|p| !p.is_empty()) {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("cannot read the variant program {path}: {e}"))?;
+            let p = Program::from_bytes(&bytes)
+                .map_err(|e| format!("{path} is not a valid program: {e}"))?;
+            let share = get("LEADSCORE_VARIANT_SHARE").unwrap_or_default();
+            let share = crate::split::parse_percent(&share)
+                .map_err(|e| format!("LEADSCORE_VARIANT_SHARE: {e}"))?;
+            Some((p, share))
+        }
+    };
     tracing::info!(ruleset = program.name, program = %program_path.display(), "initialised");
     let service = Arc::new(Service::new(program, store));
     if let Some(shadow) = shadow {
         tracing::info!(ruleset = shadow.name, "shadow rules loaded");
         service.set_shadow(Some(shadow));
+    }
+    if let Some(variant) = variant {
+        tracing::info!(ruleset = variant.0.name, "A/B split: variant rules loaded");
+        service.set_variant(Some(variant));
     }
     Ok(App::new(service, config))
 }

@@ -18,6 +18,7 @@ pub mod lambda;
 pub mod report;
 #[cfg(feature = "store")]
 pub mod service;
+pub mod split;
 pub mod state;
 #[cfg(feature = "store")]
 pub mod store;

@@ -154,6 +154,8 @@ pub struct Service {
     rules: RwLock<Arc<Rules>>,
     /// Rules scored alongside the live ones for every event, never causing transitions.
     shadow: RwLock<Option<Arc<Rules>>>,
+    /// An A/B split: the variant's rules and its share of leads (basis points).
+    variant: RwLock<Option<(Arc<Rules>, u32)>>,
     store: Arc<dyn Store>,
     locks: Vec<tokio::sync::Mutex<()>>,
     clock: Clock,
@@ -229,6 +231,7 @@ impl Service {
         Service {
             rules: RwLock::new(Arc::new(Rules::new(program))),
             shadow: RwLock::new(None),
+            variant: RwLock::new(None),
             store,
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -249,6 +252,36 @@ impl Service {
     /// lead is rescored with the new one when next touched.
     pub fn set_program(&self, program: Program) {
         *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Rules::new(program));
+    }
+
+    /// Splits leads between the live rules and `program`: `share` basis points of leads
+    /// (by [`crate::split::arm`] of their key) are scored by `program`, the rest by the
+    /// live rules; `None` ends the split (its leads are rescored when next touched).
+    pub fn set_variant(&self, variant: Option<(Program, u32)>) {
+        *self.variant.write().unwrap_or_else(|p| p.into_inner()) =
+            variant.map(|(p, share)| (Arc::new(Rules::new(p)), share));
+    }
+
+    /// The variant's rules and share, when leads are split.
+    pub fn variant(&self) -> Option<(Arc<Rules>, u32)> {
+        self.variant
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The lead's arm under the split, if any.
+    pub fn arm(&self, lead: &str) -> Option<crate::split::Arm> {
+        self.variant()
+            .map(|(_, share)| crate::split::arm(lead, share))
+    }
+
+    /// The rules that score `lead`: the variant's for leads in its arm, else the live ones.
+    pub fn rules_for(&self, lead: &str) -> Arc<Rules> {
+        match self.variant() {
+            Some((rules, share)) if crate::split::arm(lead, share) == crate::split::Arm::B => rules,
+            _ => self.rules(),
+        }
     }
 
     /// Runs `program` as the shadow (or stops the shadow with `None`): from now on every
@@ -417,7 +450,7 @@ impl Service {
         events: &[Incoming],
         ids: &[String],
     ) -> Result<(usize, Vec<String>, Json), StoreError> {
-        let rules = self.rules();
+        let rules = self.rules_for(lead);
         let p = &rules.program;
         let mut engine = Engine::with_hash(p, rules.hash.clone());
         let (loaded, stored) = self.store.load(lead, ids).await?;
@@ -527,7 +560,7 @@ impl Service {
     /// transitions, the attributes. A lead stored by another program is shown as this
     /// program scores it (it is stored so when next touched).
     pub async fn lead(&self, lead: &str) -> Result<Option<Json>, StoreError> {
-        let rules = self.rules();
+        let rules = self.rules_for(lead);
         let p = &rules.program;
         let mut engine = Engine::with_hash(p, rules.hash.clone());
         let Some(loaded) = self.store.load(lead, &[]).await?.0 else {
@@ -583,6 +616,7 @@ impl Service {
             "first_at": state.first_at.map(time::format),
             "last_at": state.last_at.map(time::format),
             "shadow": shadow,
+            "arm": self.arm(lead).map(|a| a.name()),
         })))
     }
 
@@ -618,7 +652,7 @@ impl Service {
         for listed in &page {
             let lead = &listed.lead;
             let _turn = self.lock(lead).lock().await;
-            let rules = self.rules();
+            let rules = self.rules_for(lead);
             let p = &rules.program;
             let mut engine = Engine::with_hash(p, rules.hash.clone());
             let Some(loaded) = self.store.load(lead, &[]).await?.0 else {
@@ -665,7 +699,7 @@ impl Service {
         let mut n = 0;
         for lead in &due {
             let _turn = self.lock(lead).lock().await;
-            let rules = self.rules();
+            let rules = self.rules_for(lead);
             let p = &rules.program;
             let mut engine = Engine::with_hash(p, rules.hash.clone());
             let Some(loaded) = self.store.load(lead, &[]).await?.0 else {
