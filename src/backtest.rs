@@ -31,6 +31,15 @@ impl Outcome {
         }
     }
 
+    /// The event type that records this outcome.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Outcome::Won => "deal.won",
+            Outcome::Lost => "deal.lost",
+            Outcome::Disqualified => "lead.disqualified",
+        }
+    }
+
     fn parse(s: &str) -> Option<Outcome> {
         match s.trim().to_lowercase().as_str() {
             "won" => Some(Outcome::Won),
@@ -57,53 +66,64 @@ impl Outcomes {
         self.0.get(lead).map(|(_, o)| *o)
     }
 
-    /// Reads `lead,outcome[,at]` rows (the key column may be `lead`, `email` or `id`;
-    /// outcome `won`, `lost` or `disqualified`; `at` RFC 3339, default: the start of time).
+    /// Reads an outcomes CSV (see [`read_outcome_rows`]); a row without `at` counts as
+    /// the earliest record.
     pub fn read_csv(&mut self, path: &Path) -> Result<()> {
-        let mut reader = csv::Reader::from_path(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let headers = reader.headers()?.clone();
-        let col = |names: &[&str]| {
-            names.iter().find_map(|n| {
-                headers
-                    .iter()
-                    .position(|h| h.trim().eq_ignore_ascii_case(n))
-            })
-        };
-        let Some(key) = col(&["lead", "email", "id"]) else {
-            bail!("{}: no `lead` (or `email`, `id`) column", path.display());
-        };
-        let Some(outcome) = col(&["outcome"]) else {
-            bail!("{}: no `outcome` column", path.display());
-        };
-        let at = col(&["at"]);
-        for (i, row) in reader.records().enumerate() {
-            let row_no = i + 2;
-            let row = row.with_context(|| format!("{}:{row_no}", path.display()))?;
-            let lead = normalise_lead(row.get(key).unwrap_or(""));
-            if lead.is_empty() {
-                bail!("{}:{row_no}: the lead key is empty", path.display());
-            }
-            let text = row.get(outcome).unwrap_or("");
-            let Some(o) = Outcome::parse(text) else {
-                bail!(
-                    "{}:{row_no}: outcome `{text}`: expected won, lost or disqualified",
-                    path.display()
-                );
-            };
-            let when = match at.and_then(|c| row.get(c)).filter(|s| !s.trim().is_empty()) {
-                Some(s) => time::parse(s.trim()).with_context(|| {
-                    format!(
-                        "{}:{row_no}: at `{s}` is not an RFC 3339 timestamp",
-                        path.display()
-                    )
-                })?,
-                None => Micros::MIN,
-            };
-            self.record(&lead, when, o);
+        for (lead, o, at) in read_outcome_rows(path)? {
+            self.record(&lead, at.unwrap_or(Micros::MIN), o);
         }
         Ok(())
     }
+}
+
+/// Reads `lead,outcome[,at]` rows (the key column may be `lead`, `email` or `id`; outcome
+/// `won`, `lost` or `disqualified`; `at` RFC 3339 or empty). A bad row is named by file
+/// and line.
+pub fn read_outcome_rows(path: &Path) -> Result<Vec<(String, Outcome, Option<Micros>)>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let headers = reader.headers()?.clone();
+    let col = |names: &[&str]| {
+        names.iter().find_map(|n| {
+            headers
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case(n))
+        })
+    };
+    let Some(key) = col(&["lead", "email", "id"]) else {
+        bail!("{}: no `lead` (or `email`, `id`) column", path.display());
+    };
+    let Some(outcome) = col(&["outcome"]) else {
+        bail!("{}: no `outcome` column", path.display());
+    };
+    let at = col(&["at"]);
+    let mut rows = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let row_no = i + 2;
+        let row = row.with_context(|| format!("{}:{row_no}", path.display()))?;
+        let lead = normalise_lead(row.get(key).unwrap_or(""));
+        if lead.is_empty() {
+            bail!("{}:{row_no}: the lead key is empty", path.display());
+        }
+        let text = row.get(outcome).unwrap_or("");
+        let Some(o) = Outcome::parse(text) else {
+            bail!(
+                "{}:{row_no}: outcome `{text}`: expected won, lost or disqualified",
+                path.display()
+            );
+        };
+        let when = match at.and_then(|c| row.get(c)).filter(|s| !s.trim().is_empty()) {
+            Some(s) => Some(time::parse(s.trim()).with_context(|| {
+                format!(
+                    "{}:{row_no}: at `{s}` is not an RFC 3339 timestamp",
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
+        rows.push((lead, o, when));
+    }
+    Ok(rows)
 }
 
 /// One program's grade and score for one lead.

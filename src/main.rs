@@ -134,6 +134,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: ReportFormat,
     },
+    /// Store a history and/or outcomes in the database, scored by FILE as if they had
+    /// arrived over HTTP (validated first, all or nothing; repeated imports count nothing
+    /// twice).
+    Import {
+        /// Rules file or compiled program (the rules `serve` runs).
+        file: PathBuf,
+        /// The SQLite database (created if missing).
+        #[arg(long, default_value = "leadscore.db")]
+        db: PathBuf,
+        /// Events, one JSON object per line.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Outcomes, one row per lead: lead,outcome[,at] (won, lost or disqualified),
+        /// stored as deal.won / deal.lost / lead.disqualified events (at: now if empty).
+        #[arg(long)]
+        outcomes: Option<PathBuf>,
+    },
     /// Rescore every stored lead with new rules: each is rebuilt from its events, and a
     /// grade change is recorded as a transition with cause "rescore". Safe to interrupt
     /// and run again: leads already on these rules are skipped.
@@ -250,6 +267,12 @@ fn main() -> ExitCode {
             split: split.as_deref(),
             format,
         }),
+        Command::Import {
+            file,
+            db,
+            events,
+            outcomes,
+        } => serve::import(&file, &db, events.as_deref(), outcomes.as_deref()),
         Command::Rescore { file, db, batch } => serve::rescore(&file, &db, batch),
         Command::Sweep { file, db, now } => serve::sweep(&file, &db, now.as_deref()),
     };

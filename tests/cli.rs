@@ -460,3 +460,85 @@ fn the_example_rules_repository_ci_catches_and_reports_a_threshold_change() {
     let page = std::fs::read_to_string(tmp("backtest.html")).unwrap();
     assert!(page.contains("198 lead(s) change grade"));
 }
+
+/// `leadscore import` stores a history and its outcomes as events; the backtest over the
+/// database then equals the backtest over the files, and importing again stores nothing.
+#[test]
+fn import_stores_history_and_outcomes_once_and_backtest_reads_them_back() {
+    let db = tmp("import.db");
+    let _ = std::fs::remove_file(&db);
+    let db_s = db.to_str().unwrap();
+    let rules = "examples/rules-repo/rules/scoring.rules";
+    let (events, outcomes) = (
+        "examples/rules-repo/history/events.jsonl",
+        "examples/rules-repo/history/outcomes.csv",
+    );
+    let lines = |p: &str| std::fs::read_to_string(p).unwrap().lines().count();
+    let total = lines(events) + lines(outcomes) - 1;
+
+    let bad = tmp("bad-outcomes.csv");
+    std::fs::write(&bad, "lead,outcome\na@x.test,won\nb@x.test,sold\n").unwrap();
+    let refused = leadscore(&[
+        "import",
+        rules,
+        "--db",
+        db_s,
+        "--events",
+        events,
+        "--outcomes",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("bad-outcomes.csv:3: outcome `sold`"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(!db.exists(), "nothing stored when any row is bad");
+
+    let args = [
+        "import",
+        rules,
+        "--db",
+        db_s,
+        "--events",
+        events,
+        "--outcomes",
+        outcomes,
+    ];
+    let first = leadscore(&args);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert_eq!(
+        text(&first.stdout),
+        format!("{total} event(s) stored, 0 already stored\n")
+    );
+    let again = leadscore(&args);
+    assert_eq!(
+        text(&again.stdout),
+        format!("0 event(s) stored, {total} already stored\n")
+    );
+
+    let report = |source: &[&str]| {
+        let mut a = vec![
+            "backtest",
+            rules,
+            "--as-of",
+            "2026-09-01T00:00:00Z",
+            "--format",
+            "json",
+        ];
+        a.extend_from_slice(source);
+        let out = leadscore(&a);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let from_files = report(&["--events", events, "--outcomes", outcomes]);
+    let from_db = report(&["--db", db_s]);
+    for k in ["leads", "won", "base_rate", "events_after_as_of"] {
+        assert_eq!(from_files[k], from_db[k], "{k}");
+    }
+    assert_eq!(
+        from_files["versions"][0]["grades"],
+        from_db["versions"][0]["grades"]
+    );
+}

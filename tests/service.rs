@@ -332,3 +332,42 @@ async fn an_ab_split_scores_each_lead_by_its_arm_and_keeps_it_there() {
         (json!("rescore"), json!("A"), json!("B"))
     );
 }
+
+#[tokio::test]
+async fn an_interrupted_rescore_resumes_by_running_again() {
+    let (s, _) = service(LIVE, "2026-11-10T00:00:00Z");
+    for k in 0..5 {
+        post(&s, json!({"id": format!("e{k}"), "lead": format!("l{k}@x.com"), "type": "email.opened", "at": "2026-11-01T00:00:00Z"})).await;
+    }
+    s.set_program(program(SHADOW));
+    // One page of two, then the run "stops".
+    let first = s.rescore(2, None).await.unwrap();
+    assert_eq!(first.rescored, 2);
+    assert!(first.next.is_some());
+    // Started again from the top: the two done are skipped, the three left are done.
+    let mut total = (0, 0);
+    let mut after = None;
+    loop {
+        let page = s.rescore(2, after).await.unwrap();
+        total.0 += page.rescored;
+        total.1 += page.current;
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(total.0, 3, "only the leads not yet rescored");
+    assert!(
+        total.1 >= 2,
+        "the two already rescored are skipped: {total:?}"
+    );
+    for k in 0..5 {
+        let (loaded, _) = s.store().load(&format!("l{k}@x.com"), &[]).await.unwrap();
+        let loaded = loaded.unwrap();
+        assert_eq!(
+            loaded.state.program,
+            program(SHADOW).hash_hex(),
+            "stored rescored"
+        );
+    }
+}
