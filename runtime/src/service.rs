@@ -163,7 +163,13 @@ pub struct Service {
 
 /// A lead's scores at `now`, evaluated once: the summary the store keeps for listings and
 /// the sweep, and the view a response shows (transitions are added by the caller).
-fn summarize(p: &Program, engine: &mut Engine, state: &LeadState, now: Micros) -> (Summary, Json) {
+fn summarize(
+    rules: &Rules,
+    engine: &mut Engine,
+    state: &LeadState,
+    now: Micros,
+) -> (Summary, Json) {
+    let p = &rules.program;
     let e = engine.evaluate(state, now, None);
     let grade = p.grades[e.grade.index()].name.clone();
     let scores = scores_map(p, &e.scores);
@@ -180,6 +186,8 @@ fn summarize(p: &Program, engine: &mut Engine, state: &LeadState, now: Micros) -
         scores,
         next_change: engine.next_change(state, now),
         updated_at: now,
+        program: rules.hash.clone(),
+        ruleset: p.name.clone(),
     };
     (summary, view)
 }
@@ -468,7 +476,7 @@ impl Service {
         };
         engine.attach(&mut state);
         if fresh.is_empty() {
-            let (_, mut view) = summarize(p, &mut engine, &state, now);
+            let (_, mut view) = summarize(&rules, &mut engine, &state, now);
             view["transitions"] = json!([]);
             return Ok((0, stored, view));
         }
@@ -510,7 +518,7 @@ impl Service {
             )
             .await?
             .map(Box::new);
-        let (summary, mut view) = summarize(p, &mut engine, &state, now);
+        let (summary, mut view) = summarize(&rules, &mut engine, &state, now);
         let stored_events = fresh
             .iter()
             .enumerate()
@@ -669,7 +677,7 @@ impl Service {
             let changed = engine
                 .rescore(&mut state, &history, now, &mut out)
                 .map_err(|e| StoreError::Failed(format!("{lead}: {e}")))?;
-            let (summary, _) = summarize(p, &mut engine, &state, now);
+            let (summary, _) = summarize(&rules, &mut engine, &state, now);
             let write = Write {
                 lead: lead.clone(),
                 expect: Some(loaded.version),
@@ -717,7 +725,7 @@ impl Service {
                     .rescore(&mut state, &history, now, &mut out)
                     .map_err(|e| StoreError::Failed(e.to_string()))?;
             }
-            let (summary, _) = summarize(p, &mut engine, &state, now);
+            let (summary, _) = summarize(&rules, &mut engine, &state, now);
             let write = Write {
                 lead: lead.clone(),
                 expect: Some(loaded.version),

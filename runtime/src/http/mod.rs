@@ -330,6 +330,8 @@ async fn list_leads(
                 "scores": r.summary.scores,
                 "grade": r.summary.grade,
                 "updated_at": time::format(r.summary.updated_at),
+                "program": r.summary.program,
+                "ruleset": r.summary.ruleset,
             })
         })
         .collect();

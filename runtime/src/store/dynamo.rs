@@ -3,7 +3,7 @@
 //!
 //! | PK | SK | attributes |
 //! |---|---|---|
-//! | `LEAD#k` | `STATE` | `version`, `state` (JSON), `grade`, `score`, `scores`, `updated_at`, `gpk`+`rank` (GSI `by_grade`), `apk`+`rank` (GSI `by_score`), `due_pk`+`next_change` (sparse GSI `due`) |
+//! | `LEAD#k` | `STATE` | `version`, `state` (JSON), `grade`, `score`, `scores`, `updated_at`, `program`, `ruleset`, `gpk`+`rank` (GSI `by_grade`), `apk`+`rank` (GSI `by_score`), `due_pk`+`next_change` (sparse GSI `due`) |
 //! | `LEAD#k` | `EVT#id` | `at`, `seq`, `body` — the event is its own idempotency record |
 //! | `LEAD#k` | `GRADE#at#seq` | `at`, `body` (one transition) |
 //!
@@ -108,6 +108,9 @@ fn summary_of(item: &Item) -> Result<Summary, StoreError> {
         scores,
         next_change: get_n(item, "next_change").ok(),
         updated_at: get_n(item, "updated_at")?,
+        // Items written before summaries named their rules have neither.
+        program: get_s(item, "program").unwrap_or_default().to_string(),
+        ruleset: get_s(item, "ruleset").unwrap_or_default().to_string(),
     })
 }
 
@@ -335,6 +338,8 @@ impl Store for DynamoStore {
                 s(Json::Object(sm.scores.clone()).to_string()),
             ),
             ("updated_at".into(), n(sm.updated_at)),
+            ("program".into(), s(&sm.program)),
+            ("ruleset".into(), s(&sm.ruleset)),
             ("apk".into(), s("LEADS")),
             ("rank".into(), s(rank(sm.score, &w.lead))),
         ]);

@@ -43,6 +43,9 @@ pub struct Summary {
     /// When the lead's scores next change by time alone (for the sweep).
     pub next_change: Option<Micros>,
     pub updated_at: Micros,
+    /// The hash of the rules that computed it, and their ruleset name.
+    pub program: String,
+    pub ruleset: String,
 }
 
 /// A stored lead and the version that guards its next write.

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// The most commits that share one transaction.
 const MAX_GROUP: usize = 2048;
 
@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS leads (
     score       INTEGER NOT NULL,
     scores      TEXT NOT NULL,
     next_change INTEGER,
-    updated_at  INTEGER NOT NULL
+    updated_at  INTEGER NOT NULL,
+    program     TEXT NOT NULL DEFAULT '',
+    ruleset     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS leads_by_grade ON leads (grade, score DESC, key);
 CREATE INDEX IF NOT EXISTS leads_by_score ON leads (score DESC, key);
@@ -57,6 +59,8 @@ struct Encoded {
     scores: String,
     next_change: Option<i64>,
     updated_at: i64,
+    program: String,
+    ruleset: String,
     events: Vec<(String, i64, i64, String)>,
     transitions: Vec<(i64, String)>,
 }
@@ -70,6 +74,8 @@ impl Encoded {
             scores: Json::Object(w.summary.scores).to_string(),
             next_change: w.summary.next_change,
             updated_at: w.summary.updated_at,
+            program: w.summary.program,
+            ruleset: w.summary.ruleset,
             events: w
                 .events
                 .into_iter()
@@ -143,7 +149,17 @@ impl SqliteStore {
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(sql_error)?;
-        if tables > 0 && version != SCHEMA_VERSION {
+        if tables > 0 && version == 1 {
+            // Version 2 adds the rules that computed each lead's summary.
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE leads ADD COLUMN program TEXT NOT NULL DEFAULT '';
+                 ALTER TABLE leads ADD COLUMN ruleset TEXT NOT NULL DEFAULT '';
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )
+            .map_err(sql_error)?;
+        } else if tables > 0 && version != SCHEMA_VERSION {
             return Err(failed(format!(
                 "{} has schema version {version}; this leadscore reads version {SCHEMA_VERSION}",
                 path.display()
@@ -320,10 +336,12 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
         }
     }
     tx.prepare_cached(
-        "INSERT INTO leads (key, version, state, grade, score, scores, next_change, updated_at)
-         VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO leads (key, version, state, grade, score, scores, next_change, updated_at,
+                            program, ruleset)
+         VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (key) DO UPDATE SET version = version + 1, state = ?2, grade = ?3,
-             score = ?4, scores = ?5, next_change = ?6, updated_at = ?7",
+             score = ?4, scores = ?5, next_change = ?6, updated_at = ?7, program = ?8,
+             ruleset = ?9",
     )
     .map_err(sql_error)?
     .execute(params![
@@ -333,7 +351,9 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
         w.score,
         w.scores,
         w.next_change,
-        w.updated_at
+        w.updated_at,
+        w.program,
+        w.ruleset
     ])
     .map_err(sql_error)?;
     let mut insert = tx
@@ -347,8 +367,17 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A summary as its columns: grade, score, scores (JSON), next_change, updated_at.
-type SummaryColumns = (Option<String>, i64, String, Option<i64>, i64);
+/// A summary as its columns: grade, score, scores (JSON), next_change, updated_at,
+/// program, ruleset.
+type SummaryColumns = (
+    Option<String>,
+    i64,
+    String,
+    Option<i64>,
+    i64,
+    String,
+    String,
+);
 
 fn json_column(text: String) -> Result<Json, StoreError> {
     serde_json::from_str(&text).map_err(|e| failed(format!("stored JSON is unreadable: {e}")))
@@ -361,11 +390,13 @@ fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryCo
         r.get(first + 2)?,
         r.get(first + 3)?,
         r.get(first + 4)?,
+        r.get(first + 5)?,
+        r.get(first + 6)?,
     ))
 }
 
 fn make_summary(
-    (grade, score, scores, next_change, updated_at): SummaryColumns,
+    (grade, score, scores, next_change, updated_at, program, ruleset): SummaryColumns,
 ) -> Result<Summary, StoreError> {
     let Json::Object(scores) = json_column(scores)? else {
         return Err(failed("stored scores are not an object"));
@@ -376,6 +407,8 @@ fn make_summary(
         scores,
         next_change,
         updated_at,
+        program,
+        ruleset,
     })
 }
 
@@ -500,7 +533,7 @@ impl Store for SqliteStore {
                 .map_or((i64::MAX, String::new()), |(s, k)| (s, k));
             let has_after = q.after.is_some();
             let sql = format!(
-                "SELECT key, grade, score, scores, next_change, updated_at FROM leads
+                "SELECT key, grade, score, scores, next_change, updated_at, program, ruleset FROM leads
                  WHERE {} (?2 = 0 OR score < ?3 OR (score = ?3 AND key > ?4))
                  ORDER BY score DESC, key LIMIT ?5",
                 if q.grade.is_some() {

@@ -31,6 +31,8 @@ fn write(
             scores: serde_json::Map::new(),
             next_change: Some(score * 10),
             updated_at: 1,
+            program: "p".into(),
+            ruleset: "r".into(),
         },
         events: events
             .iter()
@@ -222,6 +224,73 @@ async fn sqlite_store_keeps_the_contract_and_its_data() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("schema version 99"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A database written by the first release (schema version 1) is migrated in place: its
+/// leads, events and transitions stay; summaries written before it name no rules.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_schema_version_1_is_migrated() {
+    let dir = std::env::temp_dir().join(format!("leadscore-migrate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("v1.db");
+    let _ = std::fs::remove_file(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let old = serde_json::to_string(&state("a")).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE leads (key TEXT PRIMARY KEY, version INTEGER NOT NULL, state TEXT NOT NULL,
+             grade TEXT, score INTEGER NOT NULL, scores TEXT NOT NULL, next_change INTEGER,
+             updated_at INTEGER NOT NULL);
+         CREATE TABLE events (lead TEXT NOT NULL, id TEXT NOT NULL, at INTEGER NOT NULL,
+             seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (lead, id)) WITHOUT ROWID;
+         CREATE TABLE transitions (n INTEGER PRIMARY KEY, lead TEXT NOT NULL, at INTEGER NOT NULL,
+             body TEXT NOT NULL);
+         INSERT INTO leads VALUES ('a', 1, '{old}', 'B', 10, '{{}}', NULL, 1);
+         INSERT INTO events VALUES ('a', 'e1', 10, 0, '{{\"id\":\"e1\"}}');
+         PRAGMA user_version = 1;"
+    ))
+    .unwrap();
+    drop(conn);
+    let store = super::sqlite::SqliteStore::open(&path).expect("migrated");
+    let (loaded, seen) = store.load("a", &["e1".into()]).await.unwrap();
+    assert_eq!(loaded.unwrap().version, 1);
+    assert_eq!(seen, ["e1"]);
+    let listed = store
+        .list(&ListQuery {
+            grade: None,
+            limit: 10,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (listed[0].summary.score, listed[0].summary.program.as_str()),
+        (10, "")
+    );
+    // Written again: the summary names its rules.
+    store
+        .commit(write("a", Some(1), 20, "A", &[("e2", 20)]))
+        .await
+        .unwrap();
+    let listed = store
+        .list(&ListQuery {
+            grade: None,
+            limit: 10,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (listed[0].summary.score, listed[0].summary.program.as_str()),
+        (20, "p")
+    );
+    store.close();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2);
     std::fs::remove_dir_all(&dir).ok();
 }
 
