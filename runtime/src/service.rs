@@ -677,23 +677,15 @@ impl Service {
             let changed = engine
                 .rescore(&mut state, &history, now, &mut out)
                 .map_err(|e| StoreError::Failed(format!("{lead}: {e}")))?;
-            let (summary, _) = summarize(&rules, &mut engine, &state, now);
-            let write = Write {
-                lead: lead.clone(),
-                expect: Some(loaded.version),
-                summary,
-                state,
-                events: Vec::new(),
-                transitions: stored_transitions(&rules, &out),
-            };
-            match self.store.commit(write).await {
-                Ok(()) => {
-                    done.rescored += 1;
-                    done.changed_grade += usize::from(changed);
-                }
+            let stored = self
+                .rewrite(&rules, &mut engine, loaded.version, state, &out, now)
+                .await?;
+            if stored {
+                done.rescored += 1;
+                done.changed_grade += usize::from(changed);
+            } else {
                 // Touched meanwhile: the request that did so rescored it.
-                Err(StoreError::Conflict) => done.current += 1,
-                Err(e) => return Err(e),
+                done.current += 1;
             }
         }
         Ok(done)
@@ -725,22 +717,39 @@ impl Service {
                     .rescore(&mut state, &history, now, &mut out)
                     .map_err(|e| StoreError::Failed(e.to_string()))?;
             }
-            let (summary, _) = summarize(&rules, &mut engine, &state, now);
-            let write = Write {
-                lead: lead.clone(),
-                expect: Some(loaded.version),
-                summary,
-                state,
-                events: Vec::new(),
-                transitions: stored_transitions(&rules, &out),
-            };
-            match self.store.commit(write).await {
-                Ok(()) => n += 1,
-                // Touched meanwhile: the request that did so brought it up to date.
-                Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e),
-            }
+            // Touched meanwhile (not stored): the request that did so brought it up to date.
+            let stored = self
+                .rewrite(&rules, &mut engine, loaded.version, state, &out, now)
+                .await?;
+            n += usize::from(stored);
         }
         Ok(n)
+    }
+
+    /// Stores a lead re-evaluated without new events (sweep, rescore) if it is still at
+    /// `version`; returns whether it was stored (`false`: a request touched it meanwhile).
+    async fn rewrite(
+        &self,
+        rules: &Rules,
+        engine: &mut Engine<'_>,
+        version: u64,
+        state: LeadState,
+        transitions: &[Transition],
+        now: Micros,
+    ) -> Result<bool, StoreError> {
+        let (summary, _) = summarize(rules, engine, &state, now);
+        let write = Write {
+            lead: state.key.clone(),
+            expect: Some(version),
+            summary,
+            state,
+            events: Vec::new(),
+            transitions: stored_transitions(rules, transitions),
+        };
+        match self.store.commit(write).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -219,24 +219,7 @@ async fn post_rescore(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid JSON", e.to_string()))?
     };
-    let limit = p.limit.unwrap_or(200);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid limit",
-            format!("limit must be 1 to {MAX_PAGE}"),
-        ));
-    }
-    let after = match p.after.as_deref() {
-        None => None,
-        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid cursor",
-                "after must be the `next` of the previous answer",
-            )
-        })?),
-    };
+    let (limit, after) = page(p.limit, 200, p.after.as_deref(), "invalid request")?;
     let done = app.service.rescore(limit, after).await?;
     Ok(Json(serde_json::json!({
         "rescored": done.rescored,
@@ -283,6 +266,35 @@ fn parse_cursor(s: &str) -> Option<(i64, String)> {
     Some((score.parse().ok()?, lead.to_string()))
 }
 
+/// A page's size (1..=MAX_PAGE, `default` when absent) and where it starts; a bad one is
+/// a 400 with `error`.
+fn page(
+    limit: Option<usize>,
+    default: usize,
+    after: Option<&str>,
+    error: &'static str,
+) -> Result<(usize, Option<(i64, String)>), ApiError> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            error,
+            format!("limit must be 1..={MAX_PAGE}"),
+        ));
+    }
+    let after = match after {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                error,
+                "after must be a cursor from a previous page's `next`",
+            )
+        })?),
+    };
+    Ok((limit, after))
+}
+
 async fn list_leads(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -291,24 +303,7 @@ async fn list_leads(
     require_reader(&app, &headers)?;
     let Query(p) = params
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid query", e.body_text()))?;
-    let limit = p.limit.unwrap_or(50);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid query",
-            format!("limit must be 1..={MAX_PAGE}"),
-        ));
-    }
-    let after = match p.after.as_deref() {
-        None => None,
-        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid query",
-                "after must be a cursor from a previous page's `next`",
-            )
-        })?),
-    };
+    let (limit, after) = page(p.limit, 50, p.after.as_deref(), "invalid query")?;
     let query = ListQuery {
         grade: p.grade,
         limit,
