@@ -198,6 +198,16 @@ pub enum ScoreFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Output piped into `head` and the like: end quietly when the reader goes away, as
+    // command-line tools do, instead of failing on the next write. Not for the server,
+    // whose sockets must report a closed peer as an error rather than end the process.
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Check { files, diagnostics } => commands::check(&files, diagnostics),
         Command::Compile { file, output } => commands::compile(&file, &output),

@@ -542,3 +542,36 @@ fn import_stores_history_and_outcomes_once_and_backtest_reads_them_back() {
         from_db["versions"][0]["grades"]
     );
 }
+
+/// Output piped into a reader that stops early (`| head`) ends the command quietly, as
+/// command-line tools do: no panic, no error message.
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args([
+            "score",
+            "examples/rules-repo/rules/scoring.rules",
+            "--events",
+            "examples/rules-repo/history/events.jsonl",
+            "--format",
+            "json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"lead\":\"buyer"), "{first}");
+    // The reader is gone; the rest of the output (hundreds of KB) has nowhere to go.
+    let out = child.wait_with_output().unwrap();
+    const SIGPIPE: i32 = 13;
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?}", out.status);
+    assert_eq!(text(&out.stderr), "");
+}
