@@ -171,6 +171,15 @@ fn wrong_version_and_magic_are_named() {
     bytes[4] = 9;
     let e = Program::from_bytes(&bytes).unwrap_err().to_string();
     assert!(e.contains("version 9 is not supported"), "{e}");
+    // A program compiled before grades could hold (version 1): compile again.
+    bytes[4] = 1;
+    let e = Program::from_bytes(&bytes).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "version 1 is not supported (this build reads version 2); compile the rules again"
+        ),
+        "{e}"
+    );
     bytes[0] = b'X';
     let e = Program::from_bytes(&bytes).unwrap_err().to_string();
     assert!(e.contains("not a leadscore program"), "{e}");

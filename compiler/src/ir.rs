@@ -81,6 +81,8 @@ pub struct Points {
 pub struct Grade {
     pub name: String,
     pub cond: Option<Cond>,
+    /// Hysteresis: the lead leaves this grade only when this holds.
+    pub until: Option<Cond>,
     pub line: u32,
     pub span: Span,
 }

@@ -89,13 +89,15 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
     }
     let mut grades = Vec::new();
     for g in &ir.grades {
-        let Ok(cond) = l.optional(g.cond.as_ref()) else {
+        let (Ok(cond), Ok(until)) = (l.optional(g.cond.as_ref()), l.optional(g.until.as_ref()))
+        else {
             diags.push(too_complex(g.span));
             continue;
         };
         grades.push(GradeDef {
             name: g.name.clone(),
             cond,
+            until,
             line: g.line,
         });
     }

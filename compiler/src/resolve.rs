@@ -560,9 +560,17 @@ impl Resolver<'_> {
                     None
                 }
             };
+            let until = match &g.until {
+                Some(u) => match self.cond(u, Ctx::Grade) {
+                    Some(u) => Some(u),
+                    None => continue,
+                },
+                None => None,
+            };
             self.ir.grades.push(ir::Grade {
                 name: g.name.name.clone(),
                 cond,
+                until,
                 line: self.line(g.span),
                 span: g.span,
             });

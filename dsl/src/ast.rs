@@ -82,6 +82,8 @@ pub struct GradeDecl {
     pub name: Ident,
     /// `None` for `otherwise`.
     pub cond: Option<Cond>,
+    /// `until COND`: once in this grade, the lead stays in it until COND holds.
+    pub until: Option<Cond>,
     pub span: Span,
 }
 

@@ -198,6 +198,7 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::not_op | Rule::kw_not => "`not`",
         Rule::inactive | Rule::kw_inactive => "`inactive for`",
         Rule::kw_for => "`for`",
+        Rule::grade_until | Rule::kw_until => "`until`",
         Rule::kw_and => "`and`",
         Rule::kw_or => "`or`",
         Rule::is_set | Rule::is_not_set | Rule::kw_is => "`is set`",
@@ -428,11 +429,23 @@ fn item(p: Pair<Rule>) -> Res<Item> {
         Rule::grade_decl => {
             let name = ident(next()?);
             let c = next()?;
-            let cond = match c.as_rule() {
+            let entry = match c.as_rule() {
                 Rule::otherwise => None,
                 _ => Some(cond(c)?),
             };
-            Item::Grade(GradeDecl { name, cond, span })
+            let until = match next() {
+                Ok(u) => {
+                    let c = u.clone().into_inner().find(|c| c.as_rule() == Rule::cond);
+                    Some(cond(c.ok_or_else(|| internal(&u))?)?)
+                }
+                Err(_) => None,
+            };
+            Item::Grade(GradeDecl {
+                name,
+                cond: entry,
+                until,
+                span,
+            })
         }
         Rule::tag_decl => Item::Tag(TagDecl {
             name: ident(next()?),
@@ -491,6 +504,7 @@ fn is_keyword(r: Rule) -> bool {
             | Rule::kw_within
             | Rule::kw_inactive
             | Rule::kw_for
+            | Rule::kw_until
             | Rule::kw_and
             | Rule::kw_or
             | Rule::kw_not

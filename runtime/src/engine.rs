@@ -523,10 +523,17 @@ impl<'p> Engine<'p> {
             grade: None,
             ..lead_env(p, lead, now)
         };
+        // First match wins; a grade with `until` also holds the lead that is already in it
+        // until its exit condition does (hysteresis).
         let grade = p
             .grades
             .iter()
-            .position(|g| g.cond.is_none_or(|c| eval(&env, c)))
+            .enumerate()
+            .position(|(i, g)| {
+                g.cond.is_none_or(|c| eval(&env, c))
+                    || g.until
+                        .is_some_and(|u| lead.grade == Some(i as u32) && !eval(&env, u))
+            })
             .unwrap_or(p.grades.len() - 1);
         GradeId(grade as u32)
     }

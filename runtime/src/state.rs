@@ -7,7 +7,7 @@ use crate::value::Val;
 use serde::{Deserialize, Serialize};
 
 /// The lead state format version.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 
 /// What one event rule remembers about a lead. Bounded: `recent` holds at most
 /// `max / points` timestamps for `expires` rules and `N` for `count >= N within` rules.

@@ -65,6 +65,10 @@ pub fn disassemble(p: &Program) -> String {
             Some(c) => {
                 let _ = writeln!(o, "  {} (line {})", g.name, g.line);
                 code(&mut o, p, c, "    ");
+                if let Some(u) = g.until {
+                    let _ = writeln!(o, "    until");
+                    code(&mut o, p, u, "    ");
+                }
             }
             None => {
                 let _ = writeln!(o, "  {} otherwise (line {})", g.name, g.line);

@@ -8,9 +8,11 @@ use sha2::{Digest, Sha256};
 
 /// First bytes of every encoded program.
 pub const MAGIC: [u8; 4] = *b"LSBC";
-/// The bytecode format version. Bump it (and teach `from_bytes` to migrate) whenever the
-/// encoded shape or the meaning of an instruction changes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The bytecode format version. Bump it whenever the encoded shape or the meaning of an
+/// instruction changes. Programs are compiled from rules files, which stay the source of
+/// truth: a program of another version is refused with the advice to compile again.
+/// 2: grades may carry an `until` condition (hysteresis).
+pub const FORMAT_VERSION: u16 = 2;
 /// magic + version + reserved + body length + body sha256.
 pub const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 32;
 /// Programs larger than this are refused before decoding.
@@ -122,6 +124,9 @@ pub struct GradeDef {
     pub name: String,
     /// `None` for `otherwise`.
     pub cond: Option<CodeRef>,
+    /// Hysteresis: a lead in this grade stays in it (its own condition aside) until this
+    /// holds. Never on `otherwise`.
+    pub until: Option<CodeRef>,
     pub line: u32,
 }
 

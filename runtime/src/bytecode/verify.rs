@@ -17,7 +17,7 @@ pub enum VerifyError {
     #[error("not a leadscore program (bad magic bytes)")]
     BadMagic,
     #[error(
-        "bytecode format version {found} is not supported (this build reads version {supported})"
+        "bytecode format version {found} is not supported (this build reads version {supported}); compile the rules again with this leadscore"
     )]
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("the program is truncated or has trailing bytes")]
@@ -144,8 +144,14 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
         check(g.cond.is_none() == last, || {
             "only the last grade, and always the last, is `otherwise`".into()
         })?;
+        check(g.cond.is_some() || g.until.is_none(), || {
+            "`otherwise` has no `until`".into()
+        })?;
         if let Some(c) = g.cond {
             starts.push((c, Context::Grade));
+        }
+        if let Some(u) = g.until {
+            starts.push((u, Context::Grade));
         }
     }
     for t in &p.tags {
