@@ -1159,3 +1159,131 @@ async fn serve_with_an_ab_split_scores_leads_by_their_arm() {
     assert!(s.log().contains("A/B split"));
     s.stop();
 }
+
+/// The hostile-input catalogue against a running server: each request gets a clear 4xx
+/// (status and reason) within bounded time, nothing is stored, and the server keeps
+/// serving everyone else, a client that never finishes its headers included.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_requests_get_clear_refusals_and_store_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tmp("hostile");
+    let config = dir.join("leadscore.toml");
+    std::fs::write(&config, "[limits]\nrequest_timeout_secs = 2\n").unwrap();
+    let s = Server::start(&zoho(), &dir.join("l.db"), Some(&config), &secured());
+    let c = Client::new();
+    let now = now_secs();
+    let signed = |body: Vec<u8>| {
+        let c = c.clone();
+        let url = s.at("/events");
+        async move {
+            let ts = now_secs();
+            let r = c
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-leadscore-timestamp", ts.to_string())
+                .header("x-leadscore-signature", sign(SECRET, ts, &body))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let event = |lead: String, extra: Value| {
+        let mut e = json!({"id": "h1", "lead": lead, "type": "form.submitted", "at": iso(now - 5)});
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        serde_json::to_vec(&e).unwrap()
+    };
+    let many_attributes: serde_json::Map<String, Value> =
+        (0..1000).map(|i| (format!("a{i}"), json!("x"))).collect();
+    let mut invalid_utf8 = event("u@x.com".into(), json!({}));
+    let at = invalid_utf8.iter().position(|&b| b == b'u').unwrap();
+    invalid_utf8[at] = 0xff;
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("JSON nested 10,000 deep", format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(), 400, "invalid JSON"),
+        ("a 10 MB body", vec![b' '; 10 * 1024 * 1024], 413, "body too large"),
+        ("100,000 events in one array", format!("[{}{{}}]", "{},".repeat(99_999)).into_bytes(), 400, "invalid event"),
+        ("invalid UTF-8", invalid_utf8, 400, "invalid JSON"),
+        ("a NUL byte in the lead key", event("a\u{0}b@x.com".into(), json!({})), 400, "invalid event"),
+        ("a number beyond f64", br#"{"id":"n","lead":"n@x.com","type":"t","at":"2026-01-01T00:00:00Z","attributes":{"x":1e400}}"#.to_vec(), 400, "invalid JSON"),
+        ("a year out of range", event("y@x.com".into(), json!({"at": "99999-01-01T00:00:00Z"})), 400, "invalid event"),
+        ("a timestamp as a huge number", event("y@x.com".into(), json!({"at": 1e300})), 400, "invalid event"),
+        ("a 10 KB lead key", event("k".repeat(10 * 1024), json!({})), 400, "invalid event"),
+        ("1,000 attributes", event("m@x.com".into(), json!({"attributes": many_attributes})), 400, "invalid event"),
+    ];
+    for (what, body, status, error) in cases {
+        let started = std::time::Instant::now();
+        let (got, answer) = signed(body).await;
+        assert_eq!(got, status, "{what}: {answer}");
+        assert_eq!(answer["error"], error, "{what}: {answer}");
+        assert!(
+            answer["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{what}: {answer}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what} took {:?}",
+            started.elapsed()
+        );
+    }
+
+    // An unknown content type on a form.
+    let r = c
+        .post(s.at("/forms/contact"))
+        .header("content-type", "application/xml")
+        .body("<lead/>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    let addr = s
+        .at("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    // A client that never finishes its headers holds nothing up.
+    let mut stuck = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stuck
+        .write_all(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .await
+        .unwrap();
+    // A body sent a byte a second is cut off at the request timeout with 408.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{").await.unwrap();
+    let (health, _) = tokio::join!(
+        async { c.get(s.at("/healthz")).send().await.unwrap().status() },
+        tokio::time::sleep(Duration::from_millis(100))
+    );
+    assert_eq!(health, 200, "served while two clients dawdle");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let reader = async {
+        for _ in 0..10 {
+            if slow.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(4), reader).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request timeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    drop(stuck);
+
+    // Nothing was stored.
+    let r = c
+        .get(s.at("/leads"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["leads"], json!([]));
+    s.stop();
+}

@@ -59,6 +59,9 @@ fn key(obj: &serde_json::Map<String, Json>, field: &str) -> Result<String, Event
         Some(Json::String(s)) if s.len() > MAX_KEY_LEN => {
             Err(err(field, format!("is longer than {MAX_KEY_LEN} bytes")))
         }
+        Some(Json::String(s)) if s.chars().any(char::is_control) => {
+            Err(err(field, "must not contain control characters"))
+        }
         Some(Json::String(s)) => Ok(s.clone()),
         Some(_) => Err(err(field, "must be a string")),
     }

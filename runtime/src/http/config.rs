@@ -20,6 +20,25 @@ pub struct Config {
     /// Per-form settings: `[form.contact]`.
     #[serde(default)]
     pub form: BTreeMap<String, Form>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Bounds on every request.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A request (its body read included) that takes longer is answered `408` and its
+    /// connection's task freed: a client sending its body a byte at a time holds nothing.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_timeout_secs: 30,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

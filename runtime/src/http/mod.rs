@@ -130,8 +130,25 @@ pub fn router(app: Arc<App>) -> Router {
                 "no such endpoint; see docs/http-api.md",
             )
         })
+        .layer(middleware::from_fn_with_state(app.clone(), deadline))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// Answers `408` for a request that outlasts `[limits] request_timeout_secs`, body read
+/// included. A write in flight is dropped between its atomic commits, so a retry of the
+/// same events counts each exactly once.
+async fn deadline(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let secs = app.config.limits.request_timeout_secs;
+    match tokio::time::timeout(std::time::Duration::from_secs(secs), next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request timeout",
+            format!("the request took longer than {secs} s"),
+        )
+        .into_response(),
+    }
 }
 
 /// One log line per request.
