@@ -151,6 +151,25 @@ enum Command {
         #[arg(long)]
         outcomes: Option<PathBuf>,
     },
+    /// Print everything stored about one lead as JSON (data rights: access).
+    Export {
+        /// Rules file or compiled program (the rules `serve` runs).
+        file: PathBuf,
+        /// The lead key.
+        lead: String,
+        /// The SQLite database.
+        #[arg(long, default_value = "leadscore.db")]
+        db: PathBuf,
+    },
+    /// Erase everything stored about one lead, leaving an erasure record without personal
+    /// data (data rights: erasure). Idempotent.
+    Erase {
+        /// The lead key.
+        lead: String,
+        /// The SQLite database.
+        #[arg(long, default_value = "leadscore.db")]
+        db: PathBuf,
+    },
     /// Rescore every stored lead with new rules: each is rebuilt from its events, and a
     /// grade change is recorded as a transition with cause "rescore". Safe to interrupt
     /// and run again: leads already on these rules are skipped.
@@ -283,6 +302,8 @@ fn main() -> ExitCode {
             events,
             outcomes,
         } => serve::import(&file, &db, events.as_deref(), outcomes.as_deref()),
+        Command::Export { file, lead, db } => serve::export(&file, &lead, &db),
+        Command::Erase { lead, db } => serve::erase(&lead, &db),
         Command::Rescore { file, db, batch } => serve::rescore(&file, &db, batch),
         Command::Sweep { file, db, now } => serve::sweep(&file, &db, now.as_deref()),
     };

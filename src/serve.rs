@@ -357,3 +357,64 @@ pub fn import(
     println!("{accepted} event(s) stored, {duplicates} already stored");
     Ok(ExitCode::SUCCESS)
 }
+
+/// `leadscore export`: everything stored about one lead, as JSON (data rights).
+pub fn export(file: &Path, lead: &str, db: &Path) -> Result<ExitCode> {
+    let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
+        return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
+    };
+    if !db.exists() {
+        anyhow::bail!("{} does not exist", db.display());
+    }
+    let key = leadscore_runtime::event::normalise_lead(lead);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let out = runtime.block_on(async {
+        let store = Arc::new(
+            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
+        );
+        let out = Service::new(program, store.clone()).export(&key).await?;
+        store.close();
+        anyhow::Ok(out)
+    })?;
+    match out {
+        Some(v) => {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("error: nothing is stored for lead `{key}`");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `leadscore erase`: erases everything stored about one lead, leaving an erasure record
+/// without personal data (data rights). Idempotent.
+pub fn erase(lead: &str, db: &Path) -> Result<ExitCode> {
+    use leadscore_runtime::store::Store;
+    if !db.exists() {
+        anyhow::bail!("{} does not exist", db.display());
+    }
+    let key = leadscore_runtime::event::normalise_lead(lead);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let e = runtime.block_on(async {
+        let store =
+            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?;
+        let e = store.erase(&key, leadscore_runtime::time::now()).await?;
+        store.close();
+        anyhow::Ok(e)
+    })?;
+    if e == leadscore_runtime::store::Erased::default() {
+        println!("nothing stored for `{key}`: nothing erased");
+    } else {
+        println!(
+            "erased `{key}`: its state, {} event(s) and {} transition(s)",
+            e.events, e.transitions
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1287,3 +1287,153 @@ async fn hostile_requests_get_clear_refusals_and_store_nothing() {
     assert_eq!(r.json::<Value>().await.unwrap()["leads"], json!([]));
     s.stop();
 }
+
+/// Data rights: export shows everything stored about a lead; DELETE (signed) erases it
+/// and is idempotent; afterwards a scan of every table of the database finds the key
+/// nowhere, and the erasure record holds only the key's hash. The CLI does the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lead_is_exported_then_erased_leaving_nothing_behind() {
+    let dir = tmp("erase");
+    let db = dir.join("l.db");
+    let s = Server::start(&zoho(), &db, None, &secured());
+    let c = Client::new();
+    let now = now_secs();
+    let lead = "Private.Person@Example.com";
+    let evs = json!([
+        {"id": "x1", "lead": lead, "type": "form.submitted", "at": iso(now - 20),
+         "attributes": {"country": "DE", "phone": "+49 30 1234567"}, "props": {"form": "inquiry"}},
+        {"id": "x2", "lead": lead, "type": "email.opened", "at": iso(now - 10)},
+    ]);
+    assert_eq!(post_signed(&c, &s, SECRET, now, &evs).await.status(), 200);
+    let other =
+        json!({"id": "o1", "lead": "someone@else.com", "type": "email.opened", "at": iso(now - 5)});
+    assert_eq!(post_signed(&c, &s, SECRET, now, &other).await.status(), 200);
+
+    let r = c
+        .get(s.at(&format!("/leads/{lead}/export")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "export needs the read token");
+    let r = c
+        .get(s.at(&format!("/leads/{lead}/export")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let export: Value = r.json().await.unwrap();
+    assert_eq!(export["lead"]["lead"], "private.person@example.com");
+    assert_eq!(export["lead"]["attributes"]["phone"], "+49 30 1234567");
+    assert_eq!(export["events"].as_array().unwrap().len(), 2);
+
+    let delete = |secret: &'static str| {
+        let c = c.clone();
+        let url = s.at(&format!("/leads/{lead}"));
+        async move {
+            let ts = now_secs();
+            let r = c
+                .delete(url)
+                .header("x-leadscore-timestamp", ts.to_string())
+                .header("x-leadscore-signature", sign(secret, ts, b""))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(delete("forged").await.0, 401);
+    let (status, erased) = delete(SECRET).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        erased,
+        json!({"lead": "private.person@example.com", "erased": {"state": true, "events": 2, "transitions": 1}})
+    );
+    let (status, again) = delete(SECRET).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again["erased"],
+        json!({"state": false, "events": 0, "transitions": 0})
+    );
+    assert_eq!(get_lead(&c, &s, lead).await.0, 404);
+    assert_eq!(
+        get_lead(&c, &s, "someone@else.com").await.0,
+        200,
+        "others untouched"
+    );
+    s.stop();
+
+    // Scan the store: the key, in any case, and the phone number are nowhere.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for table in &tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let columns = stmt.column_count();
+        let rows: Vec<String> = stmt
+            .query_map([], |r| {
+                Ok((0..columns)
+                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for row in rows {
+            let low = row.to_lowercase();
+            assert!(
+                !low.contains("private.person") && !low.contains("1234567"),
+                "{table}: {row}"
+            );
+        }
+    }
+    let records: i64 = conn
+        .query_row("SELECT count(*) FROM erasures", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(records, 1);
+    drop(conn);
+
+    // The CLI: export and erase on the file.
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_leadscore"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let db_s = db.to_str().unwrap();
+    let zoho = zoho();
+    let out = cli(&[
+        "export",
+        zoho.to_str().unwrap(),
+        "someone@else.com",
+        "--db",
+        db_s,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["events"][0]["id"], "o1");
+    let out = cli(&["erase", "SOMEONE@else.com", "--db", db_s]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "erased `someone@else.com`: its state, 1 event(s) and 1 transition(s)\n"
+    );
+    let out = cli(&["erase", "someone@else.com", "--db", db_s]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "nothing stored for `someone@else.com`: nothing erased\n"
+    );
+    let out = cli(&[
+        "export",
+        zoho.to_str().unwrap(),
+        "someone@else.com",
+        "--db",
+        db_s,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}

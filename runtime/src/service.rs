@@ -628,6 +628,29 @@ impl Service {
         })))
     }
 
+    /// Everything stored about a lead (data rights: export): the lead as
+    /// [`Service::lead`] shows it and every stored event as it was sent.
+    pub async fn export(&self, lead: &str) -> Result<Option<Json>, StoreError> {
+        let Some(view) = self.lead(lead).await? else {
+            return Ok(None);
+        };
+        let events: Vec<Json> = self
+            .store
+            .history(lead)
+            .await?
+            .into_iter()
+            .map(|e| e.json)
+            .collect();
+        Ok(Some(json!({"lead": view, "events": events})))
+    }
+
+    /// Erases everything stored about a lead (data rights), leaving only an erasure record
+    /// without personal data. Idempotent; an event arriving later starts a new lead.
+    pub async fn erase(&self, lead: &str) -> Result<crate::store::Erased, StoreError> {
+        let _turn = self.lock(lead).lock().await;
+        self.store.erase(lead, self.now()).await
+    }
+
     pub async fn list(&self, query: &ListQuery) -> Result<Vec<Listed>, StoreError> {
         self.store.list(query).await
     }

@@ -120,7 +120,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/events", post(post_events))
         .route("/admin/rescore", post(post_rescore))
         .route("/leads", get(list_leads))
-        .route("/leads/{lead}", get(get_lead))
+        .route("/leads/{lead}", get(get_lead).delete(delete_lead))
+        .route("/leads/{lead}/export", get(export_lead))
         .route("/healthz", get(healthz))
         .merge(public)
         .fallback(|| async {
@@ -243,6 +244,50 @@ async fn post_rescore(
         "changed_grade": done.changed_grade,
         "current": done.current,
         "next": done.next.map(|(score, lead)| format!("{score}:{lead}")),
+    }))
+    .into_response())
+}
+
+/// `GET /leads/{lead}/export`: everything stored about the lead (read token).
+async fn export_lead(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(lead): Path<String>,
+) -> Result<Response, ApiError> {
+    require_reader(&app, &headers)?;
+    let key = crate::event::normalise_lead(&lead);
+    match app.service.export(&key).await? {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such lead",
+            format!("nothing is stored for lead `{key}`"),
+        )),
+    }
+}
+
+/// `DELETE /leads/{lead}`: erases the lead (signed like `POST /events`, as it writes).
+/// Idempotent: erasing a lead that is not stored answers the same shape with nothing
+/// removed.
+async fn delete_lead(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(lead): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = read_body(body, 4096).await?;
+    auth::verify(
+        &app.config.security.webhook_secrets,
+        &headers,
+        &body,
+        app.service.now().div_euclid(1_000_000),
+    )
+    .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))?;
+    let key = crate::event::normalise_lead(&lead);
+    let e = app.service.erase(&key).await?;
+    Ok(Json(serde_json::json!({
+        "lead": key,
+        "erased": {"state": e.state, "events": e.events, "transitions": e.transitions},
     }))
     .into_response())
 }

@@ -471,6 +471,81 @@ impl Store for DynamoStore {
             .collect()
     }
 
+    async fn erase(&self, lead: &str, at: Micros) -> Result<Erased, StoreError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        let items = self
+            .query_all(
+                None,
+                "PK = :pk",
+                HashMap::from([(":pk".into(), s(pk(lead)))]),
+                None,
+                true,
+            )
+            .await?;
+        let mut erased = Erased::default();
+        let mut keys = Vec::new();
+        let mut state = None;
+        for item in &items {
+            let sk = get_s(item, "SK")?;
+            let key: Item = HashMap::from([("PK".into(), s(pk(lead))), ("SK".into(), s(sk))]);
+            if sk == STATE {
+                erased.state = true;
+                state = Some(key);
+                continue;
+            }
+            if sk.starts_with("EVT#") {
+                erased.events += 1;
+            } else {
+                erased.transitions += 1;
+            }
+            keys.push(key);
+        }
+        // Events and transitions first, the state last: an erase cut short leaves a lead
+        // that is still there to be erased again, never a state without its events.
+        keys.extend(state);
+        for chunk in keys.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|k| {
+                    let delete = DeleteRequest::builder()
+                        .set_key(Some(k.clone()))
+                        .build()
+                        .map_err(|e| StoreError::Failed(e.to_string()))?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            while !pending.is_empty() {
+                let r = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                pending = r
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        if erased != Erased::default() {
+            let record: Item = HashMap::from([
+                ("PK".into(), s(format!("ERASURE#{}", erasure_key(lead)))),
+                ("SK".into(), s(format!("{at:020}"))),
+                ("events".into(), n(erased.events)),
+                ("transitions".into(), n(erased.transitions)),
+            ]);
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(record))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        Ok(erased)
+    }
+
     async fn due(&self, t: Micros, limit: usize) -> Result<Vec<String>, StoreError> {
         let items = self
             .query_all(

@@ -16,11 +16,21 @@ struct Lead {
 #[derive(Default)]
 pub struct MemoryStore {
     leads: Mutex<HashMap<String, Lead>>,
+    /// Erasure records: (SHA-256 of the key, when, what was removed).
+    erasures: Mutex<Vec<(String, Micros, Erased)>>,
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// The erasure records, oldest first.
+    pub fn erasures(&self) -> Vec<(String, Micros, Erased)> {
+        self.erasures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Lead>) -> T) -> T {
@@ -119,6 +129,22 @@ impl Store for MemoryStore {
                     .filter_map(|(k, l)| l.summary.clone().map(|s| (k.clone(), s))),
             )
         }))
+    }
+
+    async fn erase(&self, lead: &str, at: Micros) -> Result<Erased, StoreError> {
+        let Some(l) = self.with(|m| m.remove(lead)) else {
+            return Ok(Erased::default());
+        };
+        let erased = Erased {
+            state: l.state.is_some(),
+            events: l.events.len(),
+            transitions: l.transitions.len(),
+        };
+        self.erasures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((erasure_key(lead), at, erased));
+        Ok(erased)
     }
 
     async fn due(&self, t: Micros, limit: usize) -> Result<Vec<String>, StoreError> {

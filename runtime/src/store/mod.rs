@@ -48,6 +48,24 @@ pub struct Summary {
     pub ruleset: String,
 }
 
+/// What [`Store::erase`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Erased {
+    pub state: bool,
+    pub events: usize,
+    pub transitions: usize,
+}
+
+/// The erasure record's key: the SHA-256 of the lead key (hex), so the record proves an
+/// erasure without holding the person's identifier.
+pub fn erasure_key(lead: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(lead.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A stored lead and the version that guards its next write.
 #[derive(Clone, Debug)]
 pub struct Loaded {
@@ -122,6 +140,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Leads whose scores change by time alone at or before `t` (the sweep's work).
     async fn due(&self, t: Micros, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Erases everything stored about the lead — state, events, transitions — and records
+    /// the erasure without personal data (the SHA-256 of the key, when, how much). Erasing
+    /// a lead that is not stored removes nothing and records nothing: idempotent.
+    async fn erase(&self, lead: &str, at: Micros) -> Result<Erased, StoreError>;
 
     /// The most new events one [`Store::commit`] may carry; the service commits a lead's
     /// larger batch in ordered chunks of this size, each a full read, apply and commit.

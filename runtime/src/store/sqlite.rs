@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS transitions (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS transitions_by_lead ON transitions (lead, n);
+CREATE TABLE IF NOT EXISTS erasures (
+    key_sha256  TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    events      INTEGER NOT NULL,
+    transitions INTEGER NOT NULL
+);
 ";
 
 /// A write with its JSON already encoded (by the caller's task, not the writer thread).
@@ -558,6 +564,43 @@ impl Store for SqliteStore {
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn erase(&self, lead: &str, at: Micros) -> Result<Erased, StoreError> {
+        let lead = lead.to_string();
+        // One transaction on a connection of its own (SQLite serialises it with the
+        // writer thread's commits); deleted content is overwritten, not left in free pages.
+        self.read(move |c| {
+            c.pragma_update(None, "secure_delete", "ON")
+                .map_err(sql_error)?;
+            let tx = c.unchecked_transaction().map_err(sql_error)?;
+            let events = tx
+                .execute("DELETE FROM events WHERE lead = ?1", [&lead])
+                .map_err(sql_error)?;
+            let transitions = tx
+                .execute("DELETE FROM transitions WHERE lead = ?1", [&lead])
+                .map_err(sql_error)?;
+            let state = tx
+                .execute("DELETE FROM leads WHERE key = ?1", [&lead])
+                .map_err(sql_error)?
+                > 0;
+            let erased = Erased {
+                state,
+                events,
+                transitions,
+            };
+            if erased != Erased::default() {
+                tx.execute(
+                    "INSERT INTO erasures (key_sha256, at, events, transitions)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![erasure_key(&lead), at, events as i64, transitions as i64],
+                )
+                .map_err(sql_error)?;
+            }
+            tx.commit().map_err(sql_error)?;
+            Ok(erased)
         })
         .await
     }

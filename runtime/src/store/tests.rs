@@ -194,6 +194,29 @@ async fn contract(s: Arc<dyn Store>, rounds: usize) {
         n
     );
     assert_eq!(s.transitions("hot").await.unwrap().len(), n);
+
+    // Erasure: everything about the lead goes; erasing again removes nothing.
+    let erased = s.erase("hot", 99).await.unwrap();
+    assert_eq!(
+        erased,
+        Erased {
+            state: true,
+            events: n,
+            transitions: n
+        }
+    );
+    let (gone, seen) = s.load("hot", &["w0-0".into()]).await.unwrap();
+    assert!(gone.is_none() && seen.is_empty());
+    assert!(s.history("hot").await.unwrap().is_empty());
+    assert!(s.transitions("hot").await.unwrap().is_empty());
+    let all = s.list(&q(None, 1000, None)).await.unwrap();
+    assert!(all.iter().all(|l| l.lead != "hot"));
+    assert_eq!(s.erase("hot", 100).await.unwrap(), Erased::default());
+    // A new event for the key starts a new lead.
+    s.commit(write("hot", None, 1, "B", &[("w0-0", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(s.history("hot").await.unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
