@@ -6,6 +6,7 @@
 //! | `LEAD#k` | `STATE` | `version`, `state` (JSON), `grade`, `score`, `scores`, `updated_at`, `program`, `ruleset`, `gpk`+`rank` (GSI `by_grade`), `apk`+`rank` (GSI `by_score`), `due_pk`+`next_change` (sparse GSI `due`) |
 //! | `LEAD#k` | `EVT#id` | `at`, `seq`, `body` — the event is its own idempotency record |
 //! | `LEAD#k` | `GRADE#at#seq` | `at`, `body` (one transition) |
+//! | `ERASURE#sha256(k)` | `at` (20 digits) | `events`, `transitions` — an erasure, with no personal data |
 //!
 //! A lead's write is one `TransactWriteItems`: the state guarded by its version (or by not
 //! existing yet), each event by `attribute_not_exists`. The service keeps a write within the
