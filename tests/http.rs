@@ -1437,3 +1437,148 @@ async fn a_lead_is_exported_then_erased_leaving_nothing_behind() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Sender adapters with the vendors' own sample payloads: SendGrid's Event Webhook,
+/// verified with its ECDSA signature (a test key pair here), and Mailchimp's list webhook
+/// with the key in the URL; each stored once however often it is delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn sendgrid_and_mailchimp_webhooks_become_events() {
+    use base64::Engine;
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+    use p256::pkcs8::EncodePublicKey;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signing = SigningKey::from_bytes(&[7u8; 32].into()).unwrap();
+    let public = b64.encode(
+        signing
+            .verifying_key()
+            .to_public_key_der()
+            .unwrap()
+            .as_bytes(),
+    );
+    let dir = tmp("hooks");
+    let mut env = secured();
+    env.push((
+        "LEADSCORE_SENDGRID_PUBLIC_KEY",
+        Box::leak(public.into_boxed_str()),
+    ));
+    env.push(("LEADSCORE_MAILCHIMP_KEY", "mc-key-123"));
+    let s = Server::start(&zoho(), &dir.join("l.db"), None, &env);
+    let c = Client::new();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hooks");
+    let body = std::fs::read(data.join("sendgrid_events.json")).unwrap();
+
+    let post = |sig: Option<String>, body: Vec<u8>| {
+        let c = c.clone();
+        let url = s.at("/hooks/sendgrid");
+        async move {
+            let mut r = c.post(url).header("content-type", "application/json");
+            if let Some(sig) = sig {
+                r = r
+                    .header("x-twilio-email-event-webhook-signature", sig)
+                    .header("x-twilio-email-event-webhook-timestamp", "1700000000");
+            }
+            let r = r.body(body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let sign_body = |body: &[u8]| {
+        let mut signed = b"1700000000".to_vec();
+        signed.extend_from_slice(body);
+        let sig: Signature = signing.sign(&signed);
+        b64.encode(sig.to_der().as_bytes())
+    };
+    assert_eq!(post(None, body.clone()).await.0, 401);
+    let mut tampered = body.clone();
+    let i = tampered.iter().position(|&b| b == b'9').unwrap();
+    tampered[i] = b'8';
+    assert_eq!(
+        post(Some(sign_body(&body)), tampered).await.0,
+        401,
+        "signature over other bytes"
+    );
+
+    let (status, answer) = post(Some(sign_body(&body)), body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    // open, click, bounce, spamreport, unsubscribe, group_unsubscribe; delivery
+    // bookkeeping and the resubscribe are skipped.
+    assert_eq!(answer["accepted"], 6, "{answer}");
+    assert_eq!(answer["skipped"], 5, "{answer}");
+    let (_, again) = post(Some(sign_body(&body)), body.clone()).await;
+    assert_eq!(
+        (
+            again["accepted"].clone(),
+            again["duplicates"].as_array().unwrap().len()
+        ),
+        (json!(0), 6)
+    );
+    let (status, lead) = get_lead(&c, &s, "example@test.com").await;
+    assert_eq!(status, 200);
+    assert_eq!(lead["events"], 6);
+    let rules: Vec<&str> = lead["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"when email.opened add 5 each to engagement"),
+        "{rules:?}"
+    );
+    assert!(
+        rules.contains(&"when email.clicked add 10 each to engagement"),
+        "{rules:?}"
+    );
+
+    // Mailchimp: the URL's key, the validation GET, the sample posts.
+    let mc = |key: &str| s.at(&format!("/hooks/mailchimp?key={key}"));
+    assert_eq!(c.get(mc("wrong")).send().await.unwrap().status(), 401);
+    assert_eq!(c.get(mc("mc-key-123")).send().await.unwrap().status(), 200);
+    let form = |file: &str| std::fs::read_to_string(data.join(file)).unwrap();
+    let post_mc = |key: &'static str, body: String| {
+        let c = c.clone();
+        let url = mc(key);
+        async move {
+            let r = c
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(
+        post_mc("wrong", form("mailchimp_subscribe.txt")).await.0,
+        401
+    );
+    let (status, answer) = post_mc("mc-key-123", form("mailchimp_subscribe.txt")).await;
+    assert_eq!(
+        (status, answer["accepted"].clone()),
+        (200, json!(1)),
+        "{answer}"
+    );
+    let (_, again) = post_mc("mc-key-123", form("mailchimp_subscribe.txt")).await;
+    assert_eq!(again["accepted"], 0, "a redelivery is a duplicate");
+    let (_, lead) = get_lead(&c, &s, "api@mailchimp.com").await;
+    assert_eq!(lead["attributes"]["fname"], "Mailchimp");
+    assert_eq!(lead["first_at"], "2009-03-26T21:35:57Z");
+    let (_, answer) = post_mc("mc-key-123", form("mailchimp_unsubscribe.txt")).await;
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let (_, lead) = get_lead(&c, &s, "api+unsub@mailchimp.com").await;
+    assert_eq!(lead["events"], 1);
+    s.stop();
+
+    // Without keys the adapters are off.
+    let plain = Server::start(&zoho(), &dir.join("p.db"), None, &secured());
+    let r = c
+        .post(plain.at("/hooks/sendgrid"))
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "not configured");
+    plain.stop();
+}

@@ -22,6 +22,20 @@ pub struct Config {
     pub form: BTreeMap<String, Form>,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub hooks: Hooks,
+}
+
+/// Sender adapters (`/hooks/...`); each is off until its key is set.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// SendGrid's Signed Event Webhook public key (base64, as SendGrid shows it); also
+    /// `LEADSCORE_SENDGRID_PUBLIC_KEY`.
+    pub sendgrid_public_key: Option<String>,
+    /// The key Mailchimp's webhook URL carries (`/hooks/mailchimp?key=...`); also
+    /// `LEADSCORE_MAILCHIMP_KEY`.
+    pub mailchimp_key: Option<String>,
 }
 
 /// Bounds on every request.
@@ -121,5 +135,15 @@ impl Config {
         };
         add(&mut self.security.webhook_secrets, ENV_WEBHOOK_SECRET);
         add(&mut self.security.read_tokens, ENV_READ_TOKEN);
+        let set = |slot: &mut Option<String>, name: &str| {
+            if let Some(v) = get(name).filter(|v| !v.trim().is_empty()) {
+                *slot = Some(v);
+            }
+        };
+        set(
+            &mut self.hooks.sendgrid_public_key,
+            "LEADSCORE_SENDGRID_PUBLIC_KEY",
+        );
+        set(&mut self.hooks.mailchimp_key, "LEADSCORE_MAILCHIMP_KEY");
     }
 }

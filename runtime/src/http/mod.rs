@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 mod forms;
+pub mod hooks;
 
 use crate::service::{parse_events, Service};
 use crate::store::{ListQuery, StoreError};
@@ -119,6 +120,11 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/events", post(post_events))
         .route("/admin/rescore", post(post_rescore))
+        .route("/hooks/sendgrid", post(hooks::sendgrid))
+        .route(
+            "/hooks/mailchimp",
+            post(hooks::mailchimp).get(hooks::mailchimp_ping),
+        )
         .route("/leads", get(list_leads))
         .route("/leads/{lead}", get(get_lead).delete(delete_lead))
         .route("/leads/{lead}/export", get(export_lead))

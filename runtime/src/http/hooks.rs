@@ -1,0 +1,220 @@
+//! Sender adapters: email platforms post their own webhook shapes, which become leadscore
+//! events.
+//!
+//! - `POST /hooks/sendgrid`: SendGrid's Event Webhook (a JSON array), verified with its
+//!   Signed Event Webhook (ECDSA P-256 over `timestamp + body`, headers
+//!   `X-Twilio-Email-Event-Webhook-Signature` / `-Timestamp`) against the configured public
+//!   key. `open`, `click`, `unsubscribe` / `group_unsubscribe`, `bounce` and `spamreport`
+//!   become `email.opened`, `email.clicked` (prop `url`), `email.unsubscribed`,
+//!   `email.bounced` and `email.spam_reported`; `sg_event_id` is the idempotency key;
+//!   delivery bookkeeping (`processed`, `delivered`, ...) is skipped.
+//! - `POST /hooks/mailchimp?key=KEY`: Mailchimp's urlencoded list webhook (`type=subscribe`
+//!   and so on, `data[email]`, `data[merges][...]`), and the `GET` Mailchimp sends to
+//!   validate the URL. Mailchimp does not sign, so the URL carries a key (compared in
+//!   constant time). The idempotency key is a hash of the body.
+//!
+//! An adapter without its key configured answers 404: nothing reaches the store unverified.
+
+use super::{read_body, ApiError, App, MAX_EVENTS_BODY};
+use crate::service::parse_events;
+use crate::time;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn not_configured(what: &str, env: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not configured",
+        format!("the {what} adapter is off: set {env}"),
+    )
+}
+
+fn unauthorized(reason: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason)
+}
+
+/// Checks SendGrid's signature: ECDSA P-256 / SHA-256 over the timestamp header followed
+/// by the raw body, the signature base64 DER, the key base64 DER (SubjectPublicKeyInfo).
+pub fn verify_sendgrid(public_key: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    use base64::Engine;
+    use p256::ecdsa::signature::Verifier;
+    use p256::ecdsa::{Signature, VerifyingKey};
+    use p256::pkcs8::DecodePublicKey;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64
+        .decode(public_key.trim())
+        .ok()
+        .and_then(|der| VerifyingKey::from_public_key_der(&der).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "misconfigured",
+                "the SendGrid public key is not a base64 P-256 public key",
+            )
+        })?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| unauthorized(format!("missing {name}")))
+    };
+    let signature = header("x-twilio-email-event-webhook-signature")?;
+    let timestamp = header("x-twilio-email-event-webhook-timestamp")?;
+    let signature = b64
+        .decode(signature.trim())
+        .ok()
+        .and_then(|der| Signature::from_der(&der).ok())
+        .ok_or_else(|| unauthorized("the signature is not a base64 DER ECDSA signature"))?;
+    let mut signed = timestamp.as_bytes().to_vec();
+    signed.extend_from_slice(body);
+    key.verify(&signed, &signature)
+        .map_err(|_| unauthorized("the signature does not match"))
+}
+
+/// One SendGrid event as a leadscore event, or `None` for events that say nothing about
+/// the lead's interest.
+fn from_sendgrid(e: &Value) -> Option<Value> {
+    let kind = e.get("event")?.as_str()?;
+    // Without these an event cannot be stored once and only once: skipped, not refused,
+    // so one odd event does not hold back the batch SendGrid would resend.
+    let id = e.get("sg_event_id")?.as_str()?;
+    let email = e.get("email")?.as_str()?;
+    let seconds = e.get("timestamp")?.as_i64()?;
+    let event_type = match kind {
+        "open" => "email.opened",
+        "click" => "email.clicked",
+        "unsubscribe" | "group_unsubscribe" => "email.unsubscribed",
+        "bounce" => "email.bounced",
+        "spamreport" => "email.spam_reported",
+        _ => return None,
+    };
+    let mut props = Map::new();
+    for k in ["url", "category", "sg_message_id"] {
+        if let Some(v) = e.get(k).filter(|v| v.is_string()) {
+            props.insert(k.to_string(), v.clone());
+        }
+    }
+    Some(json!({
+        "id": format!("sendgrid:{id}"),
+        "lead": email,
+        "type": event_type,
+        "at": time::format(seconds.saturating_mul(1_000_000)),
+        "props": props,
+    }))
+}
+
+pub(crate) async fn sendgrid(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Some(key) = app.config.hooks.sendgrid_public_key.as_deref() else {
+        return Err(not_configured("SendGrid", "LEADSCORE_SENDGRID_PUBLIC_KEY"));
+    };
+    let body = read_body(body, MAX_EVENTS_BODY).await?;
+    verify_sendgrid(key, &headers, &body)?;
+    let items: Vec<Value> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+            format!("SendGrid posts an array of events: {e}"),
+        )
+    })?;
+    let events: Vec<Value> = items.iter().filter_map(from_sendgrid).collect();
+    let skipped = items.len() - events.len();
+    ingest(&app, events, skipped).await
+}
+
+/// Stores mapped events (all or nothing, as `POST /events`) and answers with what happened.
+async fn ingest(app: &App, events: Vec<Value>, skipped: usize) -> Result<Response, ApiError> {
+    if events.is_empty() {
+        return Ok(
+            Json(json!({"accepted": 0, "duplicates": [], "skipped": skipped})).into_response(),
+        );
+    }
+    let incoming = parse_events(&Value::Array(events), app.service.now())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid event", e.to_string()))?;
+    let out = app.service.ingest(incoming).await?;
+    let mut answer = out.to_json();
+    answer["skipped"] = json!(skipped);
+    answer.as_object_mut().map(|o| o.remove("leads"));
+    Ok(Json(answer).into_response())
+}
+
+fn check_key(app: &App, query: &HashMap<String, String>) -> Result<(), ApiError> {
+    use subtle::ConstantTimeEq;
+    let Some(want) = app.config.hooks.mailchimp_key.as_deref() else {
+        return Err(not_configured("Mailchimp", "LEADSCORE_MAILCHIMP_KEY"));
+    };
+    let given = query.get("key").map(String::as_str).unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(want.as_bytes())) {
+        Ok(())
+    } else {
+        Err(unauthorized("the key in the URL is missing or wrong"))
+    }
+}
+
+/// Mailchimp checks a webhook URL with a `GET` before it saves it.
+pub(crate) async fn mailchimp_ping(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    check_key(&app, &query)?;
+    Ok(Json(json!({"status": "ok"})).into_response())
+}
+
+pub(crate) async fn mailchimp(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    use sha2::{Digest, Sha256};
+    check_key(&app, &query)?;
+    let body = read_body(body, app.config.forms.max_bytes).await?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid form", e.to_string()))?;
+    let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
+    let event_type = match get("type").unwrap_or("") {
+        "subscribe" => "list.subscribed",
+        "unsubscribe" => "email.unsubscribed",
+        "profile" => "lead.updated",
+        "cleaned" => "email.bounced",
+        _ => return ingest(&app, Vec::new(), 1).await,
+    };
+    // `fired_at` is "YYYY-MM-DD HH:MM:SS" in UTC.
+    let at = get("fired_at")
+        .and_then(|t| time::parse(&format!("{}Z", t.trim().replacen(' ', "T", 1))))
+        .unwrap_or_else(|| app.service.now());
+    let at = time::format(at);
+    let attributes: Map<String, Value> = fields
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("data[merges][")?.strip_suffix(']')?;
+            (!name.contains('[')).then(|| (name.to_lowercase(), json!(v)))
+        })
+        .collect();
+    let digest: String = Sha256::digest(&body)
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut props = Map::new();
+    if let Some(list) = get("data[list_id]") {
+        props.insert("list".into(), json!(list));
+    }
+    let event = json!({
+        "id": format!("mailchimp:{digest}"),
+        "lead": get("data[email]"),
+        "type": event_type,
+        "at": at,
+        "attributes": attributes,
+        "props": props,
+    });
+    ingest(&app, vec![event], 0).await
+}
