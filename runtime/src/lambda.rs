@@ -5,7 +5,8 @@
 //! and A/B variant (`LEADSCORE_VARIANT_PROGRAM`, `LEADSCORE_VARIANT_SHARE` in percent),
 //! the configuration (`LEADSCORE_CONFIG`, optional) and
 //! secrets (`LEADSCORE_WEBHOOK_SECRET`, `LEADSCORE_READ_TOKEN` and their `_PREVIOUS`
-//! twins), and the store (`LEADSCORE_STORE`: `dynamodb:TABLE`, `sqlite:PATH` or `memory`;
+//! twins), and the store (`LEADSCORE_STORE`: `dynamodb:TABLE` or `memory`, and
+//! `sqlite:PATH` in builds with the `sqlite` feature, which the Lambda artifact leaves out;
 //! `LEADSCORE_DYNAMODB_ENDPOINT` for a local DynamoDB-compatible server). A program that
 //! does not load, or a function without a webhook secret and read token (unless
 //! `LEADSCORE_ALLOW_OPEN=1`), fails init with one clear log line.
@@ -13,7 +14,7 @@
 use crate::bytecode::Program;
 use crate::http::{App, ClientIp, Config};
 use crate::service::Service;
-use crate::store::{dynamo::DynamoStore, memory::MemoryStore, sqlite::SqliteStore, Store};
+use crate::store::{dynamo::DynamoStore, memory::MemoryStore, Store};
 use axum::Router;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
@@ -47,9 +48,11 @@ pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, Stri
     }
     let store: Arc<dyn Store> = match get("LEADSCORE_STORE").as_deref().unwrap_or("memory") {
         "memory" => Arc::new(MemoryStore::new()),
-        s if s.starts_with("sqlite:") => {
-            Arc::new(SqliteStore::open(&s["sqlite:".len()..]).map_err(|e| e.to_string())?)
-        }
+        #[cfg(feature = "sqlite")]
+        s if s.starts_with("sqlite:") => Arc::new(
+            crate::store::sqlite::SqliteStore::open(&s["sqlite:".len()..])
+                .map_err(|e| e.to_string())?,
+        ),
         s if s.starts_with("dynamodb:") => {
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
             if let Some(url) = get("LEADSCORE_DYNAMODB_ENDPOINT") {
@@ -63,7 +66,7 @@ pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, Stri
         }
         other => {
             return Err(format!(
-                "LEADSCORE_STORE={other}: expected dynamodb:TABLE, sqlite:PATH or memory"
+                "LEADSCORE_STORE={other}: expected dynamodb:TABLE or memory"
             ))
         }
     };
