@@ -183,6 +183,25 @@ pub(crate) fn client_ip(req: &Request) -> Option<IpAddr> {
     })
 }
 
+/// The body of a request that writes, once its signature (`X-Leadscore-Signature` over
+/// timestamp and body, with any configured webhook secret) verifies; `401` otherwise.
+async fn signed_body(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let body = read_body(body, limit).await?;
+    auth::verify(
+        &app.config.security.webhook_secrets,
+        headers,
+        &body,
+        app.service.now().div_euclid(1_000_000),
+    )
+    .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))?;
+    Ok(body)
+}
+
 pub(crate) async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
@@ -198,15 +217,8 @@ async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body, MAX_EVENTS_BODY).await?;
+    let body = signed_body(&app, &headers, body, MAX_EVENTS_BODY).await?;
     let now = app.service.now();
-    auth::verify(
-        &app.config.security.webhook_secrets,
-        &headers,
-        &body,
-        now.div_euclid(1_000_000),
-    )
-    .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid JSON", e.to_string()))?;
     let events = parse_events(&value, now)
@@ -229,14 +241,7 @@ async fn post_rescore(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body, 4096).await?;
-    auth::verify(
-        &app.config.security.webhook_secrets,
-        &headers,
-        &body,
-        app.service.now().div_euclid(1_000_000),
-    )
-    .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))?;
+    let body = signed_body(&app, &headers, body, 4096).await?;
     let p: RescoreParams = if body.iter().all(u8::is_ascii_whitespace) {
         RescoreParams::default()
     } else {
@@ -281,14 +286,7 @@ async fn delete_lead(
     Path(lead): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body, 4096).await?;
-    auth::verify(
-        &app.config.security.webhook_secrets,
-        &headers,
-        &body,
-        app.service.now().div_euclid(1_000_000),
-    )
-    .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))?;
+    signed_body(&app, &headers, body, 4096).await?;
     let key = crate::event::normalise_lead(&lead);
     let e = app.service.erase(&key).await?;
     Ok(Json(serde_json::json!({
