@@ -16,8 +16,19 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A path in this run's own directory (process ids repeat across runs; the clock does not).
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("leadscore-cli-{}", std::process::id()));
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        std::env::temp_dir().join(format!(
+            "leadscore-cli-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ))
+    });
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }

@@ -25,11 +25,16 @@ fn program_file(dir: &std::path::Path) -> PathBuf {
     path
 }
 
+/// A fresh directory: process ids and thread ids repeat across runs, the clock does not.
 fn tmp() -> PathBuf {
     let d = std::env::temp_dir().join(format!(
-        "leadscore-lambda-{}-{:?}",
+        "leadscore-lambda-{}-{:?}-{}",
         std::process::id(),
-        std::thread::current().id()
+        std::thread::current().id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     std::fs::create_dir_all(&d).unwrap();
     d

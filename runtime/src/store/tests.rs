@@ -228,6 +228,8 @@ async fn memory_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_store_keeps_the_contract_and_its_data() {
     let dir = std::env::temp_dir().join(format!("leadscore-store-{}", std::process::id()));
+    // Process ids repeat across runs: start from nothing (the log files included).
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("contract.db");
     let _ = std::fs::remove_file(&path);
@@ -256,6 +258,8 @@ async fn sqlite_store_keeps_the_contract_and_its_data() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_schema_version_1_is_migrated() {
     let dir = std::env::temp_dir().join(format!("leadscore-migrate-{}", std::process::id()));
+    // Process ids repeat across runs: start from nothing (the log files included).
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("v1.db");
     let _ = std::fs::remove_file(&path);
