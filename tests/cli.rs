@@ -29,7 +29,7 @@ fn tmp(name: &str) -> PathBuf {
                 .as_nanos()
         ))
     });
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
     dir.join(name)
 }
 
