@@ -166,16 +166,8 @@ impl History<'_> {
 
 /// Every stored event of every lead in a SQLite store, lead by lead.
 fn read_store(path: &Path) -> Result<Vec<Event>> {
-    use leadscore_runtime::store::{sqlite::SqliteStore, ListQuery, Store};
-    if !path.exists() {
-        bail!("{} does not exist", path.display());
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let store =
-            SqliteStore::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    use leadscore_runtime::store::{ListQuery, Store};
+    crate::serve::with_existing_store(path, |store| async move {
         let mut events = Vec::new();
         let mut after = None;
         loop {
@@ -198,7 +190,6 @@ fn read_store(path: &Path) -> Result<Vec<Event>> {
                 _ => break,
             }
         }
-        store.close();
         Ok(events)
     })
 }

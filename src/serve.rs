@@ -205,22 +205,13 @@ pub fn sweep(file: &Path, db: &Path, now: Option<&str>) -> Result<ExitCode> {
     let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
         return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
     };
-    if !db.exists() {
-        anyhow::bail!("{} does not exist", db.display());
-    }
     let now = match now {
         Some(s) => {
             time::parse(s).with_context(|| format!("--now: `{s}` is not an RFC 3339 timestamp"))?
         }
         None => time::now(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let swept = runtime.block_on(async {
-        let store = Arc::new(
-            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
-        );
+    let swept = with_existing_store(db, move |store| async move {
         let service = Service::with_clock(program, store.clone(), Arc::new(move || now));
         let mut total = 0;
         loop {
@@ -230,7 +221,6 @@ pub fn sweep(file: &Path, db: &Path, now: Option<&str>) -> Result<ExitCode> {
                 break;
             }
         }
-        store.close();
         anyhow::Ok(total)
     })?;
     println!("{swept} lead(s) swept at {}", time::format(now));
@@ -243,16 +233,7 @@ pub fn rescore(file: &Path, db: &Path, batch: usize) -> Result<ExitCode> {
     let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
         return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
     };
-    if !db.exists() {
-        anyhow::bail!("{} does not exist", db.display());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let total = runtime.block_on(async {
-        let store = Arc::new(
-            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
-        );
+    let total = with_existing_store(db, move |store| async move {
         let service = Service::new(program, store.clone());
         let mut total = leadscore_runtime::service::Rescored::default();
         let mut after = None;
@@ -269,7 +250,6 @@ pub fn rescore(file: &Path, db: &Path, batch: usize) -> Result<ExitCode> {
                 None => break,
             }
         }
-        store.close();
         anyhow::Ok(total)
     })?;
     println!(
@@ -334,13 +314,7 @@ pub fn import(
     if !db.exists() {
         eprintln!("creating {}", db.display());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let (accepted, duplicates) = runtime.block_on(async {
-        let store = Arc::new(
-            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
-        );
+    let (accepted, duplicates) = with_store(db, move |store| async move {
         let service = Service::new(program, store.clone());
         let (mut accepted, mut duplicates) = (0, 0);
         let mut rest = incoming;
@@ -351,7 +325,6 @@ pub fn import(
             duplicates += out.duplicates.len();
             rest = tail;
         }
-        store.close();
         anyhow::Ok((accepted, duplicates))
     })?;
     println!("{accepted} event(s) stored, {duplicates} already stored");
@@ -363,19 +336,10 @@ pub fn export(file: &Path, lead: &str, db: &Path) -> Result<ExitCode> {
     let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
         return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
     };
-    if !db.exists() {
-        anyhow::bail!("{} does not exist", db.display());
-    }
     let key = leadscore_runtime::event::normalise_lead(lead);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let out = runtime.block_on(async {
-        let store = Arc::new(
-            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
-        );
-        let out = Service::new(program, store.clone()).export(&key).await?;
-        store.close();
+    let k = &key;
+    let out = with_existing_store(db, move |store| async move {
+        let out = Service::new(program, store.clone()).export(k).await?;
         anyhow::Ok(out)
     })?;
     match out {
@@ -394,18 +358,10 @@ pub fn export(file: &Path, lead: &str, db: &Path) -> Result<ExitCode> {
 /// without personal data (data rights). Idempotent.
 pub fn erase(lead: &str, db: &Path) -> Result<ExitCode> {
     use leadscore_runtime::store::Store;
-    if !db.exists() {
-        anyhow::bail!("{} does not exist", db.display());
-    }
     let key = leadscore_runtime::event::normalise_lead(lead);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let e = runtime.block_on(async {
-        let store =
-            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?;
-        let e = store.erase(&key, leadscore_runtime::time::now()).await?;
-        store.close();
+    let k = &key;
+    let e = with_existing_store(db, move |store| async move {
+        let e = store.erase(k, leadscore_runtime::time::now()).await?;
         anyhow::Ok(e)
     })?;
     if e == leadscore_runtime::store::Erased::default() {
@@ -417,4 +373,38 @@ pub fn erase(lead: &str, db: &Path) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `work` on the SQLite store at `db` and closes the store after it, whatever the
+/// outcome: the one place the one-shot commands open the database. The file must exist,
+/// except for `import` (which creates it).
+fn with_store<T, Fut>(db: &Path, work: impl FnOnce(Arc<SqliteStore>) -> Fut) -> Result<T>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = Arc::new(
+            SqliteStore::open(db).with_context(|| format!("cannot open {}", db.display()))?,
+        );
+        let out = work(store.clone()).await;
+        store.close();
+        out
+    })
+}
+
+/// [`with_store`] on a database that must already exist.
+pub(crate) fn with_existing_store<T, Fut>(
+    db: &Path,
+    work: impl FnOnce(Arc<SqliteStore>) -> Fut,
+) -> Result<T>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    if !db.exists() {
+        anyhow::bail!("{} does not exist", db.display());
+    }
+    with_store(db, work)
 }

@@ -568,39 +568,20 @@ impl Service {
     /// transitions, the attributes. A lead stored by another program is shown as this
     /// program scores it (it is stored so when next touched).
     pub async fn lead(&self, lead: &str) -> Result<Option<Json>, StoreError> {
-        let rules = self.rules_for(lead);
-        let p = &rules.program;
-        let mut engine = Engine::with_hash(p, rules.hash.clone());
         let Some(loaded) = self.store.load(lead, &[]).await?.0 else {
             return Ok(None);
         };
         let now = self.now();
         let mut state = loaded.state;
-        if !engine.is_current(&state) {
-            let history = self.history_events(lead, true).await?;
-            state = engine
-                .rebuild(lead, &history, now, &mut Vec::new())
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-        }
-        engine.attach(&mut state);
-        let mut lines = Vec::new();
-        let e = engine.evaluate(&state, now, Some(&mut lines));
-        let shadow = match self.shadow_rules() {
-            None => Json::Null,
-            Some(rules) => {
-                let mut se = Engine::with_hash(&rules.program, rules.hash.clone());
-                let mut s = match state.shadow.take().map(|b| *b) {
-                    Some(s) if se.is_current(&s) => s,
-                    // Not scored by these shadow rules yet: as they would score it.
-                    _ => {
-                        let history = self.history_events(lead, true).await?;
-                        se.rebuild(lead, &history, now, &mut Vec::new())
-                            .map_err(|e| StoreError::Failed(e.to_string()))?
-                    }
-                };
-                se.attach(&mut s);
-                scored_view(&rules, &mut se, &s, now)
+        let shadow_state = state.shadow.take().map(|b| *b);
+        let rules = self.rules_for(lead);
+        let mut view = self.view_as(&rules, lead, state.clone(), now).await?;
+        let shadow = match (self.shadow_rules(), shadow_state) {
+            (Some(rules), s) => {
+                self.view_as(&rules, lead, s.unwrap_or(state.clone()), now)
+                    .await?
             }
+            (None, _) => Json::Null,
         };
         let transitions: Vec<Json> = self
             .store
@@ -609,23 +590,35 @@ impl Service {
             .into_iter()
             .map(|t| t.json)
             .collect();
-        Ok(Some(json!({
-            "lead": state.key,
-            "program": rules.hash,
-            "ruleset": p.name,
-            "score": e.total,
-            "scores": scores_map(p, &e.scores),
-            "grade": p.grades[e.grade.index()].name,
-            "tags": e.tags.iter().map(|&t| p.tags[t].name.clone()).collect::<Vec<_>>(),
-            "contributions": contributions_json(p, &lines),
-            "transitions": transitions,
-            "attributes": state.attributes,
-            "events": state.events,
-            "first_at": state.first_at.map(time::format),
-            "last_at": state.last_at.map(time::format),
-            "shadow": shadow,
-            "arm": self.arm(lead).map(|a| a.name()),
-        })))
+        view["lead"] = json!(state.key);
+        view["transitions"] = json!(transitions);
+        view["attributes"] = json!(state.attributes);
+        view["events"] = json!(state.events);
+        view["first_at"] = json!(state.first_at.map(time::format));
+        view["last_at"] = json!(state.last_at.map(time::format));
+        view["shadow"] = shadow;
+        view["arm"] = json!(self.arm(lead).map(|a| a.name()));
+        Ok(Some(view))
+    }
+
+    /// The lead as `rules` score it at `now`: from `state` when those rules made it, else
+    /// rebuilt from the lead's stored events.
+    async fn view_as(
+        &self,
+        rules: &Rules,
+        lead: &str,
+        mut state: LeadState,
+        now: Micros,
+    ) -> Result<Json, StoreError> {
+        let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
+        if !engine.is_current(&state) {
+            let history = self.history_events(lead, true).await?;
+            state = engine
+                .rebuild(lead, &history, now, &mut Vec::new())
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+        }
+        engine.attach(&mut state);
+        Ok(scored_view(rules, &mut engine, &state, now))
     }
 
     /// Everything stored about a lead (data rights: export): the lead as

@@ -267,7 +267,12 @@ async fn export_lead(
 ) -> Result<Response, ApiError> {
     require_reader(&app, &headers)?;
     let key = crate::event::normalise_lead(&lead);
-    match app.service.export(&key).await? {
+    found(&key, app.service.export(&key).await?)
+}
+
+/// A lead's JSON, or `404 no such lead`.
+fn found(key: &str, view: Option<Value>) -> Result<Response, ApiError> {
+    match view {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -308,14 +313,7 @@ async fn get_lead(
 ) -> Result<Response, ApiError> {
     require_reader(&app, &headers)?;
     let key = crate::event::normalise_lead(&lead);
-    match app.service.lead(&key).await? {
-        Some(v) => Ok(Json(v).into_response()),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no such lead",
-            format!("no events for lead `{key}`"),
-        )),
-    }
+    found(&key, app.service.lead(&key).await?)
 }
 
 #[derive(Deserialize)]
