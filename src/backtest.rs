@@ -180,9 +180,13 @@ fn read_store(path: &Path) -> Result<Vec<Event>> {
                 .await?;
             for l in &page {
                 for e in store.history(&l.lead).await? {
-                    events.push(Event::from_json(&e.json).map_err(|err| {
+                    let mut event = Event::from_json(&e.json).map_err(|err| {
                         anyhow::anyhow!("stored event {} of {} is unreadable: {err}", e.id, l.lead)
-                    })?);
+                    })?;
+                    // The lead it is stored under (a merged lead's or a visitor's event
+                    // keeps the key it was sent with).
+                    event.lead = l.lead.clone();
+                    events.push(event);
                 }
             }
             match page.last() {

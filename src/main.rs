@@ -150,6 +150,9 @@ enum Command {
         /// stored as deal.won / deal.lost / lead.disqualified events (at: now if empty).
         #[arg(long)]
         outcomes: Option<PathBuf>,
+        /// The configuration `serve` runs with (its `[keys]` normalise lead keys).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Print everything stored about one lead as JSON (data rights: access).
     Export {
@@ -160,15 +163,39 @@ enum Command {
         /// The SQLite database.
         #[arg(long, default_value = "leadscore.db")]
         db: PathBuf,
+        /// The configuration `serve` runs with (its `[keys]` normalise lead keys).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
-    /// Erase everything stored about one lead, leaving an erasure record without personal
-    /// data (data rights: erasure). Idempotent.
+    /// Erase everything stored about one lead — with the visitor ids linked to it and the
+    /// keys merged into it — leaving an erasure record without personal data (data
+    /// rights: erasure). A merged key erases the lead it joined. Idempotent.
     Erase {
         /// The lead key.
         lead: String,
         /// The SQLite database.
         #[arg(long, default_value = "leadscore.db")]
         db: PathBuf,
+        /// The configuration `serve` runs with (its `[keys]` normalise lead keys).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Merge lead FROM into lead INTO (the same person under two keys): their events
+    /// unite, INTO is rebuilt from them, FROM's transitions move over and FROM points to
+    /// INTO from then on. Merging again changes nothing.
+    Merge {
+        /// Rules file or compiled program (the rules `serve` runs).
+        file: PathBuf,
+        /// The lead that remains.
+        into: String,
+        /// The lead merged into it.
+        from: String,
+        /// The SQLite database.
+        #[arg(long, default_value = "leadscore.db")]
+        db: PathBuf,
+        /// The configuration `serve` runs with (its `[keys]` normalise lead keys).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Rescore every stored lead with new rules: each is rebuilt from its events, and a
     /// grade change is recorded as a transition with cause "rescore". Safe to interrupt
@@ -213,6 +240,14 @@ pub enum ScoreFormat {
     Table,
     /// JSON Lines: one object per lead, sorted by lead key.
     Json,
+}
+
+/// The key normalisation of a `serve` configuration (`--config`, else `LEADSCORE_CONFIG`).
+fn keys(config: Option<PathBuf>) -> anyhow::Result<leadscore_runtime::keys::KeyPolicy> {
+    let path = config.or_else(|| std::env::var_os("LEADSCORE_CONFIG").map(PathBuf::from));
+    let config =
+        leadscore_runtime::http::Config::load(path.as_deref()).map_err(anyhow::Error::msg)?;
+    Ok(config.keys)
 }
 
 fn main() -> ExitCode {
@@ -301,9 +336,25 @@ fn main() -> ExitCode {
             db,
             events,
             outcomes,
-        } => serve::import(&file, &db, events.as_deref(), outcomes.as_deref()),
-        Command::Export { file, lead, db } => serve::export(&file, &lead, &db),
-        Command::Erase { lead, db } => serve::erase(&lead, &db),
+            config,
+        } => keys(config)
+            .and_then(|k| serve::import(&file, &db, events.as_deref(), outcomes.as_deref(), k)),
+        Command::Export {
+            file,
+            lead,
+            db,
+            config,
+        } => keys(config).and_then(|k| serve::export(&file, &lead, &db, k)),
+        Command::Erase { lead, db, config } => {
+            keys(config).and_then(|k| serve::erase(&lead, &db, k))
+        }
+        Command::Merge {
+            file,
+            into,
+            from,
+            db,
+            config,
+        } => keys(config).and_then(|k| serve::merge(&file, &into, &from, &db, k)),
         Command::Rescore { file, db, batch } => serve::rescore(&file, &db, batch),
         Command::Sweep { file, db, now } => serve::sweep(&file, &db, now.as_deref()),
     };

@@ -4,7 +4,8 @@ use crate::commands::load_program_as;
 use crate::DiagFormat;
 use anyhow::{Context, Result};
 use leadscore_runtime::http::{self, App, Config};
-use leadscore_runtime::service::Service;
+use leadscore_runtime::keys::KeyPolicy;
+use leadscore_runtime::service::{MergeError, Service};
 use leadscore_runtime::store::sqlite::SqliteStore;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -83,7 +84,7 @@ async fn run(
         SqliteStore::open(&o.db).with_context(|| format!("cannot open {}", o.db.display()))?,
     );
     tracing::info!(ruleset = program.name, db = %o.db.display(), "rules loaded");
-    let service = Arc::new(Service::new(program, store.clone()));
+    let service = Arc::new(Service::new(program, store.clone()).with_keys(config.keys));
     if let Some(shadow) = shadow {
         tracing::info!(ruleset = shadow.name, "shadow rules loaded");
         service.set_shadow(Some(shadow));
@@ -268,6 +269,7 @@ pub fn import(
     db: &Path,
     events: Option<&Path>,
     outcomes: Option<&Path>,
+    keys: KeyPolicy,
 ) -> Result<ExitCode> {
     use leadscore_runtime::service::parse_events;
     use leadscore_runtime::time;
@@ -315,7 +317,7 @@ pub fn import(
         eprintln!("creating {}", db.display());
     }
     let (accepted, duplicates) = with_store(db, move |store| async move {
-        let service = Service::new(program, store.clone());
+        let service = Service::new(program, store.clone()).with_keys(keys);
         let (mut accepted, mut duplicates) = (0, 0);
         let mut rest = incoming;
         while !rest.is_empty() {
@@ -332,14 +334,17 @@ pub fn import(
 }
 
 /// `leadscore export`: everything stored about one lead, as JSON (data rights).
-pub fn export(file: &Path, lead: &str, db: &Path) -> Result<ExitCode> {
+pub fn export(file: &Path, lead: &str, db: &Path, keys: KeyPolicy) -> Result<ExitCode> {
     let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
         return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
     };
-    let key = leadscore_runtime::event::normalise_lead(lead);
+    let key = keys.normalise(lead);
     let k = &key;
     let out = with_existing_store(db, move |store| async move {
-        let out = Service::new(program, store.clone()).export(k).await?;
+        let out = Service::new(program, store.clone())
+            .with_keys(keys)
+            .export(k)
+            .await?;
         anyhow::Ok(out)
     })?;
     match out {
@@ -354,25 +359,58 @@ pub fn export(file: &Path, lead: &str, db: &Path) -> Result<ExitCode> {
     }
 }
 
-/// `leadscore erase`: erases everything stored about one lead, leaving an erasure record
-/// without personal data (data rights). Idempotent.
-pub fn erase(lead: &str, db: &Path) -> Result<ExitCode> {
-    use leadscore_runtime::store::Store;
-    let key = leadscore_runtime::event::normalise_lead(lead);
-    let k = &key;
-    let e = with_existing_store(db, move |store| async move {
-        let e = store.erase(k, leadscore_runtime::time::now()).await?;
-        anyhow::Ok(e)
+/// `leadscore erase`: erases everything stored about one lead — with the visitor ids
+/// linked to it and the keys merged into it — leaving an erasure record without personal
+/// data (data rights). A merged key erases the lead it joined. Idempotent.
+pub fn erase(lead: &str, db: &Path, keys: KeyPolicy) -> Result<ExitCode> {
+    use leadscore_runtime::store::{final_key, Store};
+    let asked = keys.normalise(lead);
+    let k = &asked;
+    let (key, e) = with_existing_store(db, move |store| async move {
+        let key = final_key(store.as_ref(), k).await?;
+        let e = store.erase(&key, leadscore_runtime::time::now()).await?;
+        anyhow::Ok((key, e))
     })?;
     if e == leadscore_runtime::store::Erased::default() {
-        println!("nothing stored for `{key}`: nothing erased");
+        println!("nothing stored for `{asked}`: nothing erased");
     } else {
         println!(
-            "erased `{key}`: its state, {} event(s) and {} transition(s)",
-            e.events, e.transitions
+            "erased `{key}`: its state, {} event(s), {} transition(s) and {} linked key(s)",
+            e.events, e.transitions, e.links
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `leadscore merge`: merges lead `from` into lead `into` on the SQLite store (as
+/// `POST /leads/{into}/merge` does).
+pub fn merge(file: &Path, into: &str, from: &str, db: &Path, keys: KeyPolicy) -> Result<ExitCode> {
+    let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
+        return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
+    };
+    let out = with_existing_store(db, move |store| async move {
+        let service = Service::new(program, store.clone()).with_keys(keys);
+        anyhow::Ok(service.merge(into, from).await)
+    })?;
+    match out {
+        Ok(m) => {
+            println!(
+                "merged `{}` into `{}`: {} event(s) and {} transition(s) moved; now {} ({})",
+                m.merged,
+                m.lead,
+                m.events,
+                m.transitions,
+                m.view["grade"].as_str().unwrap_or("?"),
+                m.view["score"]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(MergeError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// Runs `work` on the SQLite store at `db` and closes the store after it, whatever the

@@ -110,5 +110,8 @@ async fn an_event_costs_one_read_and_one_write() {
     let out = post(&s, event("e3", "a@x.com", "2026-11-01T02:00:00Z")).await;
     assert_eq!(out["duplicates"], json!(["e3"]), "{out}");
     assert_eq!(sent.take(), ["BatchGetItem"]);
-    assert_eq!(s.lead("a@x.com").await.unwrap().unwrap()["score"], 30);
+    assert_eq!(
+        s.lead("a@x.com").await.unwrap().found().unwrap()["score"],
+        30
+    );
 }

@@ -74,6 +74,7 @@ fn run(p: &Program, evs: &[Event], now: &str) -> Result {
                     Cause::Event(id) => format!("event {id}"),
                     Cause::Time => "time".into(),
                     Cause::Rescore => "rescore".into(),
+                    Cause::Merge(k) => format!("merge {k}"),
                 };
                 (x.from.map(name), name(x.to), time::format(x.at), cause)
             })

@@ -44,7 +44,7 @@ async fn the_sweep_records_time_transitions_at_the_instant_they_happen() {
     assert_eq!(s.sweep(100).await.unwrap(), 0);
     clock.fetch_add(2 * DAY, Ordering::SeqCst);
     assert_eq!(s.sweep(100).await.unwrap(), 1);
-    let lead = s.lead("a@x.com").await.unwrap().unwrap();
+    let lead = s.lead("a@x.com").await.unwrap().found().unwrap();
     assert_eq!(lead["grade"], "B");
     let t = &lead["transitions"][1];
     assert_eq!(t["cause"], "time");
@@ -56,7 +56,7 @@ async fn the_sweep_records_time_transitions_at_the_instant_they_happen() {
     // Swept once: nothing more is due.
     assert_eq!(s.sweep(100).await.unwrap(), 0);
     assert_eq!(
-        s.lead("a@x.com").await.unwrap().unwrap()["transitions"]
+        s.lead("a@x.com").await.unwrap().found().unwrap()["transitions"]
             .as_array()
             .unwrap()
             .len(),
@@ -72,7 +72,10 @@ async fn a_rules_change_rescores_a_lead_when_it_is_next_touched() {
         "when email.opened add 10 each\ngrade A when score >= 50\ngrade B otherwise\n",
     ));
     // Read: shown as the new rules score it.
-    assert_eq!(s.lead("a@x.com").await.unwrap().unwrap()["score"], 10);
+    assert_eq!(
+        s.lead("a@x.com").await.unwrap().found().unwrap()["score"],
+        10
+    );
     let out = post(&s, json!({"id": "o2", "lead": "a@x.com", "type": "email.opened", "at": "2026-11-01T00:00:00Z"})).await;
     let lead = &out["leads"][0];
     assert_eq!(lead["score"], 20);
@@ -164,7 +167,7 @@ async fn a_sweep_that_meets_a_lead_of_older_rules_records_its_rescore() {
     ));
     clock.fetch_add(31 * DAY, Ordering::SeqCst);
     assert_eq!(s.sweep(100).await.unwrap(), 1);
-    let lead = s.lead("a@x.com").await.unwrap().unwrap();
+    let lead = s.lead("a@x.com").await.unwrap().found().unwrap();
     assert_eq!(lead["grade"], "B");
     let t = lead["transitions"].as_array().unwrap();
     assert_eq!(t.len(), 2, "{t:?}");
@@ -197,7 +200,7 @@ async fn shadow_rules_are_scored_and_stored_for_every_event_but_never_move_the_l
         post(svc, opened("o1", "2026-11-01T00:00:00Z")).await;
     }
     s.set_shadow(Some(program(SHADOW)));
-    let lead = s.lead("a@x.com").await.unwrap().unwrap();
+    let lead = s.lead("a@x.com").await.unwrap().found().unwrap();
     assert_eq!(lead["shadow"]["score"], 20, "{lead}");
     // In order, then one out of order (the shadow is rebuilt as the live lead is).
     for (id, at) in [
@@ -213,8 +216,8 @@ async fn shadow_rules_are_scored_and_stored_for_every_event_but_never_move_the_l
     for svc in [&live_only, &s] {
         post(svc, page.clone()).await;
     }
-    let with = s.lead("a@x.com").await.unwrap().unwrap();
-    let without = live_only.lead("a@x.com").await.unwrap().unwrap();
+    let with = s.lead("a@x.com").await.unwrap().found().unwrap();
+    let without = live_only.lead("a@x.com").await.unwrap().found().unwrap();
     for k in ["score", "grade", "transitions", "contributions"] {
         assert_eq!(with[k], without[k], "{k}: the shadow changed the live lead");
     }
@@ -245,7 +248,7 @@ async fn shadow_rules_are_scored_and_stored_for_every_event_but_never_move_the_l
         .load("a@x.com", &[])
         .await
         .unwrap()
-        .0
+        .lead
         .unwrap()
         .state;
     let stored_shadow = stored.shadow.expect("stored with the lead");
@@ -261,13 +264,13 @@ async fn shadow_rules_are_scored_and_stored_for_every_event_but_never_move_the_l
         post(&as_live, opened(id, at)).await;
     }
     post(&as_live, page).await;
-    let reference = as_live.lead("a@x.com").await.unwrap().unwrap();
+    let reference = as_live.lead("a@x.com").await.unwrap().found().unwrap();
     assert_eq!(shadow["scores"], reference["scores"]);
 
     // Switch over: the shadow becomes the live rules.
     s.set_program(program(SHADOW));
     s.set_shadow(None);
-    let after = s.lead("a@x.com").await.unwrap().unwrap();
+    let after = s.lead("a@x.com").await.unwrap().found().unwrap();
     assert_eq!(after["score"], 65);
     assert_eq!(after["shadow"], Value::Null);
 }
@@ -293,7 +296,12 @@ async fn an_ab_split_scores_each_lead_by_its_arm_and_keeps_it_there() {
         ("c", "A", 20, "B"),
         ("d", "B", 40, "A"),
     ] {
-        let lead = s.lead(&format!("{k}@x.com")).await.unwrap().unwrap();
+        let lead = s
+            .lead(&format!("{k}@x.com"))
+            .await
+            .unwrap()
+            .found()
+            .unwrap();
         assert_eq!(lead["arm"], arm, "{lead}");
         assert_eq!(
             (lead["score"].clone(), lead["grade"].clone()),
@@ -316,12 +324,12 @@ async fn an_ab_split_scores_each_lead_by_its_arm_and_keeps_it_there() {
         (lead["score"].clone(), lead["grade"].clone()),
         (json!(30), json!("A"))
     );
-    let c = s.lead("c@x.com").await.unwrap().unwrap();
+    let c = s.lead("c@x.com").await.unwrap().found().unwrap();
     assert_eq!(c["arm"], Value::Null);
     // b and d (two opens: 20 under the live rules) drop from A to B when rescored.
     let done = s.rescore(10, None).await.unwrap();
     assert_eq!((done.rescored, done.changed_grade, done.current), (2, 2, 2));
-    let d = s.lead("d@x.com").await.unwrap().unwrap();
+    let d = s.lead("d@x.com").await.unwrap().found().unwrap();
     let last = d["transitions"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(
         (
@@ -362,7 +370,12 @@ async fn an_interrupted_rescore_resumes_by_running_again() {
         "the two already rescored are skipped: {total:?}"
     );
     for k in 0..5 {
-        let (loaded, _) = s.store().load(&format!("l{k}@x.com"), &[]).await.unwrap();
+        let loaded = s
+            .store()
+            .load(&format!("l{k}@x.com"), &[])
+            .await
+            .unwrap()
+            .lead;
         let loaded = loaded.unwrap();
         assert_eq!(
             loaded.state.program,

@@ -18,6 +18,8 @@ pub enum Cause {
     Time,
     /// A new program.
     Rescore,
+    /// Another lead (this key) was merged into the lead.
+    Merge(String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -600,30 +602,48 @@ impl<'p> Engine<'p> {
         out: &mut Vec<Transition>,
     ) -> Result<bool, ApplyError> {
         let rebuilt = self.rebuild(&lead.key, history, now, &mut Vec::new())?;
-        let p = self.program;
-        let old = lead
-            .grade_name
-            .as_deref()
-            .and_then(|n| p.grades.iter().position(|g| g.name == n))
-            .map(|g| GradeId(g as u32));
-        let mut changed = false;
-        if let Some(to) = rebuilt.grade.map(GradeId) {
-            if old != Some(to) {
-                self.compute(&rebuilt, now, None);
-                out.push(Transition {
-                    from: old,
-                    to,
-                    at: now,
-                    cause: Cause::Rescore,
-                    scores: self.scores.clone(),
-                });
-                changed = true;
-            }
-        }
+        let change = self.regrade(
+            &rebuilt,
+            lead.grade_name.as_deref(),
+            now,
+            now,
+            Cause::Rescore,
+        );
+        let changed = change.is_some();
+        out.extend(change);
         let shadow = lead.shadow.take();
         *lead = rebuilt;
         lead.shadow = shadow;
         Ok(changed)
+    }
+
+    /// The one transition that sums up a change made all at once (a rescore, a join): from
+    /// the grade the lead had before (by name, as another program may have named it) to the
+    /// grade `lead` has at `now`, recorded at `at`; `None` when they are the same.
+    pub fn regrade(
+        &mut self,
+        lead: &LeadState,
+        before: Option<&str>,
+        now: Micros,
+        at: Micros,
+        cause: Cause,
+    ) -> Option<Transition> {
+        let p = self.program;
+        let from = before
+            .and_then(|n| p.grades.iter().position(|g| g.name == n))
+            .map(|g| GradeId(g as u32));
+        let to = lead.grade.map(GradeId)?;
+        if from == Some(to) {
+            return None;
+        }
+        self.compute(lead, now, None);
+        Some(Transition {
+            from,
+            to,
+            at,
+            cause,
+            scores: self.scores.clone(),
+        })
     }
 }
 

@@ -95,7 +95,7 @@ pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, Stri
         }
     };
     tracing::info!(ruleset = program.name, program = %program_path.display(), "initialised");
-    let service = Arc::new(Service::new(program, store));
+    let service = Arc::new(Service::new(program, store).with_keys(config.keys));
     if let Some(shadow) = shadow {
         tracing::info!(ruleset = shadow.name, "shadow rules loaded");
         service.set_shadow(Some(shadow));

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod event;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod keys;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod report;

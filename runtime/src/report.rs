@@ -52,18 +52,23 @@ pub fn contributions_json(p: &Program, lines: &[Contribution]) -> Vec<Json> {
         .collect()
 }
 
-/// `{"from","to","at","cause","event"}`.
+/// `{"from","to","at","cause","event"}`, and `"merged"` (the key merged in) for a merge.
 pub fn transition_json(p: &Program, t: &Transition) -> Json {
     let (cause, event) = match &t.cause {
         Cause::Event(id) => ("event", Json::String(id.clone())),
         Cause::Time => ("time", Json::Null),
         Cause::Rescore => ("rescore", Json::Null),
+        Cause::Merge(_) => ("merge", Json::Null),
     };
-    json!({
+    let mut j = json!({
         "from": t.from.map(|g| p.grades[g.index()].name.clone()),
         "to": p.grades[t.to.index()].name,
         "at": time::format(t.at),
         "cause": cause,
         "event": event,
-    })
+    });
+    if let Cause::Merge(key) = &t.cause {
+        j["merged"] = json!(key);
+    }
+    j
 }

@@ -24,6 +24,78 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub hooks: Hooks,
+    #[serde(default)]
+    pub track: Track,
+    /// How lead keys are normalised beyond trimming and lower-casing.
+    #[serde(default)]
+    pub keys: crate::keys::KeyPolicy,
+}
+
+/// The tracking beacon (`POST /track`, `GET /track`, `/t.js`): public, so bounded like
+/// forms; its origins are `[forms] allowed_origins`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Track {
+    /// Off: `/track` and `/t.js` answer 404.
+    pub enabled: bool,
+    /// Event types browsers may send; `web.*` takes every type under `web.`. Anything
+    /// else (a `form.submitted`, a `deal.won`) is refused: browsers are not trusted.
+    pub events: Vec<String>,
+    pub max_bytes: usize,
+    /// Requests per client address per minute.
+    pub rate_per_minute: u32,
+    /// User agents whose requests are dropped unstored (case-insensitive substrings).
+    pub bot_agents: Vec<String>,
+}
+
+impl Default for Track {
+    fn default() -> Self {
+        Track {
+            enabled: true,
+            events: ["page.viewed", "site.visited", "web.*"]
+                .map(String::from)
+                .to_vec(),
+            max_bytes: 8 * 1024,
+            rate_per_minute: 120,
+            bot_agents: [
+                "bot",
+                "crawl",
+                "spider",
+                "slurp",
+                "headless",
+                "phantomjs",
+                "lighthouse",
+                "preview",
+                "facebookexternalhit",
+                "monitor",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+impl Track {
+    /// Whether browsers may send events of this (case-folded) type.
+    pub fn accepts(&self, event_type: &str) -> bool {
+        self.events.iter().any(|p| match p.strip_suffix(".*") {
+            Some(family) => event_type
+                .strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('.') && rest.len() > 1),
+            None => p.eq_ignore_ascii_case(event_type),
+        })
+    }
+
+    /// Whether a user agent is a bot's (or missing).
+    pub fn is_bot(&self, agent: Option<&str>) -> bool {
+        let Some(agent) = agent.filter(|a| !a.trim().is_empty()) else {
+            return true;
+        };
+        let agent = agent.to_ascii_lowercase();
+        self.bot_agents
+            .iter()
+            .any(|b| !b.is_empty() && agent.contains(&b.to_ascii_lowercase()))
+    }
 }
 
 /// Sender adapters (`/hooks/...`); each is off until its key is set.

@@ -7,7 +7,7 @@ use crate::event::Event;
 use crate::service::Incoming;
 use crate::time;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -20,6 +20,60 @@ pub(crate) type Limiter = Option<DefaultKeyedRateLimiter<IpAddr>>;
 
 pub(crate) fn limiter(per_minute: u32) -> Limiter {
     NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
+}
+
+/// Refuses a browser request from an origin not on `[forms] allowed_origins` (forms and
+/// the tracking beacon come from the same website). The `Origin` header is checked, or
+/// for requests without one (an image) the origin of the `Referer`; a request naming
+/// neither comes from no page and is let through, as a server would send it.
+pub(crate) fn check_origin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    let allowed = &app.config.forms.allowed_origins;
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let text = |h| headers.get(h).and_then(|o: &HeaderValue| o.to_str().ok());
+    let origin = match text(header::ORIGIN) {
+        Some(o) => o.to_string(),
+        None => match text(header::REFERER).and_then(origin_of) {
+            Some(o) => o,
+            None => return Ok(()),
+        },
+    };
+    if allowed.contains(&origin) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin not allowed",
+            format!("{origin} may not post here"),
+        ))
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty()).then(|| format!("{scheme}://{host}"))
+}
+
+/// `429` once a client address has used its requests for the minute.
+pub(crate) fn rate_limit(
+    limiter: &Limiter,
+    req: &Request,
+    per_minute: u32,
+    what: &str,
+) -> Result<(), ApiError> {
+    if let (Some(l), Some(ip)) = (limiter, client_ip(req)) {
+        if l.check_key(&ip).is_err() {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests",
+                format!("at most {per_minute} {what} a minute from one address"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bad(detail: impl Into<String>) -> ApiError {
@@ -96,32 +150,8 @@ pub(crate) async fn post_form(
     req: Request,
 ) -> Result<Response, ApiError> {
     let limits = &app.config.forms;
-    if let Some(origin) = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-    {
-        if !limits.allowed_origins.is_empty() && !limits.allowed_origins.iter().any(|o| o == origin)
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "origin not allowed",
-                format!("{origin} may not post forms here"),
-            ));
-        }
-    }
-    if let (Some(l), Some(ip)) = (&app.limiter, client_ip(&req)) {
-        if l.check_key(&ip).is_err() {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests",
-                format!(
-                    "at most {} form posts a minute from one address",
-                    limits.rate_per_minute
-                ),
-            ));
-        }
-    }
+    check_origin(app.as_ref(), req.headers())?;
+    rate_limit(&app.limiter, &req, limits.rate_per_minute, "form posts")?;
     let settings = app.config.form.get(&form).cloned().unwrap_or_default();
     let posted = fields(&app, req).await?;
     let done = |accepted: Value| -> Response {
@@ -138,6 +168,12 @@ pub(crate) async fn post_form(
         return Ok(done(json!({"accepted": 0, "duplicates": [], "leads": []})));
     }
     let mut attributes = Map::new();
+    // The tracking snippet's visitor id: the visitor's page views join the lead.
+    let visitor = posted
+        .iter()
+        .find(|(k, _)| k == super::track::VISITOR_FIELD)
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| super::track::valid_visitor(v));
     for (k, v) in posted {
         if k.starts_with('_') || k == limits.honeypot || v.trim().is_empty() {
             continue;
@@ -165,9 +201,10 @@ pub(crate) async fn post_form(
         "props": {"form": form},
     });
     let event = Event::from_json(&v).map_err(|e| bad(e.to_string()))?;
-    let outcome = app
-        .service
-        .ingest(vec![Incoming { event, json: v }])
-        .await?;
+    let events = vec![Incoming { event, json: v }];
+    let outcome = match visitor {
+        Some(visitor) => app.service.stitch(&visitor, events).await?,
+        None => app.service.ingest(events).await?,
+    };
     Ok(done(outcome.to_json()))
 }

@@ -5,8 +5,9 @@ pub mod auth;
 pub mod config;
 mod forms;
 pub mod hooks;
+mod track;
 
-use crate::service::{parse_events, Service};
+use crate::service::{parse_events, LeadView, MergeError, Service};
 use crate::store::{ListQuery, StoreError};
 use crate::time;
 use axum::body::Body;
@@ -37,15 +38,19 @@ pub struct App {
     pub service: Arc<Service>,
     pub config: Config,
     limiter: forms::Limiter,
+    /// The tracking beacon's own rate per client (page views come more often than forms).
+    track_limiter: forms::Limiter,
 }
 
 impl App {
     pub fn new(service: Arc<Service>, config: Config) -> Arc<App> {
         let limiter = forms::limiter(config.forms.rate_per_minute);
+        let track_limiter = forms::limiter(config.track.rate_per_minute);
         Arc::new(App {
             service,
             config,
             limiter,
+            track_limiter,
         })
     }
 }
@@ -116,6 +121,7 @@ pub fn router(app: Arc<App>) -> Router {
         .allow_headers([header::CONTENT_TYPE]);
     let public = Router::new()
         .route("/forms/{form}", post(forms::post_form))
+        .route("/track", post(track::post_track).get(track::pixel))
         .layer(cors);
     Router::new()
         .route("/events", post(post_events))
@@ -128,6 +134,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/leads", get(list_leads))
         .route("/leads/{lead}", get(get_lead).delete(delete_lead))
         .route("/leads/{lead}/export", get(export_lead))
+        .route("/leads/{lead}/merge", post(merge_lead))
+        .route("/t.js", get(track::snippet))
         .route("/healthz", get(healthz))
         .merge(public)
         .fallback(|| async {
@@ -266,20 +274,109 @@ async fn export_lead(
     Path(lead): Path<String>,
 ) -> Result<Response, ApiError> {
     require_reader(&app, &headers)?;
-    let key = crate::event::normalise_lead(&lead);
-    found(&key, app.service.export(&key).await?)
+    let key = app.service.key(&lead);
+    match app.service.export(&key).await? {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(no_such_lead(&key)),
+    }
 }
 
-/// A lead's JSON, or `404 no such lead`.
-fn found(key: &str, view: Option<Value>) -> Result<Response, ApiError> {
+fn no_such_lead(key: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such lead",
+        format!("nothing is stored for lead `{key}`"),
+    )
+}
+
+/// A lead's JSON; for a key merged into another lead, `308` to that lead with the pointer
+/// as the body; else `404 no such lead`.
+fn found(key: &str, view: LeadView) -> Result<Response, ApiError> {
     match view {
-        Some(v) => Ok(Json(v).into_response()),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no such lead",
-            format!("nothing is stored for lead `{key}`"),
-        )),
+        LeadView::Found(v) => Ok(Json(v).into_response()),
+        LeadView::Merged(into) => {
+            let location = format!("/leads/{}", path_segment(&into));
+            let mut r = (
+                StatusCode::PERMANENT_REDIRECT,
+                Json(json!({"lead": key, "merged_into": into, "location": location})),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(r)
+        }
+        LeadView::Missing => Err(no_such_lead(key)),
     }
+}
+
+/// A key as one path segment (percent-encoded where a URL needs it).
+fn path_segment(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' | b'+' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeParams {
+    /// The key merged into the lead in the path.
+    lead: String,
+}
+
+/// `POST /leads/{lead}/merge`: merges the lead named in the body into the one in the path
+/// (signed like `POST /events`, as it writes).
+async fn merge_lead(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(lead): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = signed_body(&app, &headers, body, 4096).await?;
+    let p: MergeParams = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+            format!("expected {{\"lead\": \"<key to merge in>\"}}: {e}"),
+        )
+    })?;
+    if p.lead.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid request",
+            "lead: is empty",
+        ));
+    }
+    let m = app
+        .service
+        .merge(&lead, &p.lead)
+        .await
+        .map_err(|e| match e {
+            MergeError::Same(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid request", e.to_string())
+            }
+            MergeError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "no such lead", e.to_string())
+            }
+            MergeError::MergedElsewhere(..) => {
+                ApiError::new(StatusCode::CONFLICT, "merged elsewhere", e.to_string())
+            }
+            MergeError::Store(e) => e.into(),
+        })?;
+    let mut answer = json!({
+        "lead": m.lead,
+        "merged": m.merged,
+        "moved": {"events": m.events, "transitions": m.transitions},
+    });
+    for k in ["score", "scores", "grade", "tags", "transitions"] {
+        answer[k] = m.view.get(k).cloned().unwrap_or(Value::Null);
+    }
+    Ok(Json(answer).into_response())
 }
 
 /// `DELETE /leads/{lead}`: erases the lead (signed like `POST /events`, as it writes).
@@ -292,11 +389,12 @@ async fn delete_lead(
     body: Body,
 ) -> Result<Response, ApiError> {
     signed_body(&app, &headers, body, 4096).await?;
-    let key = crate::event::normalise_lead(&lead);
-    let e = app.service.erase(&key).await?;
+    let key = app.service.key(&lead);
+    let (lead, e) = app.service.erase(&key).await?;
     Ok(Json(serde_json::json!({
-        "lead": key,
-        "erased": {"state": e.state, "events": e.events, "transitions": e.transitions},
+        "lead": lead,
+        "erased": {"state": e.state, "events": e.events, "transitions": e.transitions,
+                   "links": e.links},
     }))
     .into_response())
 }
@@ -312,7 +410,7 @@ async fn get_lead(
     Path(lead): Path<String>,
 ) -> Result<Response, ApiError> {
     require_reader(&app, &headers)?;
-    let key = crate::event::normalise_lead(&lead);
+    let key = app.service.key(&lead);
     found(&key, app.service.lead(&key).await?)
 }
 

@@ -6,6 +6,10 @@
 //! | `LEAD#k` | `STATE` | `version`, `state` (JSON), `grade`, `score`, `scores`, `updated_at`, `program`, `ruleset`, `gpk`+`rank` (GSI `by_grade`), `apk`+`rank` (GSI `by_score`), `due_pk`+`next_change` (sparse GSI `due`) |
 //! | `LEAD#k` | `EVT#id` | `at`, `seq`, `body` — the event is its own idempotency record |
 //! | `LEAD#k` | `GRADE#at#seq` | `at`, `body` (one transition) |
+//! | `LEAD#k` | `POINTER` | `lead`, `pending`, `at` — `k` was merged into `lead` |
+//! | `LEAD#k` | `REF#VIS#v` / `REF#LEAD#b` | a key that joined `k` (so erasure finds it) |
+//! | `VIS#v` | `LINK` | `lead`, `pending`, `at` — the visitor became `lead` |
+//! | `VIS#v` | `EVT#id` | `at`, `seq`, `body` — an anonymous visitor's event |
 //! | `ERASURE#sha256(k)` | `at` (20 digits) | `events`, `transitions` — an erasure, with no personal data |
 //!
 //! A lead's write is one `TransactWriteItems`: the state guarded by its version (or by not
@@ -16,9 +20,9 @@
 use super::*;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType,
-    TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, DeleteRequest,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
+    Put, PutRequest, ScalarAttributeType, TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -26,6 +30,11 @@ use std::collections::HashMap;
 /// DynamoDB's limit on actions in one transaction.
 pub const MAX_ACTIONS: usize = 100;
 const STATE: &str = "STATE";
+const POINTER: &str = "POINTER";
+const LINK: &str = "LINK";
+/// How often a transaction cancelled by a concurrent one is tried again before the caller
+/// is told to come back later.
+const TRIES: u32 = 5;
 
 pub struct DynamoStore {
     client: Client,
@@ -44,6 +53,61 @@ fn n(v: impl ToString) -> AttributeValue {
 
 fn pk(lead: &str) -> String {
     format!("LEAD#{lead}")
+}
+
+fn vis(visitor: &str) -> String {
+    format!("VIS#{visitor}")
+}
+
+fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("PK".into(), s(pk)), ("SK".into(), s(sk))])
+}
+
+/// The back-reference a lead keeps to a key that joined it.
+fn ref_sk(j: &Joined) -> String {
+    match j {
+        Joined::Visitor(v) => format!("REF#VIS#{v}"),
+        Joined::Lead(b) => format!("REF#LEAD#{b}"),
+    }
+}
+
+fn joined_of(sk: &str) -> Option<Joined> {
+    let r = sk.strip_prefix("REF#")?;
+    if let Some(v) = r.strip_prefix("VIS#") {
+        Some(Joined::Visitor(v.to_string()))
+    } else {
+        r.strip_prefix("LEAD#").map(|b| Joined::Lead(b.to_string()))
+    }
+}
+
+fn pointer_of(item: &Item) -> Result<Pointer, StoreError> {
+    Ok(Pointer {
+        lead: get_s(item, "lead")?.to_string(),
+        pending: matches!(item.get("pending"), Some(AttributeValue::Bool(true))),
+    })
+}
+
+fn event_of(i: &Item) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        id: get_s(i, "SK")?.trim_start_matches("EVT#").to_string(),
+        at: get_n(i, "at")?,
+        seq: get_n(i, "seq")? as u64,
+        json: json_of(get_s(i, "body")?)?,
+    })
+}
+
+fn event_item(pk: &str, e: &StoredEvent) -> Item {
+    HashMap::from([
+        ("PK".into(), s(pk)),
+        ("SK".into(), s(format!("EVT#{}", e.id))),
+        ("at".into(), n(e.at)),
+        ("seq".into(), n(e.seq)),
+        ("body".into(), s(e.json.to_string())),
+    ])
+}
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Failed(e.to_string())
 }
 
 /// Sorts by score descending, then lead ascending, as a string.
@@ -192,8 +256,175 @@ impl DynamoStore {
             .condition_expression(condition)
             .set_expression_attribute_values(values)
             .build()
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
+            .map_err(failed)?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A put without a condition (idempotent: the same item again changes nothing).
+    fn put_any(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(failed)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn absent(&self, k: Item) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(failed)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    fn update(
+        &self,
+        k: Item,
+        expression: &str,
+        condition: &str,
+        values: Item,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(failed)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// One `TransactWriteItems`: a failed condition, or a transaction that met another on
+    /// the same items, is a `Conflict`; throttling is `Unavailable`.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let code = e.code().unwrap_or("").to_string();
+                if code == "TransactionCanceledException" {
+                    let msg = e.message().unwrap_or("").to_string();
+                    if msg.contains("Throttl") || msg.contains("ProvisionedThroughput") {
+                        return Err(StoreError::Unavailable(msg));
+                    }
+                    return Err(StoreError::Conflict);
+                }
+                if code == "TransactionConflictException" {
+                    return Err(StoreError::Conflict);
+                }
+                Err(sdk_error(e))
+            }
+        }
+    }
+
+    /// One item, read consistently.
+    async fn get(&self, k: Item) -> Result<Option<Item>, StoreError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(r.item)
+    }
+
+    /// Every item of a partition, read consistently (`prefix` narrows the sort key).
+    async fn partition(&self, pk: &str, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
+        let mut values = HashMap::from([(":pk".to_string(), s(pk))]);
+        let condition = match prefix {
+            Some(p) => {
+                values.insert(":p".into(), s(p));
+                "PK = :pk AND begins_with(SK, :p)"
+            }
+            None => "PK = :pk",
+        };
+        self.query_all(None, condition, values, None, true).await
+    }
+
+    /// Writes or deletes items in batches of 25, unprocessed ones retried.
+    async fn batch(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            while !pending.is_empty() {
+                let r = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                pending = r
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_keys(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        let requests = keys
+            .into_iter()
+            .map(|k| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(k))
+                    .build()
+                    .map_err(failed)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<_, StoreError>>()?;
+        self.batch(requests).await
+    }
+
+    async fn put_items(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let requests = items
+            .into_iter()
+            .map(|i| {
+                let put = PutRequest::builder()
+                    .set_item(Some(i))
+                    .build()
+                    .map_err(failed)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<_, StoreError>>()?;
+        self.batch(requests).await
+    }
+
+    /// The keys of every item in a partition.
+    fn keys_of(items: &[Item]) -> Result<Vec<Item>, StoreError> {
+        items
+            .iter()
+            .map(|i| Ok(key(get_s(i, "PK")?, get_s(i, "SK")?)))
+            .collect()
+    }
+
+    /// Runs `f` until it does not conflict (`TRIES` times), then answers `Unavailable`.
+    async fn retrying<T, F, Fut>(&self, mut f: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, StoreError>>,
+    {
+        for attempt in 0..TRIES {
+            if let Some(t) = f().await? {
+                return Ok(t);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt + 1))).await;
+        }
+        Err(StoreError::Unavailable(
+            "concurrent transactions kept cancelling this one".into(),
+        ))
     }
 
     async fn query_all(
@@ -231,18 +462,10 @@ impl DynamoStore {
 
 #[async_trait::async_trait]
 impl Store for DynamoStore {
-    async fn load(
-        &self,
-        lead: &str,
-        ids: &[String],
-    ) -> Result<(Option<Loaded>, Vec<String>), StoreError> {
-        let key = |sk: String| -> Item {
-            HashMap::from([("PK".into(), s(pk(lead))), ("SK".into(), s(sk))])
-        };
-        let mut wanted: Vec<Item> = vec![key(STATE.into())];
-        wanted.extend(ids.iter().map(|id| key(format!("EVT#{id}"))));
-        let mut loaded = None;
-        let mut seen = Vec::new();
+    async fn load(&self, lead: &str, ids: &[String]) -> Result<Found, StoreError> {
+        let mut wanted: Vec<Item> = vec![key(pk(lead), STATE), key(pk(lead), POINTER)];
+        wanted.extend(ids.iter().map(|id| key(pk(lead), format!("EVT#{id}"))));
+        let mut found = Found::default();
         // BatchGetItem takes 100 keys; consistent reads, unprocessed keys retried.
         for chunk in wanted.chunks(100) {
             let mut pending = Some(
@@ -250,7 +473,7 @@ impl Store for DynamoStore {
                     .set_keys(Some(chunk.to_vec()))
                     .consistent_read(true)
                     .build()
-                    .map_err(|e| StoreError::Failed(e.to_string()))?,
+                    .map_err(failed)?,
             );
             while let Some(req) = pending.take() {
                 let r = self
@@ -268,14 +491,16 @@ impl Store for DynamoStore {
                     let sk = get_s(&item, "SK")?;
                     if sk == STATE {
                         let state = serde_json::from_str(get_s(&item, "state")?).map_err(|e| {
-                            StoreError::Failed(format!("stored state of {lead} is unreadable: {e}"))
+                            failed(format!("stored state of {lead} is unreadable: {e}"))
                         })?;
-                        loaded = Some(Loaded {
+                        found.lead = Some(Loaded {
                             state,
                             version: get_n(&item, "version")? as u64,
                         });
+                    } else if sk == POINTER {
+                        found.merged_into = Some(pointer_of(&item)?);
                     } else if let Some(id) = sk.strip_prefix("EVT#") {
-                        seen.push(id.to_string());
+                        found.seen.push(id.to_string());
                     }
                 }
                 pending = r
@@ -284,32 +509,19 @@ impl Store for DynamoStore {
                     .filter(|k| !k.keys.is_empty());
             }
         }
-        // In request order.
-        seen.sort_by_key(|id| ids.iter().position(|x| x == id));
-        Ok((loaded, seen))
+        // In request order; a lead that is not stored has no events to report.
+        if found.lead.is_none() {
+            found.seen.clear();
+        }
+        found
+            .seen
+            .sort_by_key(|id| ids.iter().position(|x| x == id));
+        Ok(found)
     }
 
     async fn history(&self, lead: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let items = self
-            .query_all(
-                None,
-                "PK = :pk AND begins_with(SK, :evt)",
-                HashMap::from([(":pk".into(), s(pk(lead))), (":evt".into(), s("EVT#"))]),
-                None,
-                true,
-            )
-            .await?;
-        let mut out = items
-            .iter()
-            .map(|i| {
-                Ok(StoredEvent {
-                    id: get_s(i, "SK")?.trim_start_matches("EVT#").to_string(),
-                    at: get_n(i, "at")?,
-                    seq: get_n(i, "seq")? as u64,
-                    json: json_of(get_s(i, "body")?)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let items = self.partition(&pk(lead), Some("EVT#")).await?;
+        let mut out = items.iter().map(event_of).collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|e| (e.at, e.seq));
         Ok(out)
     }
@@ -361,14 +573,7 @@ impl Store for DynamoStore {
             )?,
         }];
         for e in &w.events {
-            let item = HashMap::from([
-                ("PK".into(), s(&lead_pk)),
-                ("SK".into(), s(format!("EVT#{}", e.id))),
-                ("at".into(), n(e.at)),
-                ("seq".into(), n(e.seq)),
-                ("body".into(), s(e.json.to_string())),
-            ]);
-            items.push(self.put(item, "attribute_not_exists(PK)", None)?);
+            items.push(self.put(event_item(&lead_pk, e), "attribute_not_exists(PK)", None)?);
         }
         // The new version makes each commit's transition keys unique within the lead.
         let version = w.expect.map_or(1, |v| v + 1);
@@ -384,31 +589,7 @@ impl Store for DynamoStore {
             ]);
             items.push(self.put(item, "attribute_not_exists(PK)", None)?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let code = e.code().unwrap_or("").to_string();
-                if code == "TransactionCanceledException" {
-                    let msg = e.message().unwrap_or("").to_string();
-                    if msg.contains("Throttl") || msg.contains("ProvisionedThroughput") {
-                        return Err(StoreError::Unavailable(msg));
-                    }
-                    // A failed condition (version moved, event present) or a concurrent
-                    // transaction on the same items: re-read and retry.
-                    return Err(StoreError::Conflict);
-                }
-                if code == "TransactionConflictException" {
-                    return Err(StoreError::Conflict);
-                }
-                Err(sdk_error(e))
-            }
-        }
+        self.transact(items).await
     }
 
     async fn transitions(&self, lead: &str) -> Result<Vec<StoredTransition>, StoreError> {
@@ -473,62 +654,46 @@ impl Store for DynamoStore {
     }
 
     async fn erase(&self, lead: &str, at: Micros) -> Result<Erased, StoreError> {
-        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
-        let items = self
-            .query_all(
-                None,
-                "PK = :pk",
-                HashMap::from([(":pk".into(), s(pk(lead)))]),
-                None,
-                true,
-            )
-            .await?;
+        let items = self.partition(&pk(lead), None).await?;
         let mut erased = Erased::default();
         let mut keys = Vec::new();
-        let mut state = None;
+        let mut last = Vec::new();
         for item in &items {
             let sk = get_s(item, "SK")?;
-            let key: Item = HashMap::from([("PK".into(), s(pk(lead))), ("SK".into(), s(sk))]);
-            if sk == STATE {
-                erased.state = true;
-                state = Some(key);
+            let k = key(pk(lead), sk);
+            if sk == STATE || sk == POINTER {
+                erased.state |= sk == STATE;
+                last.push(k);
                 continue;
             }
             if sk.starts_with("EVT#") {
                 erased.events += 1;
-            } else {
+            } else if sk.starts_with("GRADE#") {
                 erased.transitions += 1;
+            } else if let Some(j) = joined_of(sk) {
+                // The joined key's own items: a visitor's link and anonymous events, or a
+                // merged lead's pointer (and anything a pending merge left there).
+                erased.links += 1;
+                let part = match &j {
+                    Joined::Visitor(v) => vis(v),
+                    Joined::Lead(b) => pk(b),
+                };
+                let theirs = self.partition(&part, None).await?;
+                if let Joined::Lead(_) = j {
+                    for i in &theirs {
+                        let sk = get_s(i, "SK")?;
+                        erased.events += usize::from(sk.starts_with("EVT#"));
+                        erased.transitions += usize::from(sk.starts_with("GRADE#"));
+                    }
+                }
+                keys.extend(Self::keys_of(&theirs)?);
             }
-            keys.push(key);
+            keys.push(k);
         }
-        // Events and transitions first, the state last: an erase cut short leaves a lead
-        // that is still there to be erased again, never a state without its events.
-        keys.extend(state);
-        for chunk in keys.chunks(25) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|k| {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(k.clone()))
-                        .build()
-                        .map_err(|e| StoreError::Failed(e.to_string()))?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<_, StoreError>>()?;
-            while !pending.is_empty() {
-                let r = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(sdk_error)?;
-                pending = r
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&self.table))
-                    .unwrap_or_default();
-            }
-        }
+        // The state last: an erase cut short leaves a lead that is still there to be erased
+        // again, never a state without its events.
+        keys.extend(last);
+        self.delete_keys(keys).await?;
         if erased != Erased::default() {
             let record: Item = HashMap::from([
                 ("PK".into(), s(format!("ERASURE#{}", erasure_key(lead)))),
@@ -563,5 +728,245 @@ impl Store for DynamoStore {
     fn max_events_per_commit(&self) -> usize {
         // Room for the state and the transitions the chunk may cause.
         40
+    }
+
+    async fn track(&self, visitor: &str, events: Vec<StoredEvent>) -> Result<Tracked, StoreError> {
+        if events.len() >= MAX_ACTIONS {
+            return Err(failed(format!(
+                "{} events for one visitor; at most {}",
+                events.len(),
+                MAX_ACTIONS - 1
+            )));
+        }
+        let part = vis(visitor);
+        let mut events = events;
+        let mut duplicates = Vec::new();
+        for attempt in 0..TRIES {
+            if events.is_empty() {
+                break;
+            }
+            let mut items = vec![self.absent(key(&part, LINK))?];
+            for e in &events {
+                items.push(self.put(event_item(&part, e), "attribute_not_exists(PK)", None)?);
+            }
+            match self.transact(items).await {
+                Ok(()) => return Ok(Tracked::Stored { duplicates }),
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+            if let Some(link) = self.get(key(&part, LINK)).await? {
+                return Ok(Tracked::Linked(pointer_of(&link)?));
+            }
+            // Some events are stored already: report them, store the rest.
+            let mut rest = Vec::new();
+            for e in events {
+                if self
+                    .get(key(&part, format!("EVT#{}", e.id)))
+                    .await?
+                    .is_some()
+                {
+                    duplicates.push(e.id);
+                } else {
+                    rest.push(e);
+                }
+            }
+            events = rest;
+            tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt + 1))).await;
+        }
+        if events.is_empty() {
+            Ok(Tracked::Stored { duplicates })
+        } else {
+            Err(StoreError::Unavailable(
+                "concurrent transactions kept cancelling this one".into(),
+            ))
+        }
+    }
+
+    async fn visitor(
+        &self,
+        visitor: &str,
+    ) -> Result<(Option<Pointer>, Vec<StoredEvent>), StoreError> {
+        let items = self.partition(&vis(visitor), None).await?;
+        let mut link = None;
+        let mut events = Vec::new();
+        for i in &items {
+            match get_s(i, "SK")? {
+                LINK => link = Some(pointer_of(i)?),
+                sk if sk.starts_with("EVT#") => events.push(event_of(i)?),
+                _ => {}
+            }
+        }
+        events.sort_by(|a, b| (a.at, a.seq, &a.id).cmp(&(b.at, b.seq, &b.id)));
+        Ok((link, events))
+    }
+
+    async fn link(&self, visitor: &str, lead: &str, at: Micros) -> Result<Pointer, StoreError> {
+        let part = vis(visitor);
+        self.retrying(|| async {
+            let link: Item = HashMap::from([
+                ("PK".into(), s(&part)),
+                ("SK".into(), s(LINK)),
+                ("lead".into(), s(lead)),
+                ("pending".into(), AttributeValue::Bool(true)),
+                ("at".into(), n(at)),
+            ]);
+            let back = key(pk(lead), ref_sk(&Joined::Visitor(visitor.to_string())));
+            let items = vec![
+                self.put(link, "attribute_not_exists(PK)", None)?,
+                self.put_any(back)?,
+            ];
+            match self.transact(items).await {
+                Ok(()) => Ok(Some(Pointer {
+                    lead: lead.to_string(),
+                    pending: true,
+                })),
+                Err(StoreError::Conflict) => match self.get(key(&part, LINK)).await? {
+                    Some(l) => Ok(Some(pointer_of(&l)?)),
+                    None => Ok(None),
+                },
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    async fn settle(&self, visitor: &str) -> Result<(), StoreError> {
+        let part = vis(visitor);
+        let events = self.partition(&part, Some("EVT#")).await?;
+        self.delete_keys(Self::keys_of(&events)?).await?;
+        let done = self.update(
+            key(&part, LINK),
+            "SET pending = :f",
+            "attribute_exists(PK)",
+            HashMap::from([(":f".into(), AttributeValue::Bool(false))]),
+        )?;
+        match self.transact(vec![done]).await {
+            // Erased meanwhile: nothing is left to settle.
+            Ok(()) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn redirect(
+        &self,
+        from: &str,
+        to: &str,
+        version: u64,
+        at: Micros,
+    ) -> Result<(), StoreError> {
+        // The state leaves the listings and its version moves, so a writer that read it
+        // before cannot commit to it any more.
+        let state = self.update(
+            key(pk(from), STATE),
+            "SET version = version + :one REMOVE gpk, apk, due_pk",
+            "version = :v",
+            HashMap::from([(":one".into(), n(1)), (":v".into(), n(version))]),
+        )?;
+        let pointer: Item = HashMap::from([
+            ("PK".into(), s(pk(from))),
+            ("SK".into(), s(POINTER)),
+            ("lead".into(), s(to)),
+            ("pending".into(), AttributeValue::Bool(true)),
+            ("at".into(), n(at)),
+        ]);
+        let back = key(pk(to), ref_sk(&Joined::Lead(from.to_string())));
+        self.transact(vec![
+            state,
+            self.put(pointer, "attribute_not_exists(PK)", None)?,
+            self.put_any(back)?,
+        ])
+        .await
+    }
+
+    async fn retire(&self, from: &str) -> Result<Retired, StoreError> {
+        let Some(p) = self.get(key(pk(from), POINTER)).await? else {
+            return Err(failed(format!("{from} was not merged")));
+        };
+        let p = pointer_of(&p)?;
+        if !p.pending {
+            return Ok(Retired::default());
+        }
+        let items = self.partition(&pk(from), None).await?;
+        let mut retired = Retired::default();
+        let mut moved = Vec::new();
+        let mut gone = Vec::new();
+        let mut state = Vec::new();
+        for item in &items {
+            let sk = get_s(item, "SK")?;
+            if sk == POINTER {
+                continue;
+            }
+            let k = key(pk(from), sk);
+            if sk == STATE {
+                state.push(k);
+                continue;
+            }
+            if let Some(rest) = sk.strip_prefix("GRADE#") {
+                // The same key on a retry: moving twice stores it once.
+                let t = super::memory::moved_transition(
+                    from,
+                    StoredTransition {
+                        at: get_n(item, "at")?,
+                        json: json_of(get_s(item, "body")?)?,
+                    },
+                );
+                moved.push(HashMap::from([
+                    ("PK".into(), s(pk(&p.lead))),
+                    (
+                        "SK".into(),
+                        s(format!("GRADE#{:020}#M#{from}#{rest}", t.at)),
+                    ),
+                    ("at".into(), n(t.at)),
+                    ("body".into(), s(t.json.to_string())),
+                ]));
+                retired.transitions += 1;
+            } else if sk.starts_with("EVT#") {
+                retired.events += 1;
+            } else if let Some(j) = joined_of(sk) {
+                // A key that had joined `from` now points at `from`'s lead.
+                let item_key = match &j {
+                    Joined::Visitor(v) => key(vis(v), LINK),
+                    Joined::Lead(b) => key(pk(b), POINTER),
+                };
+                // `lead` is one of DynamoDB's reserved words: named through `#l`.
+                let repoint = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(item_key))
+                    .update_expression("SET #l = :l")
+                    .condition_expression("attribute_exists(PK)")
+                    .expression_attribute_names("#l", "lead")
+                    .expression_attribute_values(":l", s(&p.lead))
+                    .build()
+                    .map_err(failed)?;
+                let repoint = TransactWriteItem::builder().update(repoint).build();
+                let back = self.put_any(key(pk(&p.lead), ref_sk(&j)))?;
+                match self.transact(vec![repoint, back]).await {
+                    Ok(()) | Err(StoreError::Conflict) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            gone.push(k);
+        }
+        self.put_items(moved).await?;
+        gone.extend(state);
+        self.delete_keys(gone).await?;
+        let done = self.update(
+            key(pk(from), POINTER),
+            "SET pending = :f",
+            "attribute_exists(PK)",
+            HashMap::from([(":f".into(), AttributeValue::Bool(false))]),
+        )?;
+        self.transact(vec![done]).await?;
+        Ok(retired)
+    }
+
+    async fn joined(&self, lead: &str) -> Result<Vec<Joined>, StoreError> {
+        let items = self.partition(&pk(lead), Some("REF#")).await?;
+        let mut out: Vec<Joined> = items
+            .iter()
+            .filter_map(|i| get_s(i, "SK").ok().and_then(joined_of))
+            .collect();
+        out.sort();
+        Ok(out)
     }
 }

@@ -14,8 +14,17 @@ struct Lead {
 }
 
 #[derive(Default)]
+struct Inner {
+    leads: HashMap<String, Lead>,
+    /// Keys that joined a lead: linked visitors, merged leads.
+    pointers: HashMap<Joined, Pointer>,
+    /// Anonymous visitors' events.
+    visitors: HashMap<String, Vec<StoredEvent>>,
+}
+
+#[derive(Default)]
 pub struct MemoryStore {
-    leads: Mutex<HashMap<String, Lead>>,
+    inner: Mutex<Inner>,
     /// Erasure records: (SHA-256 of the key, when, what was removed).
     erasures: Mutex<Vec<(String, Micros, Erased)>>,
 }
@@ -33,10 +42,10 @@ impl MemoryStore {
             .clone()
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Lead>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
         // A panic while holding the lock cannot leave a half-applied write (writes check
         // everything before changing anything), so a poisoned map is still consistent.
-        let mut guard = self.leads.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
 }
@@ -66,37 +75,54 @@ pub(crate) fn listed(q: &ListQuery, rows: impl Iterator<Item = (String, Summary)
     rows
 }
 
+/// A transition moved into the lead a merged key joined, marked with where it came from.
+pub(crate) fn moved_transition(from: &str, mut t: StoredTransition) -> StoredTransition {
+    if let Json::Object(o) = &mut t.json {
+        o.insert("merged_from".into(), Json::String(from.to_string()));
+    }
+    t
+}
+
 #[async_trait::async_trait]
 impl Store for MemoryStore {
-    async fn load(
-        &self,
-        lead: &str,
-        ids: &[String],
-    ) -> Result<(Option<Loaded>, Vec<String>), StoreError> {
-        Ok(self.with(|m| match m.get(lead) {
-            None => (None, Vec::new()),
-            Some(l) => (
-                l.state.as_ref().map(|(s, v)| Loaded {
-                    state: s.clone(),
-                    version: *v,
-                }),
-                ids.iter()
-                    .filter(|id| l.events.iter().any(|e| &e.id == *id))
-                    .cloned()
-                    .collect(),
-            ),
+    async fn load(&self, lead: &str, ids: &[String]) -> Result<Found, StoreError> {
+        Ok(self.with(|m| {
+            let merged_into = m.pointers.get(&Joined::Lead(lead.to_string())).cloned();
+            match m.leads.get(lead) {
+                None => Found {
+                    merged_into,
+                    ..Found::default()
+                },
+                Some(l) => Found {
+                    lead: l.state.as_ref().map(|(s, v)| Loaded {
+                        state: s.clone(),
+                        version: *v,
+                    }),
+                    seen: ids
+                        .iter()
+                        .filter(|id| l.events.iter().any(|e| &e.id == *id))
+                        .cloned()
+                        .collect(),
+                    merged_into,
+                },
+            }
         }))
     }
 
     async fn history(&self, lead: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut events = self.with(|m| m.get(lead).map(|l| l.events.clone()).unwrap_or_default());
+        let mut events = self.with(|m| {
+            m.leads
+                .get(lead)
+                .map(|l| l.events.clone())
+                .unwrap_or_default()
+        });
         events.sort_by_key(|e| (e.at, e.seq));
         Ok(events)
     }
 
     async fn commit(&self, w: Write) -> Result<(), StoreError> {
         self.with(|m| {
-            let l = m.entry(w.lead.clone()).or_default();
+            let l = m.leads.entry(w.lead.clone()).or_default();
             let version = l.state.as_ref().map(|s| s.1);
             if version != w.expect
                 || w.events
@@ -114,42 +140,71 @@ impl Store for MemoryStore {
     }
 
     async fn transitions(&self, lead: &str) -> Result<Vec<StoredTransition>, StoreError> {
-        Ok(self.with(|m| {
-            m.get(lead)
+        let mut t = self.with(|m| {
+            m.leads
+                .get(lead)
                 .map(|l| l.transitions.clone())
                 .unwrap_or_default()
-        }))
+        });
+        t.sort_by_key(|t| t.at);
+        Ok(t)
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<Listed>, StoreError> {
         Ok(self.with(|m| {
             listed(
                 q,
-                m.iter()
+                m.leads
+                    .iter()
+                    .filter(|(k, _)| !m.pointers.contains_key(&Joined::Lead(k.to_string())))
                     .filter_map(|(k, l)| l.summary.clone().map(|s| (k.clone(), s))),
             )
         }))
     }
 
     async fn erase(&self, lead: &str, at: Micros) -> Result<Erased, StoreError> {
-        let Some(l) = self.with(|m| m.remove(lead)) else {
-            return Ok(Erased::default());
-        };
-        let erased = Erased {
-            state: l.state.is_some(),
-            events: l.events.len(),
-            transitions: l.transitions.len(),
-        };
-        self.erasures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((erasure_key(lead), at, erased));
+        let erased = self.with(|m| {
+            let l = m.leads.remove(lead).unwrap_or_default();
+            let joined: Vec<Joined> = m
+                .pointers
+                .iter()
+                .filter(|(_, p)| p.lead == lead)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut erased = Erased {
+                state: l.state.is_some(),
+                events: l.events.len(),
+                transitions: l.transitions.len(),
+                links: joined.len(),
+            };
+            for k in &joined {
+                m.pointers.remove(k);
+                match k {
+                    Joined::Visitor(v) => drop(m.visitors.remove(v)),
+                    // What a merge cut short left under the old key.
+                    Joined::Lead(b) => {
+                        if let Some(old) = m.leads.remove(b) {
+                            erased.events += old.events.len();
+                            erased.transitions += old.transitions.len();
+                        }
+                    }
+                }
+            }
+            erased
+        });
+        if erased != Erased::default() {
+            self.erasures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((erasure_key(lead), at, erased));
+        }
         Ok(erased)
     }
 
     async fn due(&self, t: Micros, limit: usize) -> Result<Vec<String>, StoreError> {
         Ok(self.with(|m| {
             let mut due: Vec<(Micros, String)> = m
+                .leads
                 .iter()
                 .filter_map(|(k, l)| {
                     let n = l.summary.as_ref()?.next_change?;
@@ -159,5 +214,138 @@ impl Store for MemoryStore {
             due.sort();
             due.into_iter().take(limit).map(|(_, k)| k).collect()
         }))
+    }
+
+    async fn track(&self, visitor: &str, events: Vec<StoredEvent>) -> Result<Tracked, StoreError> {
+        Ok(self.with(|m| {
+            if let Some(p) = m.pointers.get(&Joined::Visitor(visitor.to_string())) {
+                return Tracked::Linked(p.clone());
+            }
+            let log = m.visitors.entry(visitor.to_string()).or_default();
+            let mut duplicates = Vec::new();
+            for e in events {
+                if log.iter().any(|x| x.id == e.id) {
+                    duplicates.push(e.id);
+                } else {
+                    log.push(e);
+                }
+            }
+            Tracked::Stored { duplicates }
+        }))
+    }
+
+    async fn visitor(
+        &self,
+        visitor: &str,
+    ) -> Result<(Option<Pointer>, Vec<StoredEvent>), StoreError> {
+        Ok(self.with(|m| {
+            let mut events = m.visitors.get(visitor).cloned().unwrap_or_default();
+            events.sort_by_key(|e| (e.at, e.seq));
+            (
+                m.pointers
+                    .get(&Joined::Visitor(visitor.to_string()))
+                    .cloned(),
+                events,
+            )
+        }))
+    }
+
+    async fn link(&self, visitor: &str, lead: &str, _at: Micros) -> Result<Pointer, StoreError> {
+        Ok(self.with(|m| {
+            m.pointers
+                .entry(Joined::Visitor(visitor.to_string()))
+                .or_insert_with(|| Pointer {
+                    lead: lead.to_string(),
+                    pending: true,
+                })
+                .clone()
+        }))
+    }
+
+    async fn settle(&self, visitor: &str) -> Result<(), StoreError> {
+        self.with(|m| {
+            if let Some(p) = m.pointers.get_mut(&Joined::Visitor(visitor.to_string())) {
+                p.pending = false;
+                m.visitors.remove(visitor);
+            }
+        });
+        Ok(())
+    }
+
+    async fn redirect(
+        &self,
+        from: &str,
+        to: &str,
+        version: u64,
+        _at: Micros,
+    ) -> Result<(), StoreError> {
+        self.with(|m| {
+            let key = Joined::Lead(from.to_string());
+            let Some(l) = m.leads.get_mut(from) else {
+                return Err(StoreError::Conflict);
+            };
+            match &mut l.state {
+                Some((_, v)) if *v == version && !m.pointers.contains_key(&key) => {
+                    *v += 1;
+                    // Time no longer changes it: out of the sweep.
+                    if let Some(s) = &mut l.summary {
+                        s.next_change = None;
+                    }
+                    m.pointers.insert(
+                        key,
+                        Pointer {
+                            lead: to.to_string(),
+                            pending: true,
+                        },
+                    );
+                    Ok(())
+                }
+                _ => Err(StoreError::Conflict),
+            }
+        })
+    }
+
+    async fn retire(&self, from: &str) -> Result<Retired, StoreError> {
+        self.with(|m| {
+            let key = Joined::Lead(from.to_string());
+            let Some(p) = m.pointers.get(&key).cloned() else {
+                return Err(StoreError::Failed(format!("{from} was not merged")));
+            };
+            if !p.pending {
+                return Ok(Retired::default());
+            }
+            let old = m.leads.remove(from).unwrap_or_default();
+            let retired = Retired {
+                events: old.events.len(),
+                transitions: old.transitions.len(),
+            };
+            let target = m.leads.entry(p.lead.clone()).or_default();
+            target.transitions.extend(
+                old.transitions
+                    .into_iter()
+                    .map(|t| moved_transition(from, t)),
+            );
+            for q in m.pointers.values_mut() {
+                if q.lead == from {
+                    q.lead = p.lead.clone();
+                }
+            }
+            if let Some(q) = m.pointers.get_mut(&key) {
+                q.pending = false;
+            }
+            Ok(retired)
+        })
+    }
+
+    async fn joined(&self, lead: &str) -> Result<Vec<Joined>, StoreError> {
+        let mut out: Vec<Joined> = self.with(|m| {
+            m.pointers
+                .iter()
+                .filter(|(_, p)| p.lead == lead)
+                .map(|(k, _)| k.clone())
+                .collect()
+        });
+        out.sort();
+        Ok(out)
     }
 }

@@ -54,6 +54,54 @@ pub struct Erased {
     pub state: bool,
     pub events: usize,
     pub transitions: usize,
+    /// Keys that had joined the lead: visitors linked to it (with any anonymous events
+    /// still under them) and leads merged into it.
+    pub links: usize,
+}
+
+/// Where a key's events went when it joined a lead: a visitor that became the lead, or a
+/// lead merged into it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pointer {
+    /// The lead the key joined.
+    pub lead: String,
+    /// The join is under way: some of the key's events may not be in `lead` yet. Whoever
+    /// finds a pending pointer finishes the join (every step is idempotent).
+    pub pending: bool,
+}
+
+/// A key that joined a lead.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Joined {
+    /// An anonymous visitor id (the tracking beacon's) linked to the lead.
+    Visitor(String),
+    /// A lead key merged into the lead.
+    Lead(String),
+}
+
+/// What [`Store::load`] read: the lead, which of the asked ids its log holds, and where
+/// the key points if it was merged into another lead.
+#[derive(Clone, Debug, Default)]
+pub struct Found {
+    pub lead: Option<Loaded>,
+    pub seen: Vec<String>,
+    pub merged_into: Option<Pointer>,
+}
+
+/// What [`Store::track`] did with an anonymous visitor's events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tracked {
+    /// Stored under the visitor; these ids were stored already and were not stored again.
+    Stored { duplicates: Vec<String> },
+    /// The visitor is linked to a lead: nothing was stored, the events belong to the lead.
+    Linked(Pointer),
+}
+
+/// What [`Store::retire`] moved into the lead a merged key points to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retired {
+    pub events: usize,
+    pub transitions: usize,
 }
 
 /// The erasure record's key: the SHA-256 of the lead key (hex), so the record proves an
@@ -64,6 +112,21 @@ pub fn erasure_key(lead: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The lead a key stands for: itself, or the lead it was merged into (pointers followed,
+/// pending or not; at most 8).
+pub async fn final_key(store: &dyn Store, key: &str) -> Result<String, StoreError> {
+    let mut key = key.to_string();
+    for _ in 0..8 {
+        match store.load(&key, &[]).await?.merged_into {
+            Some(p) => key = p.lead,
+            None => return Ok(key),
+        }
+    }
+    Err(StoreError::Failed(format!(
+        "{key}: more than 8 merged keys in a row"
+    )))
 }
 
 /// A stored lead and the version that guards its next write.
@@ -118,12 +181,9 @@ pub enum StoreError {
 
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// The lead's state (if stored) and which of `ids` its log already holds.
-    async fn load(
-        &self,
-        lead: &str,
-        ids: &[String],
-    ) -> Result<(Option<Loaded>, Vec<String>), StoreError>;
+    /// The lead's state (if stored), which of `ids` its log already holds, and its
+    /// pointer if the key was merged into another lead: one read.
+    async fn load(&self, lead: &str, ids: &[String]) -> Result<Found, StoreError>;
 
     /// The lead's whole event log, ordered by `at` then arrival.
     async fn history(&self, lead: &str) -> Result<Vec<StoredEvent>, StoreError>;
@@ -132,7 +192,7 @@ pub trait Store: Send + Sync + 'static {
     /// if the version moved or any new event is already stored. Returns once durable.
     async fn commit(&self, write: Write) -> Result<(), StoreError>;
 
-    /// The lead's transitions, oldest first.
+    /// The lead's transitions by `at`, ties in the order they were recorded.
     async fn transitions(&self, lead: &str) -> Result<Vec<StoredTransition>, StoreError>;
 
     /// Leads by score, highest first.
@@ -141,10 +201,51 @@ pub trait Store: Send + Sync + 'static {
     /// Leads whose scores change by time alone at or before `t` (the sweep's work).
     async fn due(&self, t: Micros, limit: usize) -> Result<Vec<String>, StoreError>;
 
-    /// Erases everything stored about the lead — state, events, transitions — and records
-    /// the erasure without personal data (the SHA-256 of the key, when, how much). Erasing
-    /// a lead that is not stored removes nothing and records nothing: idempotent.
+    /// Erases everything stored about the lead — state, events, transitions, and the keys
+    /// that joined it (visitor links with their anonymous events, pointers of leads merged
+    /// into it) — and records the erasure without personal data (the SHA-256 of the key,
+    /// when, how much). Erasing a lead that is not stored removes nothing and records
+    /// nothing: idempotent.
     async fn erase(&self, lead: &str, at: Micros) -> Result<Erased, StoreError>;
+
+    /// Stores an anonymous visitor's events under the visitor, unless the visitor is
+    /// linked to a lead (then nothing is stored and the link is returned). Atomic with
+    /// [`Store::link`]: an event is never stored under a visitor once it is linked.
+    async fn track(&self, visitor: &str, events: Vec<StoredEvent>) -> Result<Tracked, StoreError>;
+
+    /// The visitor's link (if linked) and the anonymous events stored under it, ordered by
+    /// `at` then arrival.
+    async fn visitor(
+        &self,
+        visitor: &str,
+    ) -> Result<(Option<Pointer>, Vec<StoredEvent>), StoreError>;
+
+    /// Links the visitor to `lead` (pending, until [`Store::settle`]) unless it is linked
+    /// already; returns the link in force, which may name another lead.
+    async fn link(&self, visitor: &str, lead: &str, at: Micros) -> Result<Pointer, StoreError>;
+
+    /// Ends a visitor's join once its events are in the lead: removes its anonymous events
+    /// and marks the link settled. Idempotent.
+    async fn settle(&self, visitor: &str) -> Result<(), StoreError>;
+
+    /// Starts merging lead `from` into lead `to`: `from` becomes a pending pointer to `to`
+    /// and its version moves, so that no writer that read it before can commit to it.
+    /// `Conflict` if its version is not `version` or it points somewhere already.
+    async fn redirect(
+        &self,
+        from: &str,
+        to: &str,
+        version: u64,
+        at: Micros,
+    ) -> Result<(), StoreError>;
+
+    /// Ends a merge once `from`'s events are in its pointer's lead: moves `from`'s
+    /// transitions there (each marked `merged_from`), re-points the keys that had joined
+    /// `from`, removes `from`'s state and events and marks the pointer settled. Idempotent.
+    async fn retire(&self, from: &str) -> Result<Retired, StoreError>;
+
+    /// The keys that joined the lead (linked visitors, merged leads), sorted.
+    async fn joined(&self, lead: &str) -> Result<Vec<Joined>, StoreError>;
 
     /// The most new events one [`Store::commit`] may carry; the service commits a lead's
     /// larger batch in ordered chunks of this size, each a full read, apply and commit.

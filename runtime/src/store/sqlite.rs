@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// The most commits that share one transaction.
 const MAX_GROUP: usize = 2048;
 
@@ -53,7 +53,28 @@ CREATE TABLE IF NOT EXISTS erasures (
     events      INTEGER NOT NULL,
     transitions INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pointers (
+    kind    TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    lead    TEXT NOT NULL,
+    pending INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pointers_by_lead ON pointers (lead);
+CREATE TABLE IF NOT EXISTS visitor_events (
+    visitor TEXT NOT NULL,
+    id      TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    body    TEXT NOT NULL,
+    PRIMARY KEY (visitor, id)
+) WITHOUT ROWID;
 ";
+
+/// `pointers.kind` of a visitor linked to a lead, and of a lead merged into another.
+const VISITOR: &str = "visitor";
+const LEAD: &str = "lead";
 
 /// A write with its JSON already encoded (by the caller's task, not the writer thread).
 struct Encoded {
@@ -67,7 +88,7 @@ struct Encoded {
     updated_at: i64,
     program: String,
     ruleset: String,
-    events: Vec<(String, i64, i64, String)>,
+    events: Vec<EventRow>,
     transitions: Vec<(i64, String)>,
 }
 
@@ -82,11 +103,7 @@ impl Encoded {
             updated_at: w.summary.updated_at,
             program: w.summary.program,
             ruleset: w.summary.ruleset,
-            events: w
-                .events
-                .into_iter()
-                .map(|e| (e.id, e.at, e.seq as i64, e.json.to_string()))
-                .collect(),
+            events: event_rows(w.events),
             transitions: w
                 .transitions
                 .into_iter()
@@ -98,9 +115,27 @@ impl Encoded {
     }
 }
 
+/// An event as its columns: id, at, seq, body.
+type EventRow = (String, i64, i64, String);
+
+/// What the writer thread does for one caller.
+enum Op {
+    Commit(Encoded),
+    /// An anonymous visitor's events, stored unless the visitor is linked.
+    Track {
+        visitor: String,
+        events: Vec<EventRow>,
+    },
+}
+
+enum Done {
+    Committed,
+    Tracked(Tracked),
+}
+
 struct Job {
-    write: Encoded,
-    reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    op: Op,
+    reply: tokio::sync::oneshot::Sender<Result<Done, StoreError>>,
 }
 
 pub struct SqliteStore {
@@ -165,7 +200,9 @@ impl SqliteStore {
                  COMMIT;",
             )
             .map_err(sql_error)?;
-        } else if tables > 0 && version != SCHEMA_VERSION {
+        }
+        // Version 3 adds tables only (pointers, visitor_events): SCHEMA creates them.
+        if tables > 0 && !(1..=SCHEMA_VERSION).contains(&version) {
             return Err(failed(format!(
                 "{} has schema version {version}; this leadscore reads version {SCHEMA_VERSION}",
                 path.display()
@@ -213,6 +250,39 @@ impl SqliteStore {
             drop(stop);
             let _ = h.join();
         }
+    }
+
+    /// Queues an operation for the writer thread and waits until it is durable.
+    async fn send(&self, op: Op) -> Result<Done, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        {
+            let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(jobs) = jobs.as_ref() else {
+                return Err(StoreError::Unavailable("the store is shutting down".into()));
+            };
+            jobs.send(Job { op, reply })
+                .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Failed("the writer stopped before answering".into()))?
+    }
+
+    /// Runs `f` in one immediate transaction on a connection of its own, for the rare
+    /// writes that are not group-committed (erasure, links, merges); SQLite serialises it
+    /// with the writer thread's commits. Committed only if `f` succeeds.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.read(move |c| {
+            let tx = rusqlite::Transaction::new_unchecked(c, TransactionBehavior::Immediate)
+                .map_err(sql_error)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(sql_error)?;
+            Ok(out)
+        })
+        .await
     }
 
     /// Runs `f` on a read connection on the blocking pool.
@@ -276,7 +346,7 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
     }
 }
 
-fn commit_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<(), StoreError>> {
+fn commit_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<Done, StoreError>> {
     let all = |e: StoreError| jobs.iter().map(|_| Err(e.clone())).collect::<Vec<_>>();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(t) => t,
@@ -287,7 +357,12 @@ fn commit_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<(), StoreErro
     // group for the same lead see each other: the second finds the version moved.
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let r = check(&tx, &job.write).and_then(|()| apply(&tx, &job.write));
+        let r = match &job.op {
+            Op::Commit(w) => check(&tx, w)
+                .and_then(|()| apply(&tx, w))
+                .map(|()| Done::Committed),
+            Op::Track { visitor, events } => track(&tx, visitor, events).map(Done::Tracked),
+        };
         if let Err(StoreError::Failed(_) | StoreError::Unavailable(_)) = &r {
             // A write failed part way: nothing of this group may commit.
             let e = r.err().unwrap_or(StoreError::Conflict);
@@ -300,6 +375,80 @@ fn commit_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<(), StoreErro
         return all(sql_error(e));
     }
     results
+}
+
+/// The pointer of a key that joined a lead.
+fn pointer(c: &Connection, kind: &str, key: &str) -> Result<Option<Pointer>, StoreError> {
+    c.prepare_cached("SELECT lead, pending FROM pointers WHERE kind = ?1 AND key = ?2")
+        .map_err(sql_error)?
+        .query_row([kind, key], |r| {
+            Ok(Pointer {
+                lead: r.get(0)?,
+                pending: r.get::<_, i64>(1)? != 0,
+            })
+        })
+        .optional()
+        .map_err(sql_error)
+}
+
+/// Stores an anonymous visitor's events unless it is linked (in the writer's transaction,
+/// which serialises it with [`Store::link`]).
+fn track(tx: &Connection, visitor: &str, events: &[EventRow]) -> Result<Tracked, StoreError> {
+    if let Some(p) = pointer(tx, VISITOR, visitor)? {
+        return Ok(Tracked::Linked(p));
+    }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO visitor_events (visitor, id, at, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING",
+        )
+        .map_err(sql_error)?;
+    let mut duplicates = Vec::new();
+    for (id, at, seq, body) in events {
+        if insert
+            .execute(params![visitor, id, at, seq, body])
+            .map_err(sql_error)?
+            == 0
+        {
+            duplicates.push(id.clone());
+        }
+    }
+    Ok(Tracked::Stored { duplicates })
+}
+
+fn event_rows(events: Vec<StoredEvent>) -> Vec<EventRow> {
+    events
+        .into_iter()
+        .map(|e| (e.id, e.at, e.seq as i64, e.json.to_string()))
+        .collect()
+}
+
+/// Events as stored, from `SELECT id, at, seq, body`.
+fn read_events(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    key: &str,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = stmt
+        .query_map([key], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get(1)?,
+                r.get::<_, i64>(2)?,
+                r.get(3)?,
+            ))
+        })
+        .map_err(sql_error)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, at, seq, body) = row.map_err(sql_error)?;
+        out.push(StoredEvent {
+            id,
+            at,
+            seq: seq as u64,
+            json: json_column(body)?,
+        });
+    }
+    Ok(out)
 }
 
 /// Whether a write may go ahead: the version it read is current and none of its events
@@ -420,11 +569,7 @@ fn make_summary(
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn load(
-        &self,
-        lead: &str,
-        ids: &[String],
-    ) -> Result<(Option<Loaded>, Vec<String>), StoreError> {
+    async fn load(&self, lead: &str, ids: &[String]) -> Result<Found, StoreError> {
         let lead = lead.to_string();
         let ids = ids.to_vec();
         self.read(move |c| {
@@ -454,7 +599,11 @@ impl Store for SqliteStore {
                     }
                 }
             }
-            Ok((loaded, seen))
+            Ok(Found {
+                lead: loaded,
+                seen,
+                merged_into: pointer(c, LEAD, &lead)?,
+            })
         })
         .await
     }
@@ -467,52 +616,21 @@ impl Store for SqliteStore {
                     "SELECT id, at, seq, body FROM events WHERE lead = ?1 ORDER BY at, seq",
                 )
                 .map_err(sql_error)?;
-            let rows = q
-                .query_map([&lead], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get(3)?,
-                    ))
-                })
-                .map_err(sql_error)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, at, seq, body) = row.map_err(sql_error)?;
-                out.push(StoredEvent {
-                    id,
-                    at,
-                    seq: seq as u64,
-                    json: json_column(body)?,
-                });
-            }
-            Ok(out)
+            read_events(&mut q, &lead)
         })
         .await
     }
 
     async fn commit(&self, write: Write) -> Result<(), StoreError> {
         let write = Encoded::new(write)?;
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        {
-            let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(jobs) = jobs.as_ref() else {
-                return Err(StoreError::Unavailable("the store is shutting down".into()));
-            };
-            jobs.send(Job { write, reply })
-                .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        }
-        answer
-            .await
-            .map_err(|_| StoreError::Failed("the writer stopped before answering".into()))?
+        self.send(Op::Commit(write)).await.map(|_| ())
     }
 
     async fn transitions(&self, lead: &str) -> Result<Vec<StoredTransition>, StoreError> {
         let lead = lead.to_string();
         self.read(move |c| {
             let mut q = c
-                .prepare_cached("SELECT at, body FROM transitions WHERE lead = ?1 ORDER BY n")
+                .prepare_cached("SELECT at, body FROM transitions WHERE lead = ?1 ORDER BY at, n")
                 .map_err(sql_error)?;
             let rows = q
                 .query_map([&lead], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -541,6 +659,7 @@ impl Store for SqliteStore {
             let sql = format!(
                 "SELECT key, grade, score, scores, next_change, updated_at, program, ruleset FROM leads
                  WHERE {} (?2 = 0 OR score < ?3 OR (score = ?3 AND key > ?4))
+                   AND NOT EXISTS (SELECT 1 FROM pointers p WHERE p.kind = 'lead' AND p.key = leads.key)
                  ORDER BY score DESC, key LIMIT ?5",
                 if q.grade.is_some() {
                     "grade = ?1 AND"
@@ -570,26 +689,48 @@ impl Store for SqliteStore {
 
     async fn erase(&self, lead: &str, at: Micros) -> Result<Erased, StoreError> {
         let lead = lead.to_string();
-        // One transaction on a connection of its own (SQLite serialises it with the
-        // writer thread's commits); deleted content is overwritten, not left in free pages.
-        self.read(move |c| {
-            c.pragma_update(None, "secure_delete", "ON")
+        // Deleted content is overwritten, not left in free pages.
+        self.write(move |tx| {
+            tx.pragma_update(None, "secure_delete", "ON")
                 .map_err(sql_error)?;
-            let tx = c.unchecked_transaction().map_err(sql_error)?;
+            // The lead, and what a merge into it that was cut short left under the old key.
+            let keys = "(SELECT ?1 UNION SELECT key FROM pointers WHERE kind = ?2 AND lead = ?1)";
             let events = tx
-                .execute("DELETE FROM events WHERE lead = ?1", [&lead])
+                .execute(
+                    &format!("DELETE FROM events WHERE lead IN {keys}"),
+                    [&lead, LEAD],
+                )
                 .map_err(sql_error)?;
             let transitions = tx
-                .execute("DELETE FROM transitions WHERE lead = ?1", [&lead])
+                .execute(
+                    &format!("DELETE FROM transitions WHERE lead IN {keys}"),
+                    [&lead, LEAD],
+                )
                 .map_err(sql_error)?;
+            tx.execute(
+                "DELETE FROM leads WHERE key IN
+                     (SELECT key FROM pointers WHERE kind = ?1 AND lead = ?2)",
+                [LEAD, &lead],
+            )
+            .map_err(sql_error)?;
             let state = tx
                 .execute("DELETE FROM leads WHERE key = ?1", [&lead])
                 .map_err(sql_error)?
                 > 0;
+            tx.execute(
+                "DELETE FROM visitor_events WHERE visitor IN
+                     (SELECT key FROM pointers WHERE kind = ?1 AND lead = ?2)",
+                [VISITOR, &lead],
+            )
+            .map_err(sql_error)?;
+            let links = tx
+                .execute("DELETE FROM pointers WHERE lead = ?1", [&lead])
+                .map_err(sql_error)?;
             let erased = Erased {
                 state,
                 events,
                 transitions,
+                links,
             };
             if erased != Erased::default() {
                 tx.execute(
@@ -599,7 +740,6 @@ impl Store for SqliteStore {
                 )
                 .map_err(sql_error)?;
             }
-            tx.commit().map_err(sql_error)?;
             Ok(erased)
         })
         .await
@@ -617,6 +757,177 @@ impl Store for SqliteStore {
                 .query_map(params![t, limit as i64], |r| r.get(0))
                 .map_err(sql_error)?;
             rows.collect::<Result<Vec<String>, _>>().map_err(sql_error)
+        })
+        .await
+    }
+
+    async fn track(&self, visitor: &str, events: Vec<StoredEvent>) -> Result<Tracked, StoreError> {
+        let op = Op::Track {
+            visitor: visitor.to_string(),
+            events: event_rows(events),
+        };
+        match self.send(op).await? {
+            Done::Tracked(t) => Ok(t),
+            Done::Committed => Err(failed("the writer answered a track with a commit")),
+        }
+    }
+
+    async fn visitor(
+        &self,
+        visitor: &str,
+    ) -> Result<(Option<Pointer>, Vec<StoredEvent>), StoreError> {
+        let visitor = visitor.to_string();
+        self.read(move |c| {
+            let link = pointer(c, VISITOR, &visitor)?;
+            let mut q = c
+                .prepare_cached(
+                    "SELECT id, at, seq, body FROM visitor_events WHERE visitor = ?1
+                     ORDER BY at, seq, id",
+                )
+                .map_err(sql_error)?;
+            Ok((link, read_events(&mut q, &visitor)?))
+        })
+        .await
+    }
+
+    async fn link(&self, visitor: &str, lead: &str, at: Micros) -> Result<Pointer, StoreError> {
+        let (visitor, lead) = (visitor.to_string(), lead.to_string());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO pointers (kind, key, lead, pending, at) VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![VISITOR, visitor, lead, at],
+            )
+            .map_err(sql_error)?;
+            pointer(tx, VISITOR, &visitor)?.ok_or_else(|| failed("the link was not stored"))
+        })
+        .await
+    }
+
+    async fn settle(&self, visitor: &str) -> Result<(), StoreError> {
+        let visitor = visitor.to_string();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM visitor_events WHERE visitor = ?1", [&visitor])
+                .map_err(sql_error)?;
+            tx.execute(
+                "UPDATE pointers SET pending = 0 WHERE kind = ?1 AND key = ?2",
+                [VISITOR, &visitor],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn redirect(
+        &self,
+        from: &str,
+        to: &str,
+        version: u64,
+        at: Micros,
+    ) -> Result<(), StoreError> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.write(move |tx| {
+            if pointer(tx, LEAD, &from)?.is_some() {
+                return Err(StoreError::Conflict);
+            }
+            let moved = tx
+                .execute(
+                    "UPDATE leads SET version = version + 1, next_change = NULL
+                     WHERE key = ?1 AND version = ?2",
+                    params![from, version as i64],
+                )
+                .map_err(sql_error)?;
+            if moved == 0 {
+                return Err(StoreError::Conflict);
+            }
+            tx.execute(
+                "INSERT INTO pointers (kind, key, lead, pending, at) VALUES (?1, ?2, ?3, 1, ?4)",
+                params![LEAD, from, to, at],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn retire(&self, from: &str) -> Result<Retired, StoreError> {
+        let from = from.to_string();
+        self.write(move |tx| {
+            let Some(p) = pointer(tx, LEAD, &from)? else {
+                return Err(failed(format!("{from} was not merged")));
+            };
+            if !p.pending {
+                return Ok(Retired::default());
+            }
+            let moved: Vec<(i64, String)> = {
+                let mut q = tx
+                    .prepare("SELECT at, body FROM transitions WHERE lead = ?1 ORDER BY n")
+                    .map_err(sql_error)?;
+                let rows = q
+                    .query_map([&from], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sql_error)?;
+                rows.collect::<Result<_, _>>().map_err(sql_error)?
+            };
+            for (at, body) in &moved {
+                let t = super::memory::moved_transition(
+                    &from,
+                    StoredTransition {
+                        at: *at,
+                        json: json_column(body.clone())?,
+                    },
+                );
+                tx.execute(
+                    "INSERT INTO transitions (lead, at, body) VALUES (?1, ?2, ?3)",
+                    params![p.lead, t.at, t.json.to_string()],
+                )
+                .map_err(sql_error)?;
+            }
+            tx.execute("DELETE FROM transitions WHERE lead = ?1", [&from])
+                .map_err(sql_error)?;
+            let events = tx
+                .execute("DELETE FROM events WHERE lead = ?1", [&from])
+                .map_err(sql_error)?;
+            tx.execute("DELETE FROM leads WHERE key = ?1", [&from])
+                .map_err(sql_error)?;
+            tx.execute(
+                "UPDATE pointers SET lead = ?1 WHERE lead = ?2",
+                [&p.lead, &from],
+            )
+            .map_err(sql_error)?;
+            tx.execute(
+                "UPDATE pointers SET pending = 0 WHERE kind = ?1 AND key = ?2",
+                [LEAD, &from],
+            )
+            .map_err(sql_error)?;
+            Ok(Retired {
+                events,
+                transitions: moved.len(),
+            })
+        })
+        .await
+    }
+
+    async fn joined(&self, lead: &str) -> Result<Vec<Joined>, StoreError> {
+        let lead = lead.to_string();
+        self.read(move |c| {
+            let mut q = c
+                .prepare_cached("SELECT kind, key FROM pointers WHERE lead = ?1")
+                .map_err(sql_error)?;
+            let rows = q
+                .query_map([&lead], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))
+                .map_err(sql_error)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (kind, key) = row.map_err(sql_error)?;
+                out.push(if kind == VISITOR {
+                    Joined::Visitor(key)
+                } else {
+                    Joined::Lead(key)
+                });
+            }
+            out.sort();
+            Ok(out)
         })
         .await
     }

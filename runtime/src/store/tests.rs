@@ -53,7 +53,9 @@ fn write(
 
 /// `rounds`: events each of the 32 concurrent writers adds to one lead.
 async fn contract(s: Arc<dyn Store>, rounds: usize) {
-    let (none, seen) = s.load("a", &["x".into()]).await.unwrap();
+    let Found {
+        lead: none, seen, ..
+    } = s.load("a", &["x".into()]).await.unwrap();
     assert!(none.is_none() && seen.is_empty());
 
     s.commit(write("a", None, 10, "B", &[("e2", 20), ("e1", 10)]))
@@ -74,7 +76,9 @@ async fn contract(s: Arc<dyn Store>, rounds: usize) {
             .await,
         Err(StoreError::Conflict)
     ));
-    let (loaded, seen) = s
+    let Found {
+        lead: loaded, seen, ..
+    } = s
         .load("a", &["e1".into(), "e3".into(), "e9".into()])
         .await
         .unwrap();
@@ -101,7 +105,7 @@ async fn contract(s: Arc<dyn Store>, rounds: usize) {
         .map(|e| e.id)
         .collect();
     assert_eq!(ids, ["e1", "e3", "e2"]);
-    assert_eq!(s.load("a", &[]).await.unwrap().0.unwrap().version, 2);
+    assert_eq!(s.load("a", &[]).await.unwrap().lead.unwrap().version, 2);
     assert_eq!(s.transitions("a").await.unwrap().len(), 2);
 
     // Many leads at once (one group commit for the SQLite store), one of them stale.
@@ -124,7 +128,7 @@ async fn contract(s: Arc<dyn Store>, rounds: usize) {
         let r = t.await.unwrap();
         assert_eq!(r.is_ok(), i != 100, "lead {i}: {r:?}");
     }
-    assert!(s.load("l100", &[]).await.unwrap().0.is_none());
+    assert!(s.load("l100", &[]).await.unwrap().lead.is_none());
 
     // Listing: by score descending, grade filter, cursor.
     let q = |grade: Option<&str>, limit, after: Option<(i64, &str)>| ListQuery {
@@ -169,7 +173,9 @@ async fn contract(s: Arc<dyn Store>, rounds: usize) {
             for i in 0..rounds {
                 let id = format!("w{t}-{i}");
                 for attempt in 0.. {
-                    let (loaded, seen) = s.load("hot", std::slice::from_ref(&id)).await.unwrap();
+                    let Found {
+                        lead: loaded, seen, ..
+                    } = s.load("hot", std::slice::from_ref(&id)).await.unwrap();
                     assert!(seen.is_empty(), "{id} stored before it was written");
                     let expect = loaded.map(|l| l.version);
                     match s.commit(write("hot", expect, 0, "A", &[(&id, t)])).await {
@@ -190,7 +196,7 @@ async fn contract(s: Arc<dyn Store>, rounds: usize) {
     let n = 32 * rounds;
     assert_eq!(s.history("hot").await.unwrap().len(), n);
     assert_eq!(
-        s.load("hot", &[]).await.unwrap().0.unwrap().version as usize,
+        s.load("hot", &[]).await.unwrap().lead.unwrap().version as usize,
         n
     );
     assert_eq!(s.transitions("hot").await.unwrap().len(), n);
@@ -202,10 +208,13 @@ async fn contract(s: Arc<dyn Store>, rounds: usize) {
         Erased {
             state: true,
             events: n,
-            transitions: n
+            transitions: n,
+            links: 0,
         }
     );
-    let (gone, seen) = s.load("hot", &["w0-0".into()]).await.unwrap();
+    let Found {
+        lead: gone, seen, ..
+    } = s.load("hot", &["w0-0".into()]).await.unwrap();
     assert!(gone.is_none() && seen.is_empty());
     assert!(s.history("hot").await.unwrap().is_empty());
     assert!(s.transitions("hot").await.unwrap().is_empty());
@@ -219,9 +228,194 @@ async fn contract(s: Arc<dyn Store>, rounds: usize) {
     assert_eq!(s.history("hot").await.unwrap().len(), 1);
 }
 
+fn event(id: &str, at: Micros, seq: u64) -> StoredEvent {
+    StoredEvent {
+        id: id.into(),
+        at,
+        seq,
+        json: json!({"id": id}),
+    }
+}
+
+fn ids(events: &[StoredEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.id.as_str()).collect()
+}
+
+fn pending(lead: &str) -> Pointer {
+    Pointer {
+        lead: lead.into(),
+        pending: true,
+    }
+}
+
+fn settled(lead: &str) -> Pointer {
+    Pointer {
+        lead: lead.into(),
+        pending: false,
+    }
+}
+
+/// Visitors and merges: keys that join a lead, on every store.
+async fn joins(s: Arc<dyn Store>) {
+    // An anonymous visitor's events are stored once each, in time order.
+    let t = s
+        .track("v1", vec![event("p2", 20, 0), event("p1", 10, 1)])
+        .await
+        .unwrap();
+    assert_eq!(t, Tracked::Stored { duplicates: vec![] });
+    let t = s
+        .track("v1", vec![event("p2", 20, 0), event("p3", 30, 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        t,
+        Tracked::Stored {
+            duplicates: vec!["p2".into()]
+        }
+    );
+    let (link, events) = s.visitor("v1").await.unwrap();
+    assert_eq!((link, ids(&events)), (None, vec!["p1", "p2", "p3"]));
+
+    // The first link wins; once linked, nothing more is stored under the visitor.
+    assert_eq!(s.link("v1", "ann", 40).await.unwrap(), pending("ann"));
+    assert_eq!(s.link("v1", "bob", 41).await.unwrap(), pending("ann"));
+    assert_eq!(
+        s.track("v1", vec![event("p4", 50, 0)]).await.unwrap(),
+        Tracked::Linked(pending("ann"))
+    );
+    assert_eq!(s.visitor("v1").await.unwrap().1.len(), 3);
+    s.settle("v1").await.unwrap();
+    s.settle("v1").await.unwrap();
+    assert_eq!(
+        s.visitor("v1").await.unwrap(),
+        (Some(settled("ann")), vec![])
+    );
+    assert_eq!(
+        s.track("v1", vec![event("p5", 60, 0)]).await.unwrap(),
+        Tracked::Linked(settled("ann"))
+    );
+    assert_eq!(
+        s.joined("ann").await.unwrap(),
+        [Joined::Visitor("v1".into())]
+    );
+
+    // A merge: the old key's version moves (a writer that read it cannot commit), it
+    // points to the lead, and only once.
+    s.commit(write("m-a", None, 10, "B", &[("a1", 10)]))
+        .await
+        .unwrap();
+    s.commit(write("m-b", None, 20, "B", &[("b1", 5), ("b2", 15)]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.redirect("m-b", "m-a", 7, 100).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        s.redirect("m-nobody", "m-a", 1, 100).await,
+        Err(StoreError::Conflict)
+    ));
+    s.redirect("m-b", "m-a", 1, 100).await.unwrap();
+    assert!(matches!(
+        s.redirect("m-b", "m-a", 2, 100).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        s.commit(write("m-b", Some(1), 1, "C", &[("b3", 20)])).await,
+        Err(StoreError::Conflict)
+    ));
+    let found = s.load("m-b", &[]).await.unwrap();
+    assert_eq!(found.merged_into, Some(pending("m-a")));
+    assert!(s
+        .list(&ListQuery {
+            grade: None,
+            limit: 1000,
+            after: None
+        })
+        .await
+        .unwrap()
+        .iter()
+        .all(|l| l.lead != "m-b"));
+
+    // A visitor linked to the old key follows it to the lead when it retires.
+    assert_eq!(s.link("v2", "m-c", 1).await.unwrap(), pending("m-c"));
+    s.commit(write("m-c", None, 1, "C", &[("c1", 1)]))
+        .await
+        .unwrap();
+    s.redirect("m-c", "m-a", 1, 101).await.unwrap();
+
+    // Retiring moves the transitions (marked) and removes the rest; again: nothing.
+    let r = s.retire("m-b").await.unwrap();
+    assert_eq!(
+        r,
+        Retired {
+            events: 2,
+            transitions: 1
+        }
+    );
+    assert_eq!(s.retire("m-b").await.unwrap(), Retired::default());
+    s.retire("m-c").await.unwrap();
+    let found = s.load("m-b", &["b1".into()]).await.unwrap();
+    assert!(found.lead.is_none() && found.seen.is_empty());
+    assert_eq!(found.merged_into, Some(settled("m-a")));
+    assert!(s.history("m-b").await.unwrap().is_empty());
+    assert!(s.transitions("m-b").await.unwrap().is_empty());
+    let moved: Vec<Json> = s
+        .transitions("m-a")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.json)
+        .collect();
+    assert_eq!(moved.len(), 3, "{moved:?}");
+    assert_eq!(
+        moved
+            .iter()
+            .filter(|t| t["merged_from"] == json!("m-b"))
+            .count(),
+        1
+    );
+    assert_eq!(s.visitor("v2").await.unwrap().0, Some(pending("m-a")));
+    assert_eq!(
+        s.joined("m-a").await.unwrap(),
+        [
+            Joined::Visitor("v2".into()),
+            Joined::Lead("m-b".into()),
+            Joined::Lead("m-c".into())
+        ]
+    );
+
+    // Erasure takes the keys that joined the lead with it.
+    let e = s.erase("m-a", 200).await.unwrap();
+    assert_eq!((e.state, e.events, e.links), (true, 1, 3));
+    assert_eq!(s.visitor("v2").await.unwrap(), (None, vec![]));
+    assert_eq!(s.load("m-b", &[]).await.unwrap().merged_into, None);
+    assert!(s.joined("m-a").await.unwrap().is_empty());
+    // A lead that is only a visitor's link is erased too (and its anonymous events).
+    s.track("v3", vec![event("q1", 1, 0)]).await.unwrap();
+    s.link("v3", "carl", 2).await.unwrap();
+    let e = s.erase("carl", 3).await.unwrap();
+    assert_eq!((e.state, e.links), (false, 1));
+    assert_eq!(s.visitor("v3").await.unwrap(), (None, vec![]));
+    // A merge cut short (redirected, not retired) is erased with its lead.
+    s.commit(write("m-d", None, 1, "C", &[("d1", 1)]))
+        .await
+        .unwrap();
+    s.commit(write("m-e", None, 1, "C", &[("e1", 1)]))
+        .await
+        .unwrap();
+    s.redirect("m-e", "m-d", 1, 5).await.unwrap();
+    let e = s.erase("m-d", 6).await.unwrap();
+    assert_eq!((e.events, e.links), (2, 1));
+    assert!(s.history("m-e").await.unwrap().is_empty());
+    assert!(s.load("m-e", &[]).await.unwrap().lead.is_none());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_store_keeps_the_contract() {
-    contract(Arc::new(MemoryStore::new()), 5).await;
+    let s = Arc::new(MemoryStore::new());
+    contract(s.clone(), 5).await;
+    joins(s).await;
 }
 
 #[cfg(feature = "sqlite")]
@@ -235,10 +429,11 @@ async fn sqlite_store_keeps_the_contract_and_its_data() {
     let _ = std::fs::remove_file(&path);
     let s = Arc::new(super::sqlite::SqliteStore::open(&path).unwrap());
     contract(s.clone(), 5).await;
+    joins(s.clone()).await;
     s.close();
     drop(s);
     let again = super::sqlite::SqliteStore::open(&path).unwrap();
-    assert_eq!(again.load("a", &[]).await.unwrap().0.unwrap().version, 2);
+    assert_eq!(again.load("a", &[]).await.unwrap().lead.unwrap().version, 2);
     assert_eq!(again.history("a").await.unwrap().len(), 3);
     // A file of another schema version is refused, not misread.
     again.close();
@@ -280,7 +475,9 @@ async fn sqlite_schema_version_1_is_migrated() {
     .unwrap();
     drop(conn);
     let store = super::sqlite::SqliteStore::open(&path).expect("migrated");
-    let (loaded, seen) = store.load("a", &["e1".into()]).await.unwrap();
+    let Found {
+        lead: loaded, seen, ..
+    } = store.load("a", &["e1".into()]).await.unwrap();
     assert_eq!(loaded.unwrap().version, 1);
     assert_eq!(seen, ["e1"]);
     let listed = store
@@ -317,7 +514,7 @@ async fn sqlite_schema_version_1_is_migrated() {
     let v: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 2);
+    assert_eq!(v, 3);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -347,5 +544,7 @@ async fn dynamodb_store_keeps_the_contract() {
     let store = super::dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
     store.create_table().await.unwrap();
     // moto serves one request at a time: one event per writer keeps the run short.
-    contract(Arc::new(store), 1).await;
+    let s = Arc::new(store);
+    contract(s.clone(), 1).await;
+    joins(s).await;
 }

@@ -6,13 +6,19 @@
 //! striped lock), so they rarely conflict; a conflict with another process is retried
 //! from a fresh read.
 
+mod join;
+
+pub use join::{MergeError, Merged, Tracked};
+
 use crate::bytecode::Program;
 use crate::engine::{Engine, Ingested, Transition};
 use crate::event::Event;
+use crate::keys::KeyPolicy;
 use crate::report::{contributions_json, transition_json};
 use crate::state::LeadState;
 use crate::store::{
-    ListQuery, Listed, Store, StoreError, StoredEvent, StoredTransition, Summary, Write,
+    Joined, ListQuery, Listed, Pointer, Store, StoreError, StoredEvent, StoredTransition, Summary,
+    Write,
 };
 use crate::time::{self, Micros};
 use serde_json::{json, Map, Value as Json};
@@ -150,6 +156,35 @@ impl Rules {
 
 pub type Clock = Arc<dyn Fn() -> Micros + Send + Sync>;
 
+/// What `GET /leads/{lead}` finds under a key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LeadView {
+    Found(Json),
+    /// The key was merged into this lead.
+    Merged(String),
+    Missing,
+}
+
+impl LeadView {
+    /// The lead's JSON, if the key holds a lead.
+    pub fn found(self) -> Option<Json> {
+        match self {
+            LeadView::Found(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// One step of writing a lead's events: done, or the key turned out to point at another
+/// lead (merged into it), where the events belong.
+enum Step {
+    Done(usize, Vec<String>, Json),
+    Moved(Pointer),
+}
+
+/// How many pointers a key is followed through (merges flatten chains, so one is usual).
+const MAX_HOPS: usize = 8;
+
 pub struct Service {
     rules: RwLock<Arc<Rules>>,
     /// Rules scored alongside the live ones for every event, never causing transitions.
@@ -159,6 +194,7 @@ pub struct Service {
     store: Arc<dyn Store>,
     locks: Vec<tokio::sync::Mutex<()>>,
     clock: Clock,
+    keys: KeyPolicy,
 }
 
 /// A lead's scores at `now`, evaluated once: the summary the store keeps for listings and
@@ -190,6 +226,26 @@ fn summarize(
         ruleset: p.name.clone(),
     };
     (summary, view)
+}
+
+/// A stored event as the engine reads it, under the key it is stored under (the JSON keeps
+/// the key it was sent with: a merged lead's, a visitor's).
+fn stored_event(s: &StoredEvent, lead: &str) -> Result<Event, StoreError> {
+    let mut e = Event::from_json(&s.json).map_err(|e| {
+        StoreError::Failed(format!(
+            "stored event {} of {lead} is unreadable: {e}",
+            s.id
+        ))
+    })?;
+    e.lead = lead.to_string();
+    Ok(e)
+}
+
+/// Moves events to `lead` (the JSON, as sent, keeps its key).
+fn rekey(events: &mut [Incoming], lead: &str) {
+    for e in events {
+        e.event.lead = lead.to_string();
+    }
 }
 
 /// Transitions as stored: each names the rules that made it.
@@ -245,7 +301,19 @@ impl Service {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             clock,
+            keys: KeyPolicy::default(),
         }
+    }
+
+    /// With a key normalisation beyond trimming and lower-casing (docs/http-api.md, Keys).
+    pub fn with_keys(mut self, keys: KeyPolicy) -> Service {
+        self.keys = keys;
+        self
+    }
+
+    /// The key a lead sent as `raw` is stored under.
+    pub fn key(&self, raw: &str) -> String {
+        self.keys.normalise(raw)
     }
 
     pub fn now(&self) -> Micros {
@@ -379,7 +447,10 @@ impl Service {
         let mut out = Outcome::default();
         let mut seen = std::collections::HashSet::new();
         let mut by_lead: Vec<(String, Vec<Incoming>)> = Vec::new();
-        for inc in incoming {
+        for mut inc in incoming {
+            if !self.keys.is_plain() {
+                inc.event.lead = self.key(&inc.event.lead);
+            }
             if !seen.insert((inc.event.lead.clone(), inc.event.id.clone())) {
                 out.duplicates.push(inc.event.id);
                 continue;
@@ -405,11 +476,34 @@ impl Service {
         Ok(out)
     }
 
+    /// Writes one lead's events (their `event.lead` is `lead`); when the key was merged
+    /// into another lead, they are written there (the merge finished first if it was cut
+    /// short).
     async fn ingest_lead(
         &self,
         lead: &str,
-        events: Vec<Incoming>,
+        mut events: Vec<Incoming>,
     ) -> Result<(usize, Vec<String>, Json), StoreError> {
+        let mut lead = lead.to_string();
+        for _ in 0..MAX_HOPS {
+            match self.ingest_here(&lead, &events).await? {
+                Step::Done(accepted, duplicates, view) => return Ok((accepted, duplicates, view)),
+                Step::Moved(p) => {
+                    if p.pending {
+                        self.finish_merge(&lead, &p.lead).await?;
+                    }
+                    rekey(&mut events, &p.lead);
+                    lead = p.lead;
+                }
+            }
+        }
+        Err(StoreError::Failed(format!(
+            "{lead}: more than {MAX_HOPS} merged keys in a row"
+        )))
+    }
+
+    /// [`Service::ingest_lead`] for a key that holds the lead itself (or says where it went).
+    async fn ingest_here(&self, lead: &str, events: &[Incoming]) -> Result<Step, StoreError> {
         let _turn = self.lock(lead).lock().await;
         // A store with a limit per write (DynamoDB's 100 actions) takes a large batch in
         // ordered chunks; each chunk is a whole read-apply-commit, consistent on its own, so
@@ -418,7 +512,10 @@ impl Service {
         let (mut accepted, mut duplicates, mut view) = (0, Vec::new(), Json::Null);
         let mut transitions = Vec::new();
         for chunk in events.chunks(max) {
-            let (a, d, mut v) = self.ingest_chunk(lead, chunk).await?;
+            let (a, d, mut v) = match self.ingest_chunk(lead, chunk).await? {
+                Step::Done(a, d, v) => (a, d, v),
+                moved @ Step::Moved(_) => return Ok(moved),
+            };
             accepted += a;
             duplicates.extend(d);
             if let Some(Json::Array(t)) = v.get_mut("transitions").map(Json::take) {
@@ -427,19 +524,26 @@ impl Service {
             view = v;
         }
         view["transitions"] = Json::Array(transitions);
-        Ok((accepted, duplicates, view))
+        Ok(Step::Done(accepted, duplicates, view))
     }
 
-    async fn ingest_chunk(
-        &self,
-        lead: &str,
-        events: &[Incoming],
-    ) -> Result<(usize, Vec<String>, Json), StoreError> {
+    async fn ingest_chunk(&self, lead: &str, events: &[Incoming]) -> Result<Step, StoreError> {
         let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
+        self.retry_conflicts(|| self.try_ingest_lead(lead, events, &ids))
+            .await
+    }
+
+    /// Runs a read-apply-commit again from a fresh read while it conflicts with another
+    /// writer (up to `MAX_ATTEMPTS` times, with a growing, jittered pause).
+    async fn retry_conflicts<T, F, Fut>(&self, mut f: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_ingest_lead(lead, events, &ids).await {
+            match f().await {
                 Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => {
                     let jitter = (self.now() as u64 % 7) + 1;
                     tokio::time::sleep(std::time::Duration::from_millis(
@@ -457,11 +561,15 @@ impl Service {
         lead: &str,
         events: &[Incoming],
         ids: &[String],
-    ) -> Result<(usize, Vec<String>, Json), StoreError> {
+    ) -> Result<Step, StoreError> {
         let rules = self.rules_for(lead);
         let p = &rules.program;
         let mut engine = Engine::with_hash(p, rules.hash.clone());
-        let (loaded, stored) = self.store.load(lead, ids).await?;
+        let found = self.store.load(lead, ids).await?;
+        if let Some(p) = found.merged_into {
+            return Ok(Step::Moved(p));
+        }
+        let (loaded, stored) = (found.lead, found.seen);
         let fresh: Vec<&Incoming> = events
             .iter()
             .filter(|e| !stored.contains(&e.event.id))
@@ -478,7 +586,7 @@ impl Service {
         if fresh.is_empty() {
             let (_, mut view) = summarize(&rules, &mut engine, &state, now);
             view["transitions"] = json!([]);
-            return Ok((0, stored, view));
+            return Ok(Step::Done(0, stored, view));
         }
         let shadow_prev = state.shadow.take().map(|b| *b);
         let first_seq = state.events;
@@ -541,7 +649,7 @@ impl Service {
                 transitions,
             })
             .await?;
-        Ok((fresh.len(), stored, view))
+        Ok(Step::Done(fresh.len(), stored, view))
     }
 
     /// The lead's stored events, parsed again.
@@ -553,23 +661,23 @@ impl Service {
             .history(lead)
             .await?
             .iter()
-            .map(|s| {
-                Event::from_json(&s.json).map_err(|e| {
-                    StoreError::Failed(format!(
-                        "stored event {} of {lead} is unreadable: {e}",
-                        s.id
-                    ))
-                })
-            })
+            .map(|s| stored_event(s, lead))
             .collect()
     }
 
     /// `GET /leads/{lead}`: scores, grade and tags at now, the explanation, the recorded
     /// transitions, the attributes. A lead stored by another program is shown as this
     /// program scores it (it is stored so when next touched).
-    pub async fn lead(&self, lead: &str) -> Result<Option<Json>, StoreError> {
-        let Some(loaded) = self.store.load(lead, &[]).await?.0 else {
-            return Ok(None);
+    pub async fn lead(&self, lead: &str) -> Result<LeadView, StoreError> {
+        let found = self.store.load(lead, &[]).await?;
+        if let Some(p) = found.merged_into {
+            if p.pending {
+                self.finish_merge(lead, &p.lead).await?;
+            }
+            return Ok(LeadView::Merged(self.resolve(&p.lead).await?));
+        }
+        let Some(loaded) = found.lead else {
+            return Ok(LeadView::Missing);
         };
         let now = self.now();
         let mut state = loaded.state;
@@ -598,7 +706,7 @@ impl Service {
         view["last_at"] = json!(state.last_at.map(time::format));
         view["shadow"] = shadow;
         view["arm"] = json!(self.arm(lead).map(|a| a.name()));
-        Ok(Some(view))
+        Ok(LeadView::Found(view))
     }
 
     /// The lead as `rules` score it at `now`: from `state` when those rules made it, else
@@ -623,25 +731,43 @@ impl Service {
 
     /// Everything stored about a lead (data rights: export): the lead as
     /// [`Service::lead`] shows it and every stored event as it was sent.
+    /// A merged key's lead is the one it was merged into.
     pub async fn export(&self, lead: &str) -> Result<Option<Json>, StoreError> {
-        let Some(view) = self.lead(lead).await? else {
+        let lead = self.resolve(lead).await?;
+        let LeadView::Found(view) = self.lead(&lead).await? else {
             return Ok(None);
         };
         let events: Vec<Json> = self
             .store
-            .history(lead)
+            .history(&lead)
             .await?
             .into_iter()
             .map(|e| e.json)
             .collect();
-        Ok(Some(json!({"lead": view, "events": events})))
+        let (mut visitors, mut merged) = (Vec::new(), Vec::new());
+        for j in self.store.joined(&lead).await? {
+            match j {
+                Joined::Visitor(v) => visitors.push(v),
+                Joined::Lead(b) => merged.push(b),
+            }
+        }
+        Ok(Some(json!({
+            "lead": view,
+            "events": events,
+            "visitors": visitors,
+            "merged": merged,
+        })))
     }
 
     /// Erases everything stored about a lead (data rights), leaving only an erasure record
-    /// without personal data. Idempotent; an event arriving later starts a new lead.
-    pub async fn erase(&self, lead: &str) -> Result<crate::store::Erased, StoreError> {
-        let _turn = self.lock(lead).lock().await;
-        self.store.erase(lead, self.now()).await
+    /// without personal data: its state, events and transitions, the visitor ids linked to
+    /// it and the keys merged into it. Erasing a merged key erases the lead it joined (the
+    /// same person). Idempotent; an event arriving later starts a new lead.
+    pub async fn erase(&self, lead: &str) -> Result<(String, crate::store::Erased), StoreError> {
+        let lead = self.resolve(lead).await?;
+        let _turn = self.lock(&lead).lock().await;
+        let erased = self.store.erase(&lead, self.now()).await?;
+        Ok((lead, erased))
     }
 
     pub async fn list(&self, query: &ListQuery) -> Result<Vec<Listed>, StoreError> {
@@ -679,7 +805,9 @@ impl Service {
             let rules = self.rules_for(lead);
             let p = &rules.program;
             let mut engine = Engine::with_hash(p, rules.hash.clone());
-            let Some(loaded) = self.store.load(lead, &[]).await?.0 else {
+            // A lead merged meanwhile is the merge's to finish.
+            let found = self.store.load(lead, &[]).await?;
+            let (Some(loaded), None) = (found.lead, found.merged_into) else {
                 continue;
             };
             if engine.is_current(&loaded.state) {
@@ -718,7 +846,9 @@ impl Service {
             let rules = self.rules_for(lead);
             let p = &rules.program;
             let mut engine = Engine::with_hash(p, rules.hash.clone());
-            let Some(loaded) = self.store.load(lead, &[]).await?.0 else {
+            // A lead merged meanwhile is the merge's to finish.
+            let found = self.store.load(lead, &[]).await?;
+            let (Some(loaded), None) = (found.lead, found.merged_into) else {
                 continue;
             };
             let mut state = loaded.state;
