@@ -498,6 +498,58 @@ fn out_of_order_events_rebuild_to_the_same_state() {
     assert_eq!(engine.evaluate(&lead, now, None).total, 16);
 }
 
+/// A late event rebuilds the lead; what is news is whether its grade is now another: one
+/// transition, caused by the event, never before what was recorded; none if the grade
+/// stays.
+#[test]
+fn a_late_event_records_one_transition_when_the_grade_changes() {
+    let p = program("when x.x add 10 each\ngrade A when score >= 20\ngrade C otherwise\n");
+    let mut engine = Engine::new(&p);
+    let evs = events(&[ev("x.x", 1.0), ev("x.x", 0.5), ev("x.x", 0.2)]);
+    let mut lead = engine.new_lead("l");
+    let mut out = Vec::new();
+    let now = t(&day(1.0));
+    engine
+        .ingest(&mut lead, &evs[..1], &evs[0], now, &mut out)
+        .unwrap();
+    assert_eq!(out.len(), 1, "null to C");
+    let history = |n: &[usize]| {
+        let mut h: Vec<_> = n.iter().map(|&i| evs[i].clone()).collect();
+        h.sort_by_key(|e| e.at);
+        h
+    };
+    // The 0.5 event arrives at 2.0: now A. Recorded once, at the instant the lead had been
+    // evaluated to (1.0), not at 0.5 (before the recorded C) nor replayed from 0.
+    let later = t(&day(2.0));
+    let mut out = Vec::new();
+    let how = engine
+        .ingest(&mut lead, &history(&[0, 1]), &evs[1], later, &mut out)
+        .unwrap();
+    assert_eq!(how, Ingested::Reordered);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        (
+            out[0].from.map(|g| p.grades[g.index()].name.as_str()),
+            p.grades[out[0].to.index()].name.as_str(),
+            out[0].at,
+            &out[0].cause
+        ),
+        (
+            Some("C"),
+            "A",
+            t(&day(1.0)),
+            &Cause::Event(evs[1].id.clone())
+        )
+    );
+    // Another late one: still A, nothing to record.
+    let mut out = Vec::new();
+    engine
+        .ingest(&mut lead, &history(&[0, 1, 2]), &evs[2], later, &mut out)
+        .unwrap();
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(engine.evaluate(&lead, later, None).total, 30);
+}
+
 #[test]
 fn a_state_made_by_another_program_is_rebuilt_with_a_rescore_transition() {
     let old = program("when x.x add 10\ngrade A when score >= 10\ngrade C otherwise\n");

@@ -560,7 +560,9 @@ impl<'p> Engine<'p> {
     /// Takes one new event into a stored lead. `history` is every event of the lead, the
     /// new one included, sorted by `at` then arrival. The event is applied directly when it
     /// can be. When the event is older than the lead's latest, the lead is rebuilt from
-    /// `history` and the transitions reported are the rebuild's. When the state was made
+    /// `history` and one transition is reported if its grade is now another: caused by the
+    /// event, at the event's instant or, if that is earlier, the instant the lead had been
+    /// evaluated to (transitions already recorded stay as they are). When the state was made
     /// by another program, the lead is rebuilt with this one and one `rescore` transition
     /// is reported if the grade (by name) changed.
     pub fn ingest(
@@ -579,11 +581,16 @@ impl<'p> Engine<'p> {
             return Ok(Ingested::Applied);
         }
         if current {
-            let mut replay = Vec::new();
+            // The replay's own transitions are history that was recorded (or not) as it
+            // happened; what is news is whether the grade is now another one: one
+            // transition, never before what was already recorded.
+            let before = lead.grade_name.clone();
+            let at = lead.evaluated_at.map_or(event.at, |t| t.max(event.at));
             let shadow = lead.shadow.take();
-            *lead = self.rebuild(&lead.key, history, now, &mut replay)?;
+            *lead = self.rebuild(&lead.key, history, now, &mut Vec::new())?;
             lead.shadow = shadow;
-            out.extend(replay);
+            let cause = Cause::Event(event.id.clone());
+            out.extend(self.regrade(lead, before.as_deref(), now, at.min(now), cause));
             return Ok(Ingested::Reordered);
         }
         self.rescore(lead, history, now, out)?;

@@ -11,7 +11,7 @@ mod join;
 pub use join::{MergeError, Merged, Tracked};
 
 use crate::bytecode::Program;
-use crate::engine::{Engine, Ingested, Transition};
+use crate::engine::{Engine, Transition};
 use crate::event::Event;
 use crate::keys::KeyPolicy;
 use crate::report::{contributions_json, transition_json};
@@ -603,13 +603,9 @@ impl Service {
             let pos = h.partition_point(|x| x.at <= e.at);
             h.insert(pos, e.clone());
             let mut out = Vec::new();
-            let how = engine
+            engine
                 .ingest(&mut state, h, e, now, &mut out)
                 .map_err(|err| StoreError::Failed(format!("event {}: {err}", e.id)))?;
-            if how == Ingested::Reordered {
-                // Transitions before this event's instant are the ones already recorded.
-                out.retain(|t| t.at >= e.at);
-            }
             transitions.extend(out);
         }
         let mut tail = Vec::new();
