@@ -108,6 +108,9 @@ pub struct Hooks {
     /// The key Mailchimp's webhook URL carries (`/hooks/mailchimp?key=...`); also
     /// `LEADSCORE_MAILCHIMP_KEY`.
     pub mailchimp_key: Option<String>,
+    /// The key SendGrid's Inbound Parse URL carries (`/hooks/sendgrid/inbound?key=...`);
+    /// also `LEADSCORE_SENDGRID_INBOUND_KEY`.
+    pub sendgrid_inbound_key: Option<String>,
 }
 
 /// Bounds on every request.
@@ -217,5 +220,9 @@ impl Config {
             "LEADSCORE_SENDGRID_PUBLIC_KEY",
         );
         set(&mut self.hooks.mailchimp_key, "LEADSCORE_MAILCHIMP_KEY");
+        set(
+            &mut self.hooks.sendgrid_inbound_key,
+            "LEADSCORE_SENDGRID_INBOUND_KEY",
+        );
     }
 }

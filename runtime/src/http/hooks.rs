@@ -8,6 +8,11 @@
 //!   become `email.opened`, `email.clicked` (prop `url`), `email.unsubscribed`,
 //!   `email.bounced` and `email.spam_reported`; `sg_event_id` is the idempotency key;
 //!   delivery bookkeeping (`processed`, `delivered`, ...) is skipped.
+//! - `POST /hooks/sendgrid/inbound?key=KEY`: SendGrid's Inbound Parse (the replies to
+//!   your mail, as `multipart/form-data`) becomes `email.replied` for the sender (prop
+//!   `subject`); the idempotency key is a hash of the message's `Message-ID`. Read as a
+//!   stream: attachments are skipped, not held, so a reply with a 20 MB catalogue counts
+//!   too. Inbound Parse does not sign: the URL carries a key.
 //! - `POST /hooks/mailchimp?key=KEY`: Mailchimp's urlencoded list webhook (`type=subscribe`
 //!   and so on, `data[email]`, `data[merges][...]`), and the `GET` Mailchimp sends to
 //!   validate the URL. Mailchimp does not sign, so the URL carries a key (compared in
@@ -147,10 +152,20 @@ async fn ingest(app: &App, events: Vec<Value>, skipped: usize) -> Result<Respons
     Ok(Json(answer).into_response())
 }
 
-fn check_key(app: &App, query: &HashMap<String, String>) -> Result<(), ApiError> {
+/// The largest Inbound Parse post (SendGrid's own limit on a message is 30 MB).
+pub const MAX_INBOUND_BODY: usize = 32 * 1024 * 1024;
+/// The most of one Inbound Parse text field read (headers, addresses, subject).
+const MAX_INBOUND_FIELD: usize = 64 * 1024;
+
+fn check_key(
+    configured: Option<&str>,
+    what: &str,
+    env: &str,
+    query: &HashMap<String, String>,
+) -> Result<(), ApiError> {
     use subtle::ConstantTimeEq;
-    let Some(want) = app.config.hooks.mailchimp_key.as_deref() else {
-        return Err(not_configured("Mailchimp", "LEADSCORE_MAILCHIMP_KEY"));
+    let Some(want) = configured else {
+        return Err(not_configured(what, env));
     };
     let given = query.get("key").map(String::as_str).unwrap_or("");
     if bool::from(given.as_bytes().ct_eq(want.as_bytes())) {
@@ -160,12 +175,131 @@ fn check_key(app: &App, query: &HashMap<String, String>) -> Result<(), ApiError>
     }
 }
 
+fn mailchimp_key(app: &App, query: &HashMap<String, String>) -> Result<(), ApiError> {
+    check_key(
+        app.config.hooks.mailchimp_key.as_deref(),
+        "Mailchimp",
+        "LEADSCORE_MAILCHIMP_KEY",
+        query,
+    )
+}
+
+/// The address in a `From:`-style value (`Ann Lee <ann@acme.de>` or `ann@acme.de`).
+fn address(from: &str) -> Option<String> {
+    let inner = match (from.rfind('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &from[a + 1..b],
+        _ => from,
+    };
+    let inner = inner.trim();
+    (inner.contains('@') && !inner.contains(char::is_whitespace)).then(|| inner.to_string())
+}
+
+/// A field's text, at most `MAX_INBOUND_FIELD` bytes of it.
+async fn capped_text(field: &mut axum::extract::multipart::Field<'_>) -> Result<String, ApiError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid form", e.body_text()))?
+    {
+        let room = MAX_INBOUND_FIELD.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `POST /hooks/sendgrid/inbound`: a reply, parsed by SendGrid, becomes `email.replied`.
+pub(crate) async fn sendgrid_inbound(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+    req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    use axum::extract::FromRequest;
+    use sha2::{Digest, Sha256};
+    check_key(
+        app.config.hooks.sendgrid_inbound_key.as_deref(),
+        "SendGrid Inbound Parse",
+        "LEADSCORE_SENDGRID_INBOUND_KEY",
+        &query,
+    )?;
+    let mut form = axum::extract::Multipart::from_request(req, &())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid form", e.body_text()))?;
+    let mut fields: HashMap<String, String> = HashMap::new();
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid form", e.body_text()))?
+    {
+        let name = field.name().unwrap_or("").to_string();
+        // Bodies and attachments are skipped (drained as the next field is read).
+        if field.file_name().is_some()
+            || !matches!(
+                name.as_str(),
+                "from" | "to" | "subject" | "headers" | "envelope"
+            )
+        {
+            continue;
+        }
+        let text = capped_text(&mut field).await?;
+        fields.insert(name, text);
+    }
+    let envelope_from = fields
+        .get("envelope")
+        .and_then(|e| serde_json::from_str::<Value>(e).ok())
+        .and_then(|e| e.get("from").and_then(Value::as_str).map(str::to_string));
+    let Some(sender) = fields
+        .get("from")
+        .and_then(|f| address(f))
+        .or_else(|| envelope_from.as_deref().and_then(address))
+    else {
+        // Nothing to score; a 2xx stops SendGrid from sending it again.
+        return ingest(&app, Vec::new(), 1).await;
+    };
+    let message_id = fields.get("headers").and_then(|h| {
+        h.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("message-id")
+                .then(|| v.trim().to_string())
+        })
+    });
+    let identity = match &message_id {
+        Some(id) => id.clone(),
+        None => format!(
+            "{sender}\n{}\n{}",
+            fields.get("subject").map_or("", String::as_str),
+            fields.get("headers").map_or("", String::as_str)
+        ),
+    };
+    let digest: String = Sha256::digest(identity.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut props = Map::new();
+    if let Some(subject) = fields.get("subject") {
+        props.insert(
+            "subject".into(),
+            json!(subject.chars().take(1000).collect::<String>()),
+        );
+    }
+    let event = json!({
+        "id": format!("sendgrid-inbound:{digest}"),
+        "lead": sender,
+        "type": "email.replied",
+        "at": time::format(app.service.now()),
+        "props": props,
+    });
+    ingest(&app, vec![event], 0).await
+}
+
 /// Mailchimp checks a webhook URL with a `GET` before it saves it.
 pub(crate) async fn mailchimp_ping(
     State(app): State<Arc<App>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    check_key(&app, &query)?;
+    mailchimp_key(&app, &query)?;
     Ok(Json(json!({"status": "ok"})).into_response())
 }
 
@@ -175,7 +309,7 @@ pub(crate) async fn mailchimp(
     body: Body,
 ) -> Result<Response, ApiError> {
     use sha2::{Digest, Sha256};
-    check_key(&app, &query)?;
+    mailchimp_key(&app, &query)?;
     let body = read_body(body, app.config.forms.max_bytes).await?;
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid form", e.to_string()))?;

@@ -128,6 +128,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/rescore", post(post_rescore))
         .route("/hooks/sendgrid", post(hooks::sendgrid))
         .route(
+            "/hooks/sendgrid/inbound",
+            post(hooks::sendgrid_inbound).layer(axum::extract::DefaultBodyLimit::max(
+                hooks::MAX_INBOUND_BODY,
+            )),
+        )
+        .route(
             "/hooks/mailchimp",
             post(hooks::mailchimp).get(hooks::mailchimp_ping),
         )
