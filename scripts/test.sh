@@ -8,12 +8,14 @@ cd "$(dirname "$0")/.."
 export INSTA_UPDATE=no          # a changed snapshot fails the run; review with cargo insta
 export CARGO_TERM_COLOR=never
 
-# The browser test drives Debian's Chromium headless (tests/http.rs).
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "== installing Debian's chromium for the browser test"
+# The browser tests drive Debian's Chromium headless, directly and through its WebDriver
+# (tests/http.rs, tests/website.rs).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "== installing Debian's chromium and chromium-driver for the browser tests"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends chromium
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+    chromium chromium-driver
 fi
 
 echo "== cargo fmt --check"

@@ -374,9 +374,13 @@ pub fn erase(lead: &str, db: &Path, keys: KeyPolicy) -> Result<ExitCode> {
     if e == leadscore_runtime::store::Erased::default() {
         println!("nothing stored for `{asked}`: nothing erased");
     } else {
+        let links = match e.links {
+            0 => String::new(),
+            n => format!(", with {n} key(s) that had joined it (visitors, merged leads)"),
+        };
         println!(
-            "erased `{key}`: its state, {} event(s), {} transition(s) and {} linked key(s)",
-            e.events, e.transitions, e.links
+            "erased `{key}`: its state, {} event(s) and {} transition(s){links}",
+            e.events, e.transitions
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -586,3 +586,86 @@ fn a_closed_output_pipe_ends_the_command_quietly() {
     assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?}", out.status);
     assert_eq!(text(&out.stderr), "");
 }
+
+/// `leadscore merge` on the SQLite file: two keys of one person become one lead, keys
+/// normalised as `serve`'s configuration says; the merged key exports and erases as its
+/// lead.
+#[test]
+fn merge_export_and_erase_on_the_file() {
+    let db = tmp("merge.db");
+    let db_s = db.to_str().unwrap();
+    let events = tmp("merge.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"id":"1","lead":"Ann.Lee+fair@gmail.com","type":"email.opened","at":"2026-11-01T10:00:00Z","attributes":{"country":"DE"}}
+{"id":"2","lead":"ann@lee-trading.de","type":"email.opened","at":"2026-11-02T10:00:00Z"}
+{"id":"3","lead":"annlee@googlemail.com","type":"email.clicked","at":"2026-11-03T10:00:00Z"}
+"#,
+    )
+    .unwrap();
+    let config = tmp("merge.toml");
+    std::fs::write(
+        &config,
+        "[keys]\nstrip_plus_tags = true\ngmail_dots = true\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let rules = "examples/001-zoho.rules";
+    let out = leadscore(&[
+        "import",
+        rules,
+        "--db",
+        db_s,
+        "--events",
+        events.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = leadscore(&[
+        "merge",
+        rules,
+        "ANN.LEE@gmail.com",
+        "ann@lee-trading.de",
+        "--db",
+        db_s,
+        "--config",
+        cfg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "merged `ann@lee-trading.de` into `annlee@gmail.com`: 1 event(s) and 1 transition(s) moved; now B (50)\n"
+    );
+    // Again: nothing moves. Into itself: refused.
+    let again = leadscore(&[
+        "merge",
+        rules,
+        "annlee@gmail.com",
+        "ann@lee-trading.de",
+        "--db",
+        db_s,
+    ]);
+    assert!(
+        text(&again.stdout).contains("0 event(s)"),
+        "{}",
+        text(&again.stdout)
+    );
+    let same = leadscore(&["merge", rules, "a@x.com", "A@x.com", "--db", db_s]);
+    assert_eq!(same.status.code(), Some(1));
+    assert!(text(&same.stderr).contains("cannot be merged into itself"));
+    // The old key exports its lead, with the key it merged.
+    let out = leadscore(&["export", rules, "ann@lee-trading.de", "--db", db_s]);
+    let export: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(export["lead"]["lead"], "annlee@gmail.com");
+    assert_eq!(export["merged"], serde_json::json!(["ann@lee-trading.de"]));
+    assert_eq!(export["events"].as_array().unwrap().len(), 3);
+    // Erasing the old key erases the person.
+    let out = leadscore(&["erase", "ann@lee-trading.de", "--db", db_s]);
+    assert_eq!(
+        text(&out.stdout),
+        "erased `annlee@gmail.com`: its state, 3 event(s) and 3 transition(s), with 1 key(s) that had joined it (visitors, merged leads)\n"
+    );
+    let out = leadscore(&["export", rules, "annlee@gmail.com", "--db", db_s]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -1,178 +1,16 @@
 //! The HTTP API over real HTTP on loopback: `leadscore serve` started as a process on a
 //! real SQLite file in a temporary directory.
 
+mod common;
+
+use common::*;
 use leadscore_runtime::http::auth::sign;
-use reqwest::{Client, StatusCode};
+use reqwest::Client;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const SECRET: &str = "s3cret-current";
-const OLD_SECRET: &str = "s3cret-previous";
-const TOKEN: &str = "read-token";
-
-struct Server {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(rules: &Path, db: &Path, config: Option<&Path>, env: &[(&str, &str)]) -> Server {
-        let args: Vec<&std::ffi::OsStr> = match config {
-            Some(c) => vec!["--config".as_ref(), c.as_os_str()],
-            None => Vec::new(),
-        };
-        Server::start_with(rules, db, &args, env)
-    }
-
-    /// With more arguments for `leadscore serve`.
-    fn start_with(
-        rules: &Path,
-        db: &Path,
-        args: &[&std::ffi::OsStr],
-        env: &[(&str, &str)],
-    ) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leadscore"));
-        cmd.arg("serve")
-            .arg(rules)
-            .arg("--db")
-            .arg(db)
-            .args(["--listen", "127.0.0.1:0"])
-            .env_remove("LEADSCORE_WEBHOOK_SECRET")
-            .env_remove("LEADSCORE_READ_TOKEN")
-            .env_remove("LEADSCORE_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        cmd.args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("leadscore serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(i) = line.find("listening on http://") {
-                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_string());
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("server did not start:\n{}", log.lock().unwrap()));
-        Server { child, url, log }
-    }
-
-    fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// SIGTERM, then wait for a graceful exit.
-    fn stop(mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "serve exited with {status}\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "leadscore-http-{name}-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn zoho() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/001-zoho.rules")
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn iso(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn event(id: &str, lead: &str, ty: &str) -> Value {
-    json!({"id": id, "lead": lead, "type": ty, "at": iso(now_secs() - 60)})
-}
-
-async fn post_signed(
-    c: &Client,
-    s: &Server,
-    secret: &str,
-    ts: i64,
-    body: &Value,
-) -> reqwest::Response {
-    let body = body.to_string();
-    c.post(s.at("/events"))
-        .header("content-type", "application/json")
-        .header("x-leadscore-timestamp", ts.to_string())
-        .header("x-leadscore-signature", sign(secret, ts, body.as_bytes()))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn get_lead(c: &Client, s: &Server, lead: &str) -> (StatusCode, Value) {
-    let r = c
-        .get(s.at(&format!("/leads/{lead}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-fn secured() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("LEADSCORE_WEBHOOK_SECRET", SECRET),
-        ("LEADSCORE_WEBHOOK_SECRET_PREVIOUS", OLD_SECRET),
-        ("LEADSCORE_READ_TOKEN", TOKEN),
-    ]
-}
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signatures_tokens_validation_and_duplicates() {
@@ -369,15 +207,6 @@ async fn listing_is_by_score_and_paginated() {
     let r = c.get(s.at("/leads?grade=A")).send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["leads"], json!([]));
     s.stop();
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -654,24 +483,13 @@ async fn rules_reload_when_the_file_changes_and_a_broken_file_is_refused() {
 /// form posts to `/forms/contact`; the lead arrives with the form's fields.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_headless_browser_submits_an_html_form() {
-    let chromium = ["chromium", "/usr/bin/chromium"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("Debian's chromium is needed for this test (scripts/test.sh installs it)");
     let dir = tmp("browser");
     let config = dir.join("leadscore.toml");
     // The page's origin is only known once its server runs: the allow-list names it.
-    let page_port_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let page_port = page_port_listener.local_addr().unwrap().port();
-    drop(page_port_listener);
+    let (listener, origin) = Site::reserve();
     std::fs::write(
         &config,
-        format!("[forms]\nallowed_origins = [\"http://127.0.0.1:{page_port}\"]\n"),
+        format!("[forms]\nallowed_origins = [\"{origin}\"]\n"),
     )
     .unwrap();
     let s = Server::start(
@@ -694,47 +512,8 @@ async fn a_headless_browser_submits_an_html_form() {
 </body></html>"#,
         action = s.at("/forms/contact")
     );
-    // Bind the page server on the port written into the config.
-    let page = {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind(("127.0.0.1", page_port)).unwrap();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut st) = stream else { continue };
-                let mut buf = [0u8; 4096];
-                let _ = st.read(&mut buf);
-                let _ = write!(
-                    st,
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{html}",
-                    html.len()
-                );
-            }
-        });
-        format!("http://127.0.0.1:{page_port}/")
-    };
-    let profile = dir.join("chromium-profile");
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(&page)
-        .output()
-        .expect("chromium runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let site = Site::serve(listener, origin, vec![("/", html)]);
+    let dom = browse(&site.at("/"), &dir.join("chromium-profile"), 10_000, None);
     let c = Client::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let lead = loop {
@@ -756,7 +535,7 @@ async fn a_headless_browser_submits_an_html_form() {
     assert_eq!(lead["scores"]["fit"], 70, "{lead}");
     assert_eq!(lead["scores"]["engagement"], 25, "{lead}");
     // The browser's answer is the JSON of the accepted post (the DOM it navigated to).
-    assert!(String::from_utf8_lossy(&out.stdout).contains("browser@example.com"));
+    assert!(dom.contains("browser@example.com"));
     s.stop();
 }
 
@@ -1367,13 +1146,13 @@ async fn a_lead_is_exported_then_erased_leaving_nothing_behind() {
     assert_eq!(status, 200);
     assert_eq!(
         erased,
-        json!({"lead": "private.person@example.com", "erased": {"state": true, "events": 2, "transitions": 1}})
+        json!({"lead": "private.person@example.com", "erased": {"state": true, "events": 2, "transitions": 1, "links": 0}})
     );
     let (status, again) = delete(SECRET).await;
     assert_eq!(status, 200);
     assert_eq!(
         again["erased"],
-        json!({"state": false, "events": 0, "transitions": 0})
+        json!({"state": false, "events": 0, "transitions": 0, "links": 0})
     );
     assert_eq!(get_lead(&c, &s, lead).await.0, 404);
     assert_eq!(
@@ -1384,35 +1163,8 @@ async fn a_lead_is_exported_then_erased_leaving_nothing_behind() {
     s.stop();
 
     // Scan the store: the key, in any case, and the phone number are nowhere.
+    assert_nowhere(&db, &["private.person", "1234567"]);
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    for table in &tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
-        let columns = stmt.column_count();
-        let rows: Vec<String> = stmt
-            .query_map([], |r| {
-                Ok((0..columns)
-                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        for row in rows {
-            let low = row.to_lowercase();
-            assert!(
-                !low.contains("private.person") && !low.contains("1234567"),
-                "{table}: {row}"
-            );
-        }
-    }
     let records: i64 = conn
         .query_row("SELECT count(*) FROM erasures", [], |r| r.get(0))
         .unwrap();

@@ -352,6 +352,10 @@ async fn merging(store_ab: Arc<dyn Store>, store_ba: Arc<dyn Store>) {
         ("a@x.com", "b@x.com")
     );
     assert_eq!((m1.events, m1.transitions), (2, 1));
+    assert_eq!(
+        (m2.lead.as_str(), m2.merged.as_str(), m2.events),
+        ("b@x.com", "a@x.com", 2)
+    );
     let (x, y) = (lead(&ab, "a@x.com").await, lead(&ba, "b@x.com").await);
     for k in [
         "score",
