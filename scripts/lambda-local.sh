@@ -10,7 +10,8 @@
 #      and without the token) and an HTTP API v2 invocation (`cargo lambda invoke`);
 #   4. the same bootstrap in sweep mode (LEADSCORE_MODE=sweep) invoked with an EventBridge
 #      Scheduler event: the lead that became inactive a moment ago is re-graded, and the
-#      API function then shows the transition with cause "time".
+#      API function then shows the transition with cause "time";
+#   5. a tracking beacon and a form carrying its visitor id: the page view joins the lead.
 # cargo-lambda comes from PyPI into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -139,4 +140,20 @@ last = lead["transitions"][-1]
 assert last["cause"] == "time" and last["from"] == "A" and last["to"] == "B", last
 print("Function URL GET /leads (after the sweep):", lead["grade"], last)
 PY
-echo "release bootstrap under cargo lambda (Function URL, invoke, sweep) on DynamoDB: ok"
+# The tracking beacon, then a form carrying its visitor id: the page view joins the lead.
+vid=lambda-visitor-000001
+code=$(curl -s -o /dev/null -w '%{http_code}' "$url/track" -H 'content-type: text/plain' \
+  -H 'user-agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36' \
+  -d '{"v":"'"$vid"'","events":[{"type":"page.viewed","props":{"path":"/pricing"}}]}')
+[ "$code" = 204 ] || fail "POST /track got $code"
+curl -sf -m 30 "$url/forms/inquiry" -d "email=visitor%40lambda.test&_visitor=$vid" > /dev/null \
+  || fail "a form with the visitor id"
+curl -sf -m 30 -H "authorization: Bearer $token" "$url/leads/visitor@lambda.test" > "$work/visitor.json" \
+  || fail "the stitched lead"
+python3 - "$work/visitor.json" <<'PY' || fail "the stitched lead"
+import json, sys
+lead = json.load(open(sys.argv[1]))
+assert lead["events"] == 2 and len(lead["transitions"]) == 1, lead
+print("Function URL POST /track, then a form with its visitor id:", lead["lead"], lead["events"], "events")
+PY
+echo "release bootstrap under cargo lambda (Function URL, invoke, sweep, beacon) on DynamoDB: ok"

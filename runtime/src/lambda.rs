@@ -32,7 +32,7 @@ pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, Stri
         .map_err(|e| format!("cannot read the program {}: {e}", program_path.display()))?;
     let program = Program::from_bytes(&bytes)
         .map_err(|e| format!("{} is not a valid program: {e}", program_path.display()))?;
-    let mut config = match get("LEADSCORE_CONFIG") {
+    let mut config = match get("LEADSCORE_CONFIG").filter(|p| !p.trim().is_empty()) {
         Some(p) => {
             let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {p}: {e}"))?;
             toml::from_str(&text).map_err(|e| format!("{p}: {e}"))?
