@@ -1215,24 +1215,12 @@ async fn a_lead_is_exported_then_erased_leaving_nothing_behind() {
 /// with the key in the URL; each stored once however often it is delivered.
 #[tokio::test(flavor = "multi_thread")]
 async fn sendgrid_and_mailchimp_webhooks_become_events() {
-    use base64::Engine;
-    use p256::ecdsa::signature::Signer;
-    use p256::ecdsa::{Signature, SigningKey};
-    use p256::pkcs8::EncodePublicKey;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let signing = SigningKey::from_bytes(&[7u8; 32].into()).unwrap();
-    let public = b64.encode(
-        signing
-            .verifying_key()
-            .to_public_key_der()
-            .unwrap()
-            .as_bytes(),
-    );
+    let sendgrid = SendGridKey::new(7);
     let dir = tmp("hooks");
     let mut env = secured();
     env.push((
         "LEADSCORE_SENDGRID_PUBLIC_KEY",
-        Box::leak(public.into_boxed_str()),
+        Box::leak(sendgrid.public.clone().into_boxed_str()),
     ));
     env.push(("LEADSCORE_MAILCHIMP_KEY", "mc-key-123"));
     let s = Server::start(&zoho(), &dir.join("l.db"), None, &env);
@@ -1254,12 +1242,7 @@ async fn sendgrid_and_mailchimp_webhooks_become_events() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
-    let sign_body = |body: &[u8]| {
-        let mut signed = b"1700000000".to_vec();
-        signed.extend_from_slice(body);
-        let sig: Signature = signing.sign(&signed);
-        b64.encode(sig.to_der().as_bytes())
-    };
+    let sign_body = |body: &[u8]| sendgrid.sign("1700000000", body);
     assert_eq!(post(None, body.clone()).await.0, 401);
     let mut tampered = body.clone();
     let i = tampered.iter().position(|&b| b == b'9').unwrap();

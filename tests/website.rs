@@ -110,6 +110,32 @@ async fn walk(b: &Browser, site: &Site, ls: &str) {
     b.wait_for_url(&format!("{ls}/forms/inquiry")).await;
 }
 
+/// What the example website earns a lead under seed 001's rules: three visits, the
+/// product and pricing pages, the inquiry form with a quantity.
+const WEBSITE_ROWS: [(&str, i64); 6] = [
+    ("when site.visited add 5 to engagement", 5),
+    (
+        "when site.visited count >= 3 within 7d add 15 to engagement",
+        15,
+    ),
+    (
+        "when page.viewed where page = \"product\" add 10 to engagement",
+        10,
+    ),
+    (
+        "when page.viewed where page = \"pricing\" add 20 to engagement",
+        20,
+    ),
+    (
+        "when form.submitted where form = \"inquiry\" add 20 to engagement",
+        20,
+    ),
+    (
+        "when message contains any qty_spec add 15 to engagement",
+        15,
+    ),
+];
+
 fn rules_of(lead: &Value, score: &str) -> Vec<(String, i64)> {
     let mut out: Vec<(String, i64)> = lead["contributions"]
         .as_array()
@@ -139,16 +165,7 @@ fn expected(rules: &[(&str, i64)]) -> Vec<(String, i64)> {
 async fn a_browser_with_the_snippet_browses_three_pages_and_becomes_a_lead() {
     let dir = tmp("snippet");
     let (listener, origin) = Site::reserve();
-    let cfg = config(
-        &dir,
-        &format!("[forms]\nallowed_origins = [\"{origin}\"]\n"),
-    );
-    let s = Server::start(
-        &zoho(),
-        &dir.join("l.db"),
-        Some(&cfg),
-        &[("LEADSCORE_READ_TOKEN", TOKEN)],
-    );
+    let s = serve_for_site(&dir, &[&origin]);
     let site = Site::serve(listener, origin, website(&s.url, "", "Visitor@Acme.de"));
     let b = Browser::start(Some(DESKTOP), json!({})).await;
     walk(&b, &site, &s.url).await;
@@ -164,29 +181,7 @@ async fn a_browser_with_the_snippet_browses_three_pages_and_becomes_a_lead() {
     let lead = wait_for_lead(&c, &s, "visitor@acme.de").await;
     assert_eq!(
         rules_of(&lead, "engagement"),
-        expected(&[
-            ("when site.visited add 5 to engagement", 5),
-            (
-                "when site.visited count >= 3 within 7d add 15 to engagement",
-                15
-            ),
-            (
-                "when page.viewed where page = \"product\" add 10 to engagement",
-                10
-            ),
-            (
-                "when page.viewed where page = \"pricing\" add 20 to engagement",
-                20
-            ),
-            (
-                "when form.submitted where form = \"inquiry\" add 20 to engagement",
-                20
-            ),
-            (
-                "when message contains any qty_spec add 15 to engagement",
-                15
-            ),
-        ]),
+        expected(&WEBSITE_ROWS),
         "{lead}"
     );
     // 3 visits, 4 page views, the form; one transition, when the visitor became a lead.
@@ -194,15 +189,7 @@ async fn a_browser_with_the_snippet_browses_three_pages_and_becomes_a_lead() {
     let t = lead["transitions"].as_array().unwrap();
     assert_eq!(t.len(), 1, "{t:?}");
     assert_eq!((&t[0]["from"], &t[0]["to"]), (&json!(null), &json!("A")));
-    let export: Value = c
-        .get(s.at("/leads/visitor@acme.de/export"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let export = export(&c, &s, "visitor@acme.de").await;
     let vid = export["visitors"][0]
         .as_str()
         .expect("one visitor")
@@ -241,16 +228,7 @@ async fn bots_do_not_track_and_consent_are_honoured() {
     let (l1, o1) = Site::reserve();
     let (l2, o2) = Site::reserve();
     let (l3, o3) = Site::reserve();
-    let cfg = config(
-        &dir,
-        &format!("[forms]\nallowed_origins = [\"{o1}\", \"{o2}\", \"{o3}\"]\n"),
-    );
-    let s = Server::start(
-        &zoho(),
-        &dir.join("l.db"),
-        Some(&cfg),
-        &[("LEADSCORE_READ_TOKEN", TOKEN)],
-    );
+    let s = serve_for_site(&dir, &[&o1, &o2, &o3]);
     let c = Client::new();
 
     let bot = Site::serve(l1, o1, website(&s.url, "", "bot@acme.de"));
@@ -674,15 +652,7 @@ async fn leads_merge_over_http_and_erasure_leaves_nothing() {
     .await;
     let out: Value = r.json().await.unwrap();
     assert_eq!(out["leads"][0]["lead"], "annlee@gmail.com");
-    let export: Value = c
-        .get(s.at("/leads/ann@lee-trading.de/export"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let export = export(&c, &s, "ann@lee-trading.de").await;
     assert_eq!(
         (export["visitors"].clone(), export["merged"].clone()),
         (json!([vid]), json!(["ann@lee-trading.de"]))
@@ -714,19 +684,7 @@ async fn leads_merge_over_http_and_erasure_leaves_nothing() {
 /// calls. docs/website.md walks through the same set-up.
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_001_behaviour_table_end_to_end() {
-    use base64::Engine;
-    use p256::ecdsa::signature::Signer;
-    use p256::ecdsa::{Signature, SigningKey};
-    use p256::pkcs8::EncodePublicKey;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let signing = SigningKey::from_bytes(&[9u8; 32].into()).unwrap();
-    let public = b64.encode(
-        signing
-            .verifying_key()
-            .to_public_key_der()
-            .unwrap()
-            .as_bytes(),
-    );
+    let sendgrid = SendGridKey::new(9);
     let dir = tmp("seed001");
     let (listener, origin) = Site::reserve();
     let cfg = config(
@@ -736,7 +694,7 @@ async fn seed_001_behaviour_table_end_to_end() {
     let mut env = secured();
     env.push((
         "LEADSCORE_SENDGRID_PUBLIC_KEY",
-        Box::leak(public.into_boxed_str()),
+        Box::leak(sendgrid.public.clone().into_boxed_str()),
     ));
     env.push(("LEADSCORE_SENDGRID_INBOUND_KEY", "inbound-key"));
     env.push(("LEADSCORE_MAILCHIMP_KEY", "mc-key"));
@@ -775,15 +733,12 @@ async fn seed_001_behaviour_table_end_to_end() {
     ])
     .to_string();
     let stamp = now_secs().to_string();
-    let mut signed = stamp.as_bytes().to_vec();
-    signed.extend_from_slice(events.as_bytes());
-    let sig: Signature = signing.sign(&signed);
     let r = c
         .post(s.at("/hooks/sendgrid"))
         .header("content-type", "application/json")
         .header(
             "x-twilio-email-event-webhook-signature",
-            b64.encode(sig.to_der().as_bytes()),
+            sendgrid.sign(&stamp, events.as_bytes()),
         )
         .header("x-twilio-email-event-webhook-timestamp", &stamp)
         .body(events)
@@ -856,41 +811,26 @@ async fn seed_001_behaviour_table_end_to_end() {
     let (_, lead) = get_lead(&c, &s, "buyer@acme.de").await;
     assert_eq!(
         rules_of(&lead, "engagement"),
-        expected(&[
-            ("when site.visited add 5 to engagement", 5),
-            (
-                "when site.visited count >= 3 within 7d add 15 to engagement",
-                15
-            ),
-            (
-                "when page.viewed where page = \"product\" add 10 to engagement",
-                10
-            ),
-            (
-                "when page.viewed where page = \"pricing\" add 20 to engagement",
-                20
-            ),
-            (
-                "when form.submitted where form = \"contact\" add 10 to engagement",
-                10
-            ),
-            (
-                "when form.submitted where form = \"inquiry\" add 20 to engagement",
-                20
-            ),
-            (
-                "when message contains any qty_spec add 15 to engagement",
-                15
-            ),
-            ("when email.opened add 5 each to engagement", 10),
-            ("when email.clicked add 10 each to engagement", 10),
-            ("when email.replied add 20 to engagement", 20),
-            ("when whatsapp.added add 15 to engagement", 15),
-            (
-                "when call.completed where minutes >= 5 add 20 to engagement",
-                20
-            ),
-        ]),
+        expected(
+            &[
+                &WEBSITE_ROWS[..],
+                &[
+                    (
+                        "when form.submitted where form = \"contact\" add 10 to engagement",
+                        10
+                    ),
+                    ("when email.opened add 5 each to engagement", 10),
+                    ("when email.clicked add 10 each to engagement", 10),
+                    ("when email.replied add 20 to engagement", 20),
+                    ("when whatsapp.added add 15 to engagement", 15),
+                    (
+                        "when call.completed where minutes >= 5 add 20 to engagement",
+                        20
+                    ),
+                ],
+            ]
+            .concat()
+        ),
         "every row of the behaviour table: {lead}"
     );
     // The profile: DE 30, LED Panel (flagship) 25, Purchasing Manager 30 (+10 in the west).

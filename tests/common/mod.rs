@@ -488,3 +488,66 @@ impl Drop for Browser {
         let _ = self.driver.kill();
     }
 }
+
+/// A SendGrid Signed Event Webhook key pair for tests: the public half for
+/// `LEADSCORE_SENDGRID_PUBLIC_KEY`, the private half signs as SendGrid does.
+pub struct SendGridKey {
+    signing: p256::ecdsa::SigningKey,
+    /// Base64 DER, as SendGrid shows it.
+    pub public: String,
+}
+
+impl SendGridKey {
+    pub fn new(seed: u8) -> SendGridKey {
+        use base64::Engine;
+        use p256::pkcs8::EncodePublicKey;
+        let signing = p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap();
+        let public = base64::engine::general_purpose::STANDARD.encode(
+            signing
+                .verifying_key()
+                .to_public_key_der()
+                .unwrap()
+                .as_bytes(),
+        );
+        SendGridKey { signing, public }
+    }
+
+    /// `X-Twilio-Email-Event-Webhook-Signature` for `body` sent at `timestamp`.
+    pub fn sign(&self, timestamp: &str, body: &[u8]) -> String {
+        use base64::Engine;
+        use p256::ecdsa::signature::Signer;
+        let mut signed = timestamp.as_bytes().to_vec();
+        signed.extend_from_slice(body);
+        let sig: p256::ecdsa::Signature = self.signing.sign(&signed);
+        base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes())
+    }
+}
+
+/// `leadscore serve` with the Zoho example, a read token and forms allowed from `origins`.
+pub fn serve_for_site(dir: &Path, origins: &[&str]) -> Server {
+    let config = dir.join("leadscore.toml");
+    let list: Vec<String> = origins.iter().map(|o| format!("\"{o}\"")).collect();
+    std::fs::write(
+        &config,
+        format!("[forms]\nallowed_origins = [{}]\n", list.join(", ")),
+    )
+    .unwrap();
+    Server::start(
+        &zoho(),
+        &dir.join("l.db"),
+        Some(&config),
+        &[("LEADSCORE_READ_TOKEN", TOKEN)],
+    )
+}
+
+/// `GET /leads/{lead}/export` with the read token.
+pub async fn export(c: &Client, s: &Server, lead: &str) -> Value {
+    c.get(s.at(&format!("/leads/{lead}/export")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

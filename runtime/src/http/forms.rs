@@ -83,12 +83,7 @@ fn bad(detail: impl Into<String>) -> ApiError {
 /// The posted fields, in order, text only (file inputs are ignored).
 async fn fields(app: &App, req: Request) -> Result<Vec<(String, String)>, ApiError> {
     let limits = &app.config.forms;
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ctype = super::content_type(req.headers());
     let too_many = || bad(format!("more than {} fields", limits.max_fields));
     let out: Vec<(String, String)> = if ctype.starts_with("application/x-www-form-urlencoded") {
         let body = read_body(req.into_body(), limits.max_bytes).await?;

@@ -129,12 +129,7 @@ pub(crate) async fn post_track(
     req: Request,
 ) -> Result<Response, ApiError> {
     admit(&app, &req)?;
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ctype = super::content_type(req.headers());
     if !(ctype.is_empty()
         || ctype.starts_with("text/plain")
         || ctype.starts_with("application/json"))

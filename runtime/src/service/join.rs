@@ -11,11 +11,9 @@
 //! two merges in opposite directions. Writers in other processes are kept out by the
 //! store's conditions (a redirect moves the merged lead's version).
 
-use super::{
-    rekey, stored_event, stored_transitions, summarize, Incoming, Rules, Service, Step, MAX_HOPS,
-};
+use super::{rekey, stored_event, summarize, Fresh, Incoming, Rules, Service, Step, MAX_HOPS};
 use crate::engine::{Cause, Engine};
-use crate::store::{StoreError, StoredEvent, Write};
+use crate::store::{StoreError, StoredEvent};
 use crate::time::Micros;
 use serde_json::{json, Value as Json};
 
@@ -378,28 +376,20 @@ impl Service {
             .shadow_state(lead, shadow_prev, &fresh, Some(&history), exists, now)
             .await?
             .map(Box::new);
-        let (summary, mut view) = summarize(&rules, &mut engine, &state, now);
-        let transitions = stored_transitions(&rules, &change);
-        view["transitions"] = transitions.iter().map(|t| t.json.clone()).collect();
-        let stored_events = fresh
-            .iter()
-            .enumerate()
-            .map(|(i, inc)| StoredEvent {
-                id: inc.event.id.clone(),
-                at: inc.event.at,
-                seq: first_seq + i as u64,
-                json: inc.json.clone(),
-            })
-            .collect();
-        self.store
-            .commit(Write {
-                lead: lead.to_string(),
-                expect,
+        let view = self
+            .commit_lead(
+                &rules,
+                &mut engine,
+                Fresh {
+                    lead,
+                    expect,
+                    first_seq,
+                    events: &fresh,
+                },
                 state,
-                summary,
-                events: stored_events,
-                transitions,
-            })
+                &change,
+                now,
+            )
             .await?;
         Ok(Step::Done(fresh.len(), found.seen, view))
     }

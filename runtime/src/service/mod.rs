@@ -182,6 +182,16 @@ enum Step {
     Moved(Pointer),
 }
 
+/// A lead's new events and the version they are written against.
+struct Fresh<'a> {
+    lead: &'a str,
+    /// The version read, `None` for a new lead.
+    expect: Option<u64>,
+    /// The arrival number of the first new event.
+    first_seq: u64,
+    events: &'a [&'a Incoming],
+}
+
 /// How many pointers a key is followed through (merges flatten chains, so one is usual).
 const MAX_HOPS: usize = 8;
 
@@ -622,30 +632,60 @@ impl Service {
             )
             .await?
             .map(Box::new);
-        let (summary, mut view) = summarize(&rules, &mut engine, &state, now);
-        let stored_events = fresh
+        let view = self
+            .commit_lead(
+                &rules,
+                &mut engine,
+                Fresh {
+                    lead,
+                    expect,
+                    first_seq,
+                    events: &fresh,
+                },
+                state,
+                &transitions,
+                now,
+            )
+            .await?;
+        Ok(Step::Done(fresh.len(), stored, view))
+    }
+
+    /// Writes a lead with its new events (numbered from `first_seq` in arrival order) and
+    /// transitions, in one conditional commit; returns its view with those transitions.
+    async fn commit_lead(
+        &self,
+        rules: &Rules,
+        engine: &mut Engine<'_>,
+        fresh: Fresh<'_>,
+        state: LeadState,
+        transitions: &[Transition],
+        now: Micros,
+    ) -> Result<Json, StoreError> {
+        let (summary, mut view) = summarize(rules, engine, &state, now);
+        let events = fresh
+            .events
             .iter()
             .enumerate()
             .map(|(i, inc)| StoredEvent {
                 id: inc.event.id.clone(),
                 at: inc.event.at,
-                seq: first_seq + i as u64,
+                seq: fresh.first_seq + i as u64,
                 json: inc.json.clone(),
             })
             .collect();
-        let transitions = stored_transitions(&rules, &transitions);
+        let transitions = stored_transitions(rules, transitions);
         view["transitions"] = transitions.iter().map(|t| t.json.clone()).collect();
         self.store
             .commit(Write {
-                lead: lead.to_string(),
-                expect,
+                lead: fresh.lead.to_string(),
+                expect: fresh.expect,
                 state,
                 summary,
-                events: stored_events,
+                events,
                 transitions,
             })
             .await?;
-        Ok(Step::Done(fresh.len(), stored, view))
+        Ok(view)
     }
 
     /// The lead's stored events, parsed again.
@@ -801,9 +841,7 @@ impl Service {
             let rules = self.rules_for(lead);
             let p = &rules.program;
             let mut engine = Engine::with_hash(p, rules.hash.clone());
-            // A lead merged meanwhile is the merge's to finish.
-            let found = self.store.load(lead, &[]).await?;
-            let (Some(loaded), None) = (found.lead, found.merged_into) else {
+            let Some(loaded) = self.load_unmerged(lead).await? else {
                 continue;
             };
             if engine.is_current(&loaded.state) {
@@ -842,9 +880,7 @@ impl Service {
             let rules = self.rules_for(lead);
             let p = &rules.program;
             let mut engine = Engine::with_hash(p, rules.hash.clone());
-            // A lead merged meanwhile is the merge's to finish.
-            let found = self.store.load(lead, &[]).await?;
-            let (Some(loaded), None) = (found.lead, found.merged_into) else {
+            let Some(loaded) = self.load_unmerged(lead).await? else {
                 continue;
             };
             let mut state = loaded.state;
@@ -866,6 +902,13 @@ impl Service {
             n += usize::from(stored);
         }
         Ok(n)
+    }
+
+    /// The stored lead, unless it is gone or was merged into another meanwhile (then the
+    /// merge's to finish): what the sweep and rescoring rewrite.
+    async fn load_unmerged(&self, lead: &str) -> Result<Option<crate::store::Loaded>, StoreError> {
+        let found = self.store.load(lead, &[]).await?;
+        Ok(found.lead.filter(|_| found.merged_into.is_none()))
     }
 
     /// Stores a lead re-evaluated without new events (sweep, rescore) if it is still at
