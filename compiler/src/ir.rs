@@ -2,7 +2,7 @@
 //! score, kind and source. Built by `resolve`, read by `analysis` and `lower`.
 
 use leadscore_dsl::Span;
-use leadscore_runtime::bytecode::{Cmp, Func, GradeId, ScoreId};
+use leadscore_runtime::bytecode::{ChannelDef, Cmp, Func, GradeId, NotifyDef, ScoreId};
 
 /// Index into `Ir::sets`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -17,6 +17,9 @@ pub struct Ir {
     pub rules: Vec<Rule>,
     pub grades: Vec<Grade>,
     pub tags: Vec<Tag>,
+    /// Already in the bytecode's terms: nothing in them needs lowering.
+    pub channels: Vec<ChannelDef>,
+    pub notifies: Vec<NotifyDef>,
 }
 
 #[derive(Debug, Clone)]

@@ -147,6 +147,8 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
         grades,
         tags,
         rules,
+        channels: ir.channels.clone(),
+        notifies: ir.notifies.clone(),
     })
 }
 

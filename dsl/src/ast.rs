@@ -17,6 +17,8 @@ pub enum Item {
     If(IfBlock),
     Grade(GradeDecl),
     Tag(TagDecl),
+    Channel(ChannelDecl),
+    Notify(NotifyDecl),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -92,6 +94,46 @@ pub struct TagDecl {
     pub name: Ident,
     pub cond: Cond,
     pub span: Span,
+}
+
+/// `channel NAME = KIND TARGET [signed "SECRET"]`: where notifications go.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelDecl {
+    pub name: Ident,
+    /// `webhook`, `slack`, `feishu` (or `lark`), `dingtalk`, `wecom`, `http`.
+    pub kind: Ident,
+    pub target: ChannelTarget,
+    /// `signed "NAME"`: the secret that signs each message.
+    pub signed: Option<StringLit>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChannelTarget {
+    /// A URL (or, for `http`, the name of a request template) written in the rules.
+    Literal(StringLit),
+    /// `secret "NAME"`: a URL kept with the secrets, not in the rules.
+    Secret(StringLit),
+}
+
+/// `notify CHANNEL when TRIGGER`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotifyDecl {
+    pub channel: Ident,
+    pub trigger: NotifyTrigger,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum NotifyTrigger {
+    /// `grade becomes G`
+    Becomes(Ident),
+    /// `grade leaves G`
+    Leaves(Ident),
+    /// `grade changes`
+    Changes(Span),
+    /// `SCORE crosses N`: the score (or `score`, the total) goes from below N to N or more.
+    Crosses { score: Ident, threshold: Int },
 }
 
 /// `if COND { rules }`: field rules inside test COND on the current attributes, event rules

@@ -115,7 +115,9 @@ fn recover(src: &str, first: &pest::error::Error<Rule>, diags: &mut Vec<Diagnost
     }
 }
 
-const STARTS: [&str; 8] = ["ruleset", "set", "score", "when", "if", "grade", "tag", "}"];
+const STARTS: [&str; 10] = [
+    "ruleset", "set", "score", "when", "if", "grade", "tag", "channel", "notify", "}",
+];
 
 /// The first word of the line at `line_start`, and its offset.
 fn first_word(src: &str, line_start: usize) -> (usize, String) {
@@ -174,6 +176,23 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::tag_decl | Rule::kw_tag => "`tag`",
         Rule::if_block | Rule::kw_if => "`if`",
         Rule::rule_decl | Rule::kw_when => "`when`",
+        Rule::channel_decl | Rule::kw_channel => "`channel`",
+        Rule::notify_decl | Rule::kw_notify => "`notify`",
+        Rule::channel_kind => {
+            "a channel kind (`webhook`, `slack`, `feishu`, `lark`, `dingtalk`, `wecom`, `http`)"
+        }
+        Rule::channel_target | Rule::secret_ref => {
+            "where to send: a URL in double quotes, or `secret \"NAME\"`"
+        }
+        Rule::kw_secret => "`secret`",
+        Rule::channel_signed | Rule::kw_signed => "`signed`",
+        Rule::grade_becomes | Rule::grade_leaves | Rule::grade_changes | Rule::score_crosses => {
+            "`grade becomes G`, `grade leaves G`, `grade changes` or `SCORE crosses N`"
+        }
+        Rule::kw_becomes => "`becomes`",
+        Rule::kw_leaves => "`leaves`",
+        Rule::kw_changes => "`changes`",
+        Rule::kw_crosses => "`crosses`",
         Rule::kw_range => "`range`",
         Rule::range => "a range like `0..100`",
         Rule::otherwise | Rule::kw_otherwise => "`otherwise`",
@@ -356,6 +375,8 @@ fn is_statement_start(r: Rule) -> bool {
             | Rule::tag_decl
             | Rule::if_block
             | Rule::rule_decl
+            | Rule::channel_decl
+            | Rule::notify_decl
             | Rule::stray_close
             | Rule::kw_ruleset
             | Rule::kw_set
@@ -364,6 +385,8 @@ fn is_statement_start(r: Rule) -> bool {
             | Rule::kw_tag
             | Rule::kw_if
             | Rule::kw_when
+            | Rule::kw_channel
+            | Rule::kw_notify
     )
 }
 
@@ -468,8 +491,66 @@ fn item(p: Pair<Rule>) -> Res<Item> {
             })
         }
         Rule::rule_decl => rule_item(p)?,
+        Rule::channel_decl => {
+            let name = ident(next()?);
+            let kind = ident(next()?);
+            let t = next()?;
+            let target = match t.clone().into_inner().next() {
+                Some(r) if r.as_rule() == Rule::secret_ref => {
+                    let s = r.into_inner().find(|c| c.as_rule() == Rule::string);
+                    ChannelTarget::Secret(string(s.ok_or_else(|| internal(&t))?)?)
+                }
+                Some(r) if r.as_rule() == Rule::string => ChannelTarget::Literal(string(r)?),
+                _ => return Err(internal(&t)),
+            };
+            let signed = match next() {
+                Ok(s) => {
+                    let lit = s.clone().into_inner().find(|c| c.as_rule() == Rule::string);
+                    Some(string(lit.ok_or_else(|| internal(&s))?)?)
+                }
+                Err(_) => None,
+            };
+            Item::Channel(ChannelDecl {
+                name,
+                kind,
+                target,
+                signed,
+                span,
+            })
+        }
+        Rule::notify_decl => {
+            let channel = ident(next()?);
+            let t = next()?;
+            let parts = children(&t);
+            let trigger = match (t.as_rule(), parts.as_slice()) {
+                (Rule::grade_becomes, [g]) => NotifyTrigger::Becomes(ident(g.clone())),
+                (Rule::grade_leaves, [g]) => NotifyTrigger::Leaves(ident(g.clone())),
+                (Rule::grade_changes, []) => NotifyTrigger::Changes(span_of(&t)),
+                (Rule::score_crosses, [score, n]) => NotifyTrigger::Crosses {
+                    score: ident(score.clone()),
+                    threshold: int(n)?,
+                },
+                _ => return Err(internal(&t)),
+            };
+            Item::Notify(NotifyDecl {
+                channel,
+                trigger,
+                span,
+            })
+        }
         _ => return Err(internal(&p)),
     })
+}
+
+/// A signed whole number, at most a billion either way.
+fn int(p: &Pair<Rule>) -> Res<Int> {
+    let span = span_of(p);
+    p.as_str()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| v.abs() <= 1_000_000_000)
+        .map(|value| Int { value, span })
+        .ok_or_else(|| Diagnostic::error("E0002", span, "this number is too large"))
 }
 
 fn is_keyword(r: Rule) -> bool {
@@ -513,6 +594,14 @@ fn is_keyword(r: Rule) -> bool {
             | Rule::kw_contains
             | Rule::kw_any
             | Rule::kw_word
+            | Rule::kw_channel
+            | Rule::kw_notify
+            | Rule::kw_secret
+            | Rule::kw_signed
+            | Rule::kw_becomes
+            | Rule::kw_leaves
+            | Rule::kw_changes
+            | Rule::kw_crosses
     )
 }
 
@@ -814,15 +903,6 @@ fn range(p: Pair<Rule>) -> Res<Range> {
     let kids = children(&p);
     let [lo, hi] = kids.as_slice() else {
         return Err(internal(&p));
-    };
-    let int = |p: &Pair<Rule>| {
-        let span = span_of(p);
-        p.as_str()
-            .parse::<i64>()
-            .ok()
-            .filter(|v| v.abs() <= 1_000_000_000)
-            .map(|value| Int { value, span })
-            .ok_or_else(|| Diagnostic::error("E0002", span, "this number is too large"))
     };
     Ok(Range {
         lo: int(lo)?,

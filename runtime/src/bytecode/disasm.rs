@@ -82,6 +82,54 @@ pub fn disassemble(p: &Program) -> String {
             code(&mut o, p, t.cond, "    ");
         }
     }
+    if !p.channels.is_empty() {
+        o.push_str(
+            "
+channels
+",
+        );
+        for c in &p.channels {
+            let target = match &c.target {
+                ChannelTarget::Url(u) => format!("{u:?}"),
+                ChannelTarget::Secret(n) => format!("secret {n:?}"),
+                ChannelTarget::Template(n) => format!("template {n:?}"),
+            };
+            let signed = c
+                .signed
+                .as_ref()
+                .map_or(String::new(), |s| format!(" signed {s:?}"));
+            let _ = writeln!(
+                o,
+                "  {} {} {target}{signed} (line {})",
+                c.name,
+                c.kind.name(),
+                c.line
+            );
+        }
+    }
+    if !p.notifies.is_empty() {
+        o.push_str(
+            "
+notify
+",
+        );
+        for n in &p.notifies {
+            let when = match n.trigger {
+                NotifyTrigger::Becomes(g) => format!("becomes {}", p.grades[g.index()].name),
+                NotifyTrigger::Leaves(g) => format!("leaves {}", p.grades[g.index()].name),
+                NotifyTrigger::Changes => "changes".into(),
+                NotifyTrigger::Crosses { score, threshold } => format!(
+                    "{} crosses {threshold}",
+                    score.map_or("score", |s| p.scores[s.index()].name.as_str())
+                ),
+            };
+            let _ = writeln!(
+                o,
+                "  {} when {when} (line {})",
+                p.channels[n.channel as usize].name, n.line
+            );
+        }
+    }
     o
 }
 

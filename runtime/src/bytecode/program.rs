@@ -12,7 +12,8 @@ pub const MAGIC: [u8; 4] = *b"LSBC";
 /// instruction changes. Programs are compiled from rules files, which stay the source of
 /// truth: a program of another version is refused with the advice to compile again.
 /// 2: grades may carry an `until` condition (hysteresis).
-pub const FORMAT_VERSION: u16 = 2;
+/// 3: notification channels and `notify` rules.
+pub const FORMAT_VERSION: u16 = 3;
 /// magic + version + reserved + body length + body sha256.
 pub const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 32;
 /// Programs larger than this are refused before decoding.
@@ -45,6 +46,97 @@ pub struct Program {
     pub tags: Vec<TagDef>,
     /// Every rule in source order: its line and text, for explanations and listings.
     pub rules: Vec<RuleInfo>,
+    /// Where notifications go (`channel`).
+    pub channels: Vec<ChannelDef>,
+    /// When they go (`notify`), in source order.
+    pub notifies: Vec<NotifyDef>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChannelKind {
+    /// leadscore's own JSON, signed like leadscore's webhooks.
+    Webhook,
+    /// A Slack incoming webhook.
+    Slack,
+    /// A Feishu / Lark custom bot.
+    Feishu,
+    /// A DingTalk custom robot.
+    DingTalk,
+    /// A WeCom (企业微信) group robot.
+    WeCom,
+    /// A request built from a template of the configuration (a CRM's API).
+    Http,
+}
+
+impl ChannelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Slack => "slack",
+            ChannelKind::Feishu => "feishu",
+            ChannelKind::DingTalk => "dingtalk",
+            ChannelKind::WeCom => "wecom",
+            ChannelKind::Http => "http",
+        }
+    }
+
+    /// The kind a rules file names (`lark` is Feishu's international name).
+    pub fn parse(word: &str) -> Option<ChannelKind> {
+        Some(match word {
+            "webhook" => ChannelKind::Webhook,
+            "slack" => ChannelKind::Slack,
+            "feishu" | "lark" => ChannelKind::Feishu,
+            "dingtalk" => ChannelKind::DingTalk,
+            "wecom" => ChannelKind::WeCom,
+            "http" => ChannelKind::Http,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChannelTarget {
+    /// A URL written in the rules.
+    Url(String),
+    /// A URL kept with the secrets under this name.
+    Secret(String),
+    /// An `http` channel's request template, by name.
+    Template(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelDef {
+    pub name: String,
+    pub kind: ChannelKind,
+    pub target: ChannelTarget,
+    /// The secret that signs each message, by name.
+    pub signed: Option<String>,
+    pub line: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotifyTrigger {
+    /// A transition into the grade.
+    Becomes(GradeId),
+    /// A transition out of the grade.
+    Leaves(GradeId),
+    /// Any transition.
+    Changes,
+    /// The score (`None`: the total) goes from below `threshold` to `threshold` or more.
+    Crosses {
+        score: Option<ScoreId>,
+        threshold: i64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyDef {
+    /// Index into `channels`.
+    pub channel: u32,
+    pub trigger: NotifyTrigger,
+    pub line: u32,
+    /// The statement as written.
+    pub text: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -160,6 +160,39 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
     for (start, ctx) in starts {
         condition(p, start, ctx)?;
     }
+    notifications(p)
+}
+
+/// Channels have names and somewhere to go; `notify` rules name existing channels,
+/// grades and scores.
+fn notifications(p: &Program) -> Result<(), VerifyError> {
+    for (i, c) in p.channels.iter().enumerate() {
+        let target = match &c.target {
+            ChannelTarget::Url(t) | ChannelTarget::Secret(t) | ChannelTarget::Template(t) => t,
+        };
+        check(!c.name.is_empty() && !target.is_empty(), || {
+            format!("channel {i} has no name or no target")
+        })?;
+        check(
+            (c.kind == ChannelKind::Http) == matches!(c.target, ChannelTarget::Template(_)),
+            || format!("channel `{}`: only `http` channels use templates", c.name),
+        )?;
+    }
+    for (i, n) in p.notifies.iter().enumerate() {
+        check((n.channel as usize) < p.channels.len(), || {
+            format!("notify rule {i} names a missing channel")
+        })?;
+        let ok = match n.trigger {
+            NotifyTrigger::Becomes(g) | NotifyTrigger::Leaves(g) => g.index() < p.grades.len(),
+            NotifyTrigger::Changes => true,
+            NotifyTrigger::Crosses { score, .. } => {
+                score.is_none_or(|s| s.index() < p.scores.len())
+            }
+        };
+        check(ok, || {
+            format!("notify rule {i} names a missing grade or score")
+        })?;
+    }
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! Name resolution and checks: AST -> IR. Reports every problem it finds, with
 //! "did you mean" where a near name exists.
 
+mod notify;
+
 use crate::ir::{self, Cond, Expr, SetRef, Test, Ty};
 use leadscore_dsl::ast;
 use leadscore_dsl::diagnostic::closest;
@@ -241,6 +243,7 @@ impl Resolver<'_> {
                 self.tag(t);
             }
         }
+        self.notifications(file);
     }
 
     fn if_block(&mut self, b: &ast::IfBlock, guards: &[Cond], texts: &[String]) {
