@@ -5,6 +5,7 @@ use crate::DiagFormat;
 use anyhow::{Context, Result};
 use leadscore_runtime::http::{self, App, Config};
 use leadscore_runtime::keys::KeyPolicy;
+use leadscore_runtime::notify::{self, Notifier};
 use leadscore_runtime::service::{MergeError, Service};
 use leadscore_runtime::store::sqlite::SqliteStore;
 use std::net::SocketAddr;
@@ -97,6 +98,20 @@ async fn run(
         );
         service.set_variant(Some((variant, share)));
     }
+    for problem in notify::missing(&service.rules().program, &config, &|k| {
+        std::env::var(k).ok()
+    }) {
+        tracing::warn!("{problem}: its notifications will fail");
+    }
+    let notifier = config.notify.enabled.then(|| {
+        let store: Arc<dyn leadscore_runtime::store::Store> = store.clone();
+        Arc::new(Notifier::new(
+            store,
+            &config,
+            Arc::new(leadscore_runtime::time::now),
+        ))
+    });
+    let poll = Duration::from_millis(config.notify.poll_millis.max(10));
     let app = App::new(service.clone(), config);
     let listener = tokio::net::TcpListener::bind(&o.listen)
         .await
@@ -105,6 +120,7 @@ async fn run(
     tracing::info!("listening on http://{addr}");
     let reload = tokio::spawn(watch_rules(o.file.clone(), service.clone()));
     let sweep = tokio::spawn(sweep_loop(service.clone()));
+    let deliver = notifier.map(|n| tokio::spawn(deliver_loop(n, poll)));
     axum::serve(
         listener,
         http::router(app).into_make_service_with_connect_info::<SocketAddr>(),
@@ -114,6 +130,10 @@ async fn run(
     .context("server failed")?;
     reload.abort();
     sweep.abort();
+    // A delivery cut short here is claimed, not lost: it is due again when its lease ends.
+    if let Some(d) = deliver {
+        d.abort();
+    }
     // In-flight requests have been answered; their commits are durable. Close the writer.
     store.close();
     tracing::info!("stopped");
@@ -183,6 +203,18 @@ async fn watch_rules(path: PathBuf, service: Arc<Service>) {
             ),
             Ok(Err(e)) => tracing::error!(file = %path.display(), "rules not reloaded: {e:#}"),
             Err(e) => tracing::error!("rules not reloaded: {e}"),
+        }
+    }
+}
+
+/// Delivers the outbox: every notification as it falls due.
+async fn deliver_loop(notifier: Arc<Notifier>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = notifier.deliver_due(100).await {
+            tracing::error!("delivering notifications failed: {e}");
         }
     }
 }
@@ -317,7 +349,8 @@ pub fn import(
         eprintln!("creating {}", db.display());
     }
     let (accepted, duplicates) = with_store(db, move |store| async move {
-        let service = Service::new(program, store.clone()).with_keys(keys);
+        // A backfill: its transitions are history, not news for anyone.
+        let service = Service::new(program, store.clone()).with_keys(keys).quiet();
         let (mut accepted, mut duplicates) = (0, 0);
         let mut rest = incoming;
         while !rest.is_empty() {

@@ -13,6 +13,7 @@
 
 use crate::bytecode::Program;
 use crate::http::{App, ClientIp, Config};
+use crate::notify::Notifier;
 use crate::service::Service;
 use crate::store::{dynamo::DynamoStore, memory::MemoryStore, Store};
 use axum::Router;
@@ -94,6 +95,9 @@ pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, Stri
             Some((p, share))
         }
     };
+    for problem in crate::notify::missing(&program, &config, &get) {
+        tracing::warn!("{problem}: its notifications will fail");
+    }
     tracing::info!(ruleset = program.name, program = %program_path.display(), "initialised");
     let service = Arc::new(Service::new(program, store).with_keys(config.keys));
     if let Some(shadow) = shadow {
@@ -138,12 +142,22 @@ pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
     lambda_http::run(service).await
 }
 
+fn notifier(app: &App) -> Notifier {
+    Notifier::new(
+        app.service.store().clone(),
+        &app.config,
+        Arc::new(crate::time::now),
+    )
+}
+
 /// The sweep mode (`LEADSCORE_MODE=sweep`, invoked by the EventBridge schedule): each
-/// invocation records the transitions that time alone caused for the leads that are due.
+/// invocation records the transitions that time alone caused for the leads that are due,
+/// then delivers the notifications due (retries; first attempts come from the stream).
 pub async fn run_sweep(app: Arc<App>) -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, LambdaEvent};
+    let notifier = Arc::new(notifier(&app));
     let handler = lambda_runtime::service_fn(move |_: LambdaEvent<serde_json::Value>| {
-        let app = app.clone();
+        let (app, notifier) = (app.clone(), notifier.clone());
         async move {
             let mut swept = 0;
             loop {
@@ -153,8 +167,62 @@ pub async fn run_sweep(app: Arc<App>) -> Result<(), lambda_http::Error> {
                     break;
                 }
             }
-            tracing::info!(leads = swept, "swept");
-            Ok::<_, lambda_http::Error>(serde_json::json!({ "swept": swept }))
+            let pass = if app.config.notify.enabled {
+                notifier.deliver_due(1_000).await?
+            } else {
+                crate::notify::Pass::default()
+            };
+            tracing::info!(leads = swept, delivered = pass.delivered, "swept");
+            Ok::<_, lambda_http::Error>(serde_json::json!({
+                "swept": swept,
+                "notifications": {"delivered": pass.delivered, "retried": pass.retried,
+                                  "failed": pass.failed},
+            }))
+        }
+    });
+    lambda_runtime::run(handler).await
+}
+
+/// The notifications in a DynamoDB stream event: (lead, id) of each new outbox item.
+pub fn stream_notes(event: &serde_json::Value) -> Vec<(String, String)> {
+    let key =
+        |r: &serde_json::Value, k: &str| r["dynamodb"]["Keys"][k]["S"].as_str().map(str::to_string);
+    event["Records"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .filter(|r| r["eventName"] == "INSERT")
+                .filter_map(|r| {
+                    let lead = key(r, "PK")?.strip_prefix("LEAD#")?.to_string();
+                    let id = key(r, "SK")?.strip_prefix("NOTE#")?.to_string();
+                    Some((lead, id))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The notify mode (`LEADSCORE_MODE=notify`, on the table's stream): delivers each new
+/// notification at once. A failed delivery is not the batch's failure: the outbox keeps
+/// it due again, and the sweep's schedule retries it.
+pub async fn run_notify(app: Arc<App>) -> Result<(), lambda_http::Error> {
+    use lambda_http::lambda_runtime::{self, LambdaEvent};
+    let notifier = Arc::new(notifier(&app));
+    let handler = lambda_runtime::service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let notifier = notifier.clone();
+        async move {
+            let mut delivered = 0;
+            for (lead, id) in stream_notes(&event.payload) {
+                if let Some(crate::store::Delivery::Delivered) =
+                    notifier.deliver(&lead, &id).await?
+                {
+                    delivered += 1;
+                }
+            }
+            Ok::<_, lambda_http::Error>(serde_json::json!({
+                "batchItemFailures": [], "delivered": delivered,
+            }))
         }
     });
     lambda_runtime::run(handler).await

@@ -16,6 +16,8 @@ pub mod http;
 pub mod keys;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+#[cfg(feature = "http")]
+pub mod notify;
 pub mod report;
 #[cfg(feature = "store")]
 pub mod service;

@@ -20,13 +20,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    // One binary, two functions: the HTTP API, and the scheduled sweep.
-    let served = if std::env::var("LEADSCORE_MODE").is_ok_and(|m| m == "sweep") {
-        runtime.block_on(leadscore_runtime::lambda::run_sweep(app))
-    } else {
-        runtime.block_on(leadscore_runtime::lambda::run(
+    // One binary, three functions: the HTTP API, the scheduled sweep, and the stream
+    // consumer that delivers notifications.
+    let served = match std::env::var("LEADSCORE_MODE").as_deref() {
+        Ok("sweep") => runtime.block_on(leadscore_runtime::lambda::run_sweep(app)),
+        Ok("notify") => runtime.block_on(leadscore_runtime::lambda::run_notify(app)),
+        _ => runtime.block_on(leadscore_runtime::lambda::run(
             leadscore_runtime::http::router(app),
-        ))
+        )),
     };
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -29,6 +29,71 @@ pub struct Config {
     /// How lead keys are normalised beyond trimming and lower-casing.
     #[serde(default)]
     pub keys: crate::keys::KeyPolicy,
+    /// Delivering notifications.
+    #[serde(default)]
+    pub notify: Notify,
+    /// Secrets the rules name (`secret "NAME"`, `signed "NAME"`, `{{secret.NAME}}`); also
+    /// `LEADSCORE_SECRET_NAME` in the environment.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Request templates of `http` channels: `[http.hubspot]`.
+    #[serde(default)]
+    pub http: BTreeMap<String, HttpTemplate>,
+}
+
+/// How the outbox is delivered (docs/notifications.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notify {
+    /// Off: the outbox fills, nothing is sent (another process may deliver it).
+    pub enabled: bool,
+    /// Attempts before a notification is given up as a dead letter.
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each, up to
+    /// `max_backoff_secs`.
+    pub backoff_secs: u64,
+    pub max_backoff_secs: u64,
+    /// One attempt's limit (connect, send, answer).
+    pub timeout_secs: u64,
+    /// How often `serve` looks for notifications due.
+    pub poll_millis: u64,
+    /// Receivers on loopback or private networks are refused unless this is set (rules
+    /// name the URLs; the server must not become a way into its own network).
+    pub allow_private: bool,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify {
+            enabled: true,
+            max_attempts: 8,
+            backoff_secs: 30,
+            max_backoff_secs: 3600,
+            timeout_secs: 10,
+            poll_millis: 1000,
+            allow_private: false,
+        }
+    }
+}
+
+/// A request an `http` channel sends (a CRM's API): `{{placeholders}}` are filled from
+/// the notification (docs/notifications.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTemplate {
+    #[serde(default = "HttpTemplate::post")]
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// JSON with placeholders, each replaced by a JSON value.
+    pub body: Option<String>,
+}
+
+impl HttpTemplate {
+    fn post() -> String {
+        "POST".into()
+    }
 }
 
 /// The tracking beacon (`POST /track`, `GET /track`, `/t.js`): public, so bounded like
@@ -220,6 +285,16 @@ impl Config {
             "LEADSCORE_SENDGRID_PUBLIC_KEY",
         );
         set(&mut self.hooks.mailchimp_key, "LEADSCORE_MAILCHIMP_KEY");
+        // Secrets for channels, as one JSON object (one deployment parameter holds them
+        // all); `LEADSCORE_SECRET_<NAME>` are read when a notification needs them.
+        if let Some(json) = get("LEADSCORE_SECRETS").filter(|v| !v.trim().is_empty()) {
+            match serde_json::from_str::<BTreeMap<String, String>>(&json) {
+                Ok(map) => self.secrets.extend(map),
+                Err(e) => tracing::error!(
+                    "LEADSCORE_SECRETS is not a JSON object of texts ({e}): ignored"
+                ),
+            }
+        }
         set(
             &mut self.hooks.sendgrid_inbound_key,
             "LEADSCORE_SENDGRID_INBOUND_KEY",

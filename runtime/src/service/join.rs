@@ -11,7 +11,9 @@
 //! two merges in opposite directions. Writers in other processes are kept out by the
 //! store's conditions (a redirect moves the merged lead's version).
 
-use super::{rekey, stored_event, summarize, Fresh, Incoming, Rules, Service, Step, MAX_HOPS};
+use super::{
+    rekey, stored_event, summarize, Before, Fresh, Incoming, Rules, Service, Step, MAX_HOPS,
+};
 use crate::engine::{Cause, Engine};
 use crate::store::{StoreError, StoredEvent};
 use crate::time::Micros;
@@ -341,14 +343,26 @@ impl Service {
             .filter(|e| !found.seen.contains(&e.event.id))
             .collect();
         let exists = found.lead.is_some();
-        let (before, expect, first_seq, shadow_prev) = match found.lead {
-            Some(l) => (
-                l.state.grade_name.clone(),
-                Some(l.version),
-                l.state.events,
-                l.state.shadow.map(|b| *b),
+        let notify = matches!(cause, JoinCause::Event(..));
+        let (before, expect, first_seq, shadow_prev, scores_before) = match found.lead {
+            Some(mut l) => {
+                engine.attach(&mut l.state);
+                let scores = Before::of(&rules, &mut engine, &l.state, self.now());
+                (
+                    l.state.grade_name.clone(),
+                    Some(l.version),
+                    l.state.events,
+                    l.state.shadow.map(|b| *b),
+                    scores,
+                )
+            }
+            None => (
+                None,
+                None,
+                0,
+                None,
+                super::outbox::crosses(&rules).then(|| Before::nothing(rules.program.scores.len())),
             ),
-            None => (None, None, 0, None),
         };
         let mut history = self.history_events(lead, exists).await?;
         for inc in &fresh {
@@ -385,6 +399,8 @@ impl Service {
                     expect,
                     first_seq,
                     events: &fresh,
+                    notify,
+                    before: scores_before.as_ref(),
                 },
                 state,
                 &change,

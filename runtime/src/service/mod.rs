@@ -7,8 +7,11 @@
 //! from a fresh read.
 
 mod join;
+mod outbox;
 
 pub use join::{MergeError, Merged, Tracked};
+pub use outbox::channel_json;
+use outbox::Before;
 
 use crate::bytecode::Program;
 use crate::engine::{Engine, Transition};
@@ -190,6 +193,10 @@ struct Fresh<'a> {
     /// The arrival number of the first new event.
     first_seq: u64,
     events: &'a [&'a Incoming],
+    /// Whether its transitions notify (not for rescores, merges, backfills).
+    notify: bool,
+    /// The scores before it, when score crossings are to be tested.
+    before: Option<&'a Before>,
 }
 
 /// How many pointers a key is followed through (merges flatten chains, so one is usual).
@@ -205,6 +212,8 @@ pub struct Service {
     locks: Vec<tokio::sync::Mutex<()>>,
     clock: Clock,
     keys: KeyPolicy,
+    /// Backfills: transitions are recorded but notify nobody.
+    quiet: bool,
 }
 
 /// A lead's scores at `now`, evaluated once: the summary the store keeps for listings and
@@ -312,7 +321,14 @@ impl Service {
                 .collect(),
             clock,
             keys: KeyPolicy::default(),
+            quiet: false,
         }
+    }
+
+    /// For backfills (`leadscore import`): what it stores notifies nobody.
+    pub fn quiet(mut self) -> Service {
+        self.quiet = true;
+        self
     }
 
     /// With a key normalisation beyond trimming and lower-casing (docs/http-api.md, Keys).
@@ -598,6 +614,10 @@ impl Service {
             view["transitions"] = json!([]);
             return Ok(Step::Done(0, stored, view));
         }
+        let before = match expect {
+            Some(_) => Before::of(&rules, &mut engine, &state, now),
+            None => outbox::crosses(&rules).then(|| Before::nothing(p.scores.len())),
+        };
         let shadow_prev = state.shadow.take().map(|b| *b);
         let first_seq = state.events;
         let mut history: Option<Vec<Event>> = None;
@@ -641,6 +661,8 @@ impl Service {
                     expect,
                     first_seq,
                     events: &fresh,
+                    notify: true,
+                    before: before.as_ref(),
                 },
                 state,
                 &transitions,
@@ -673,6 +695,20 @@ impl Service {
                 json: inc.json.clone(),
             })
             .collect();
+        let notifications = if fresh.notify && !self.quiet {
+            let version = fresh.expect.map_or(1, |v| v + 1);
+            outbox::notifications(
+                rules,
+                engine,
+                &state,
+                version,
+                transitions,
+                fresh.before,
+                now,
+            )
+        } else {
+            Vec::new()
+        };
         let transitions = stored_transitions(rules, transitions);
         view["transitions"] = transitions.iter().map(|t| t.json.clone()).collect();
         self.store
@@ -683,6 +719,7 @@ impl Service {
                 summary,
                 events,
                 transitions,
+                notifications,
             })
             .await?;
         Ok(view)
@@ -856,7 +893,7 @@ impl Service {
                 .rescore(&mut state, &history, now, &mut out)
                 .map_err(|e| StoreError::Failed(format!("{lead}: {e}")))?;
             let stored = self
-                .rewrite(&rules, &mut engine, loaded.version, state, &out, now)
+                .rewrite(&rules, &mut engine, loaded.version, state, &out, None, now)
                 .await?;
             if stored {
                 done.rescored += 1;
@@ -885,8 +922,10 @@ impl Service {
             };
             let mut state = loaded.state;
             let mut out = Vec::new();
+            let mut before = None;
             if engine.is_current(&state) {
                 engine.attach(&mut state);
+                before = Before::of(&rules, &mut engine, &state, now);
                 engine.advance(&mut state, now, &mut out);
             } else {
                 // Another program's state: rescored, as a request would.
@@ -896,8 +935,17 @@ impl Service {
                     .map_err(|e| StoreError::Failed(e.to_string()))?;
             }
             // Touched meanwhile (not stored): the request that did so brought it up to date.
+            let notify = Some(before.as_ref());
             let stored = self
-                .rewrite(&rules, &mut engine, loaded.version, state, &out, now)
+                .rewrite(
+                    &rules,
+                    &mut engine,
+                    loaded.version,
+                    state,
+                    &out,
+                    notify,
+                    now,
+                )
                 .await?;
             n += usize::from(stored);
         }
@@ -913,6 +961,9 @@ impl Service {
 
     /// Stores a lead re-evaluated without new events (sweep, rescore) if it is still at
     /// `version`; returns whether it was stored (`false`: a request touched it meanwhile).
+    /// `notify`: `None` for a rescore (it notifies nobody), else the scores before, for
+    /// crossings.
+    #[allow(clippy::too_many_arguments)]
     async fn rewrite(
         &self,
         rules: &Rules,
@@ -920,19 +971,23 @@ impl Service {
         version: u64,
         state: LeadState,
         transitions: &[Transition],
+        notify: Option<Option<&Before>>,
         now: Micros,
     ) -> Result<bool, StoreError> {
-        let (summary, _) = summarize(rules, engine, &state, now);
-        let write = Write {
-            lead: state.key.clone(),
+        let key = state.key.clone();
+        let fresh = Fresh {
+            lead: &key,
             expect: Some(version),
-            summary,
-            state,
-            events: Vec::new(),
-            transitions: stored_transitions(rules, transitions),
+            first_seq: state.events,
+            events: &[],
+            notify: notify.is_some(),
+            before: notify.flatten(),
         };
-        match self.store.commit(write).await {
-            Ok(()) => Ok(true),
+        match self
+            .commit_lead(rules, engine, fresh, state, transitions, now)
+            .await
+        {
+            Ok(_) => Ok(true),
             Err(StoreError::Conflict) => Ok(false),
             Err(e) => Err(e),
         }

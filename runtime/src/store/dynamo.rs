@@ -8,6 +8,7 @@
 //! | `LEAD#k` | `GRADE#at#seq` | `at`, `body` (one transition) |
 //! | `LEAD#k` | `POINTER` | `lead`, `pending`, `at` — `k` was merged into `lead` |
 //! | `LEAD#k` | `REF#VIS#v` / `REF#LEAD#b` | a key that joined `k` (so erasure finds it) |
+//! | `LEAD#k` | `NOTE#id` | `channel`, `created_at`, `body`, `status`, `attempts`, `next_at`, `last_error`, `due_pk` = `NOTE#<status>` + `next_change` (GSI `due`) — the outbox |
 //! | `VIS#v` | `LINK` | `lead`, `pending`, `at` — the visitor became `lead` |
 //! | `VIS#v` | `EVT#id` | `at`, `seq`, `body` — an anonymous visitor's event |
 //! | `ERASURE#sha256(k)` | `at` (20 digits) | `events`, `transitions` — an erasure, with no personal data |
@@ -104,6 +105,45 @@ fn event_item(pk: &str, e: &StoredEvent) -> Item {
         ("seq".into(), n(e.seq)),
         ("body".into(), s(e.json.to_string())),
     ])
+}
+
+/// The `due` index's partition for notifications in a status.
+fn note_due(status: NoteStatus) -> String {
+    format!("NOTE#{}", status.name())
+}
+
+/// A new notification's item: pending, due at once.
+fn note_item(pk: &str, note: &Notification) -> Item {
+    HashMap::from([
+        ("PK".into(), s(pk)),
+        ("SK".into(), s(format!("NOTE#{}", note.id))),
+        ("channel".into(), s(&note.channel)),
+        ("created_at".into(), n(note.created_at)),
+        ("body".into(), s(note.body.to_string())),
+        ("status".into(), s(NoteStatus::Pending.name())),
+        ("attempts".into(), n(0)),
+        ("next_at".into(), n(note.created_at)),
+        ("due_pk".into(), s(note_due(NoteStatus::Pending))),
+        ("next_change".into(), n(note.created_at)),
+    ])
+}
+
+fn outboxed(i: &Item) -> Result<Outboxed, StoreError> {
+    let status = get_s(i, "status")?;
+    Ok(Outboxed {
+        note: Notification {
+            id: get_s(i, "SK")?.trim_start_matches("NOTE#").to_string(),
+            lead: lead_of(i)?,
+            channel: get_s(i, "channel")?.to_string(),
+            created_at: get_n(i, "created_at")?,
+            body: json_of(get_s(i, "body")?)?,
+        },
+        status: NoteStatus::parse(status)
+            .ok_or_else(|| failed(format!("unknown notification status `{status}`")))?,
+        attempts: get_n(i, "attempts")? as u32,
+        next_at: get_n(i, "next_at")?,
+        last_error: get_s(i, "last_error").ok().map(str::to_string),
+    })
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
@@ -527,7 +567,7 @@ impl Store for DynamoStore {
     }
 
     async fn commit(&self, w: Write) -> Result<(), StoreError> {
-        let actions = 1 + w.events.len() + w.transitions.len();
+        let actions = 1 + w.events.len() + w.transitions.len() + w.notifications.len();
         if actions > MAX_ACTIONS {
             return Err(StoreError::Failed(format!(
                 "a write of {actions} actions exceeds DynamoDB's {MAX_ACTIONS} (the service commits in chunks of {} events)",
@@ -574,6 +614,9 @@ impl Store for DynamoStore {
         }];
         for e in &w.events {
             items.push(self.put(event_item(&lead_pk, e), "attribute_not_exists(PK)", None)?);
+        }
+        for note in &w.notifications {
+            items.push(self.put(note_item(&lead_pk, note), "attribute_not_exists(PK)", None)?);
         }
         // The new version makes each commit's transition keys unique within the lead.
         let version = w.expect.map_or(1, |v| v + 1);
@@ -893,7 +936,8 @@ impl Store for DynamoStore {
         let mut state = Vec::new();
         for item in &items {
             let sk = get_s(item, "SK")?;
-            if sk == POINTER {
+            // The outbox stays with the key its changes were about (erased with the lead).
+            if sk == POINTER || sk.starts_with("NOTE#") {
                 continue;
             }
             let k = key(pk(from), sk);
@@ -968,5 +1012,164 @@ impl Store for DynamoStore {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    async fn due_notes(&self, now: Micros, limit: usize) -> Result<Vec<Outboxed>, StoreError> {
+        let keys = self
+            .query_all(
+                Some("due"),
+                "due_pk = :d AND next_change <= :t",
+                HashMap::from([
+                    (":d".into(), s(note_due(NoteStatus::Pending))),
+                    (":t".into(), n(now)),
+                ]),
+                Some(limit),
+                false,
+            )
+            .await?;
+        let mut out = Vec::new();
+        for k in &keys {
+            // The index is eventually consistent: the item itself says whether it is due.
+            if let Some(item) = self.get(key(get_s(k, "PK")?, get_s(k, "SK")?)).await? {
+                let o = outboxed(&item)?;
+                if o.status == NoteStatus::Pending && o.next_at <= now {
+                    out.push(o);
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.next_at, &a.note.id).cmp(&(b.next_at, &b.note.id)));
+        Ok(out)
+    }
+
+    async fn note(&self, lead: &str, id: &str) -> Result<Option<Outboxed>, StoreError> {
+        match self.get(key(pk(lead), format!("NOTE#{id}"))).await? {
+            Some(item) => Ok(Some(outboxed(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn claim_note(
+        &self,
+        lead: &str,
+        id: &str,
+        attempts: u32,
+        now: Micros,
+        until: Micros,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk(lead), format!("NOTE#{id}"))))
+            .update_expression("SET attempts = :a1, next_at = :u, next_change = :u")
+            .condition_expression("#s = :p AND attempts = :a AND next_at <= :now")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":p", s(NoteStatus::Pending.name()))
+            .expression_attribute_values(":a", n(attempts))
+            .expression_attribute_values(":a1", n(attempts + 1))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":u", n(until))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn finish_note(
+        &self,
+        lead: &str,
+        id: &str,
+        outcome: Delivery,
+        at: Micros,
+    ) -> Result<(), StoreError> {
+        let (status, next_at, error) = match outcome {
+            Delivery::Delivered => (NoteStatus::Delivered, at, None),
+            Delivery::Retry { next_at, error } => (NoteStatus::Pending, next_at, Some(error)),
+            Delivery::Failed { error } => (NoteStatus::Failed, at, Some(error)),
+        };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk(lead), format!("NOTE#{id}"))))
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":s", s(status.name()))
+            .expression_attribute_values(":t", n(next_at))
+            .expression_attribute_values(":d", s(note_due(status)));
+        update = match error {
+            Some(e) => update
+                .update_expression(
+                    "SET #s = :s, next_at = :t, next_change = :t, due_pk = :d, last_error = :e",
+                )
+                .expression_attribute_values(":e", s(e)),
+            None => update.update_expression(
+                "SET #s = :s, next_at = :t, next_change = :t, due_pk = :d REMOVE last_error",
+            ),
+        };
+        match update.send().await {
+            // Erased meanwhile: nothing to record.
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    async fn notes(
+        &self,
+        status: NoteStatus,
+        limit: usize,
+        after: Option<(Micros, String)>,
+    ) -> Result<Vec<Outboxed>, StoreError> {
+        let (t, last) = after.unwrap_or((Micros::MIN, String::new()));
+        let keys = self
+            .query_all(
+                Some("due"),
+                "due_pk = :d AND next_change >= :t",
+                HashMap::from([(":d".into(), s(note_due(status))), (":t".into(), n(t))]),
+                None,
+                false,
+            )
+            .await?;
+        let mut out = Vec::new();
+        for k in &keys {
+            if let Some(item) = self.get(key(get_s(k, "PK")?, get_s(k, "SK")?)).await? {
+                let o = outboxed(&item)?;
+                if o.status == status && (o.next_at, &o.note.id) > (t, &last) {
+                    out.push(o);
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.next_at, &a.note.id).cmp(&(b.next_at, &b.note.id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn requeue_note(&self, lead: &str, id: &str, now: Micros) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk(lead), format!("NOTE#{id}"))))
+            .update_expression(
+                "SET #s = :p, attempts = :z, next_at = :t, next_change = :t, due_pk = :d",
+            )
+            .condition_expression("#s = :f")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":p", s(NoteStatus::Pending.name()))
+            .expression_attribute_values(":f", s(NoteStatus::Failed.name()))
+            .expression_attribute_values(":z", n(0))
+            .expression_attribute_values(":t", n(now))
+            .expression_attribute_values(":d", s(note_due(NoteStatus::Pending)))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(sdk_error(e)),
+        }
     }
 }

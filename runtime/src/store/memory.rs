@@ -20,6 +20,8 @@ struct Inner {
     pointers: HashMap<Joined, Pointer>,
     /// Anonymous visitors' events.
     visitors: HashMap<String, Vec<StoredEvent>>,
+    /// The outbox, by (lead, id).
+    notes: HashMap<(String, String), Outboxed>,
 }
 
 #[derive(Default)]
@@ -73,6 +75,17 @@ pub(crate) fn listed(q: &ListQuery, rows: impl Iterator<Item = (String, Summary)
     });
     rows.truncate(q.limit);
     rows
+}
+
+/// A notification as it enters the outbox: pending, due at once.
+pub(crate) fn pending(note: Notification) -> Outboxed {
+    Outboxed {
+        next_at: note.created_at,
+        note,
+        status: NoteStatus::Pending,
+        attempts: 0,
+        last_error: None,
+    }
 }
 
 /// A transition moved into the lead a merged key joined, marked with where it came from.
@@ -135,6 +148,11 @@ impl Store for MemoryStore {
             l.summary = Some(w.summary);
             l.events.extend(w.events);
             l.transitions.extend(w.transitions);
+            for n in w.notifications {
+                m.notes
+                    .entry((n.lead.clone(), n.id.clone()))
+                    .or_insert_with(|| pending(n));
+            }
             Ok(())
         })
     }
@@ -177,16 +195,18 @@ impl Store for MemoryStore {
                 transitions: l.transitions.len(),
                 links: joined.len(),
             };
+            m.notes.retain(|(l, _), _| l != lead);
             for k in &joined {
                 m.pointers.remove(k);
                 match k {
                     Joined::Visitor(v) => drop(m.visitors.remove(v)),
-                    // What a merge cut short left under the old key.
+                    // What a merge cut short left under the old key, and its outbox.
                     Joined::Lead(b) => {
                         if let Some(old) = m.leads.remove(b) {
                             erased.events += old.events.len();
                             erased.transitions += old.transitions.len();
                         }
+                        m.notes.retain(|(l, _), _| l != b);
                     }
                 }
             }
@@ -347,5 +367,115 @@ impl Store for MemoryStore {
         });
         out.sort();
         Ok(out)
+    }
+
+    async fn due_notes(&self, now: Micros, limit: usize) -> Result<Vec<Outboxed>, StoreError> {
+        let mut due = self.notes_where(|o| o.status == NoteStatus::Pending && o.next_at <= now);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn note(&self, lead: &str, id: &str) -> Result<Option<Outboxed>, StoreError> {
+        Ok(self.with(|m| m.notes.get(&(lead.to_string(), id.to_string())).cloned()))
+    }
+
+    async fn claim_note(
+        &self,
+        lead: &str,
+        id: &str,
+        attempts: u32,
+        now: Micros,
+        until: Micros,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(
+            |m| match m.notes.get_mut(&(lead.to_string(), id.to_string())) {
+                Some(o)
+                    if o.status == NoteStatus::Pending
+                        && o.attempts == attempts
+                        && o.next_at <= now =>
+                {
+                    o.attempts += 1;
+                    o.next_at = until;
+                    true
+                }
+                _ => false,
+            },
+        ))
+    }
+
+    async fn finish_note(
+        &self,
+        lead: &str,
+        id: &str,
+        outcome: Delivery,
+        at: Micros,
+    ) -> Result<(), StoreError> {
+        self.with(|m| {
+            if let Some(o) = m.notes.get_mut(&(lead.to_string(), id.to_string())) {
+                finish(o, outcome, at);
+            }
+        });
+        Ok(())
+    }
+
+    async fn notes(
+        &self,
+        status: NoteStatus,
+        limit: usize,
+        after: Option<(Micros, String)>,
+    ) -> Result<Vec<Outboxed>, StoreError> {
+        let mut out = self.notes_where(|o| {
+            o.status == status
+                && after
+                    .as_ref()
+                    .is_none_or(|(t, id)| (o.next_at, &o.note.id) > (*t, id))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn requeue_note(&self, lead: &str, id: &str, now: Micros) -> Result<bool, StoreError> {
+        Ok(self.with(
+            |m| match m.notes.get_mut(&(lead.to_string(), id.to_string())) {
+                Some(o) if o.status == NoteStatus::Failed => {
+                    o.status = NoteStatus::Pending;
+                    o.attempts = 0;
+                    o.next_at = now;
+                    true
+                }
+                _ => false,
+            },
+        ))
+    }
+}
+
+/// A notification after an attempt ended.
+pub(crate) fn finish(o: &mut Outboxed, outcome: Delivery, at: Micros) {
+    match outcome {
+        Delivery::Delivered => {
+            o.status = NoteStatus::Delivered;
+            o.next_at = at;
+            o.last_error = None;
+        }
+        Delivery::Retry { next_at, error } => {
+            o.status = NoteStatus::Pending;
+            o.next_at = next_at;
+            o.last_error = Some(error);
+        }
+        Delivery::Failed { error } => {
+            o.status = NoteStatus::Failed;
+            o.next_at = at;
+            o.last_error = Some(error);
+        }
+    }
+}
+
+impl MemoryStore {
+    /// The notifications that match, by `next_at` then id.
+    fn notes_where(&self, keep: impl Fn(&Outboxed) -> bool) -> Vec<Outboxed> {
+        let mut out: Vec<Outboxed> =
+            self.with(|m| m.notes.values().filter(|o| keep(o)).cloned().collect());
+        out.sort_by(|a, b| (a.next_at, &a.note.id).cmp(&(b.next_at, &b.note.id)));
+        out
     }
 }

@@ -147,6 +147,78 @@ pub struct Write {
     /// New events; the write fails with `Conflict` if any is already stored.
     pub events: Vec<StoredEvent>,
     pub transitions: Vec<StoredTransition>,
+    /// Notifications of the transitions, into the outbox in the same commit.
+    pub notifications: Vec<Notification>,
+}
+
+/// A notification as the outbox keeps it: written in the same commit as the change it
+/// tells of, delivered afterwards by a worker (docs/notifications.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    /// Unique, and the idempotency key receivers see.
+    pub id: String,
+    pub lead: String,
+    /// The channel's name (the full definition is in `body`).
+    pub channel: String,
+    pub created_at: Micros,
+    /// The change and where it goes: everything a delivery needs but the secrets.
+    pub body: Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NoteStatus {
+    /// To be delivered (again) at `next_at`.
+    Pending,
+    Delivered,
+    /// Given up after the last attempt: the dead letter.
+    Failed,
+}
+
+impl NoteStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            NoteStatus::Pending => "pending",
+            NoteStatus::Delivered => "delivered",
+            NoteStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NoteStatus> {
+        [
+            NoteStatus::Pending,
+            NoteStatus::Delivered,
+            NoteStatus::Failed,
+        ]
+        .into_iter()
+        .find(|n| n.name() == s)
+    }
+}
+
+/// A notification with its delivery state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outboxed {
+    pub note: Notification,
+    pub status: NoteStatus,
+    /// Delivery attempts begun.
+    pub attempts: u32,
+    /// Pending: when it is due; delivered or failed: when that happened.
+    pub next_at: Micros,
+    pub last_error: Option<String>,
+}
+
+/// How a delivery attempt ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delivery {
+    Delivered,
+    /// Failed; try again at `next_at`.
+    Retry {
+        next_at: Micros,
+        error: String,
+    },
+    /// Failed for the last time: kept as a dead letter.
+    Failed {
+        error: String,
+    },
 }
 
 /// One row of a listing.
@@ -246,6 +318,46 @@ pub trait Store: Send + Sync + 'static {
 
     /// The keys that joined the lead (linked visitors, merged leads), sorted.
     async fn joined(&self, lead: &str) -> Result<Vec<Joined>, StoreError>;
+
+    /// Pending notifications due by `now`, oldest due first.
+    async fn due_notes(&self, now: Micros, limit: usize) -> Result<Vec<Outboxed>, StoreError>;
+
+    /// One notification.
+    async fn note(&self, lead: &str, id: &str) -> Result<Option<Outboxed>, StoreError>;
+
+    /// Takes a due notification for one attempt: only if it is still pending, due by
+    /// `now` and at `attempts`; then its attempts count one more and it is not due again
+    /// before `until` (a lease: a worker that dies mid-delivery leaves it to the next).
+    /// `false`: another worker has it, or it is not due.
+    async fn claim_note(
+        &self,
+        lead: &str,
+        id: &str,
+        attempts: u32,
+        now: Micros,
+        until: Micros,
+    ) -> Result<bool, StoreError>;
+
+    /// Records how the attempt ended (at `at`).
+    async fn finish_note(
+        &self,
+        lead: &str,
+        id: &str,
+        outcome: Delivery,
+        at: Micros,
+    ) -> Result<(), StoreError>;
+
+    /// Notifications in a status, by `next_at` then id, after the cursor.
+    async fn notes(
+        &self,
+        status: NoteStatus,
+        limit: usize,
+        after: Option<(Micros, String)>,
+    ) -> Result<Vec<Outboxed>, StoreError>;
+
+    /// A failed notification back to pending, due at `now`, its attempts counted afresh.
+    /// `false` when it is not a failed one.
+    async fn requeue_note(&self, lead: &str, id: &str, now: Micros) -> Result<bool, StoreError>;
 
     /// The most new events one [`Store::commit`] may carry; the service commits a lead's
     /// larger batch in ordered chunks of this size, each a full read, apply and commit.

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 /// The most commits that share one transaction.
 const MAX_GROUP: usize = 2048;
 
@@ -62,6 +62,19 @@ CREATE TABLE IF NOT EXISTS pointers (
     PRIMARY KEY (kind, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pointers_by_lead ON pointers (lead);
+CREATE TABLE IF NOT EXISTS outbox (
+    lead       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    next_at    INTEGER NOT NULL,
+    last_error TEXT,
+    PRIMARY KEY (lead, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_by_status ON outbox (status, next_at, id);
 CREATE TABLE IF NOT EXISTS visitor_events (
     visitor TEXT NOT NULL,
     id      TEXT NOT NULL,
@@ -90,6 +103,8 @@ struct Encoded {
     ruleset: String,
     events: Vec<EventRow>,
     transitions: Vec<(i64, String)>,
+    /// id, channel, created_at, body.
+    notes: Vec<(String, String, i64, String)>,
 }
 
 impl Encoded {
@@ -109,6 +124,11 @@ impl Encoded {
                 .into_iter()
                 .map(|t| (t.at, t.json.to_string()))
                 .collect(),
+            notes: w
+                .notifications
+                .into_iter()
+                .map(|n| (n.id, n.channel, n.created_at, n.body.to_string()))
+                .collect(),
             lead: w.lead,
             expect: w.expect,
         })
@@ -120,7 +140,7 @@ type EventRow = (String, i64, i64, String);
 
 /// What the writer thread does for one caller.
 enum Op {
-    Commit(Encoded),
+    Commit(Box<Encoded>),
     /// An anonymous visitor's events, stored unless the visitor is linked.
     Track {
         visitor: String,
@@ -201,7 +221,8 @@ impl SqliteStore {
             )
             .map_err(sql_error)?;
         }
-        // Version 3 adds tables only (pointers, visitor_events): SCHEMA creates them.
+        // Versions 3 (pointers, visitor_events) and 4 (outbox) add tables only: SCHEMA
+        // creates them.
         if tables > 0 && !(1..=SCHEMA_VERSION).contains(&version) {
             return Err(failed(format!(
                 "{} has schema version {version}; this leadscore reads version {SCHEMA_VERSION}",
@@ -519,7 +540,62 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
             .execute(params![w.lead, t.0, t.1])
             .map_err(sql_error)?;
     }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO outbox (lead, id, channel, created_at, body, status, attempts, next_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?4) ON CONFLICT DO NOTHING",
+        )
+        .map_err(sql_error)?;
+    for (id, channel, at, body) in &w.notes {
+        insert
+            .execute(params![w.lead, id, channel, at, body])
+            .map_err(sql_error)?;
+    }
     Ok(())
+}
+
+const OUTBOX_COLUMNS: &str =
+    "lead, id, channel, created_at, body, status, attempts, next_at, last_error";
+
+/// An outbox row (columns in `OUTBOX_COLUMNS` order).
+fn outboxed(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(Notification, String, u32, i64, Option<String>)> {
+    Ok((
+        Notification {
+            lead: r.get(0)?,
+            id: r.get(1)?,
+            channel: r.get(2)?,
+            created_at: r.get(3)?,
+            body: Json::String(r.get(4)?),
+        },
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+/// Rows as notifications (their bodies parsed).
+fn notes_of(
+    rows: impl Iterator<Item = rusqlite::Result<(Notification, String, u32, i64, Option<String>)>>,
+) -> Result<Vec<Outboxed>, StoreError> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut note, status, attempts, next_at, last_error) = row.map_err(sql_error)?;
+        if let Json::String(text) = &note.body {
+            note.body = json_column(text.clone())?;
+        }
+        out.push(Outboxed {
+            note,
+            status: NoteStatus::parse(&status)
+                .ok_or_else(|| failed(format!("unknown notification status `{status}`")))?,
+            attempts,
+            next_at,
+            last_error,
+        });
+    }
+    Ok(out)
 }
 
 /// A summary as its columns: grade, score, scores (JSON), next_change, updated_at,
@@ -623,7 +699,7 @@ impl Store for SqliteStore {
 
     async fn commit(&self, write: Write) -> Result<(), StoreError> {
         let write = Encoded::new(write)?;
-        self.send(Op::Commit(write)).await.map(|_| ())
+        self.send(Op::Commit(Box::new(write))).await.map(|_| ())
     }
 
     async fn transitions(&self, lead: &str) -> Result<Vec<StoredTransition>, StoreError> {
@@ -707,6 +783,11 @@ impl Store for SqliteStore {
                     [&lead, LEAD],
                 )
                 .map_err(sql_error)?;
+            tx.execute(
+                &format!("DELETE FROM outbox WHERE lead IN {keys}"),
+                [&lead, LEAD],
+            )
+            .map_err(sql_error)?;
             tx.execute(
                 "DELETE FROM leads WHERE key IN
                      (SELECT key FROM pointers WHERE kind = ?1 AND lead = ?2)",
@@ -928,6 +1009,122 @@ impl Store for SqliteStore {
             }
             out.sort();
             Ok(out)
+        })
+        .await
+    }
+
+    async fn due_notes(&self, now: Micros, limit: usize) -> Result<Vec<Outboxed>, StoreError> {
+        self.read(move |c| {
+            let mut q = c
+                .prepare_cached(&format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_at <= ?1
+                     ORDER BY next_at, id LIMIT ?2"
+                ))
+                .map_err(sql_error)?;
+            let rows = q
+                .query_map(params![now, limit as i64], outboxed)
+                .map_err(sql_error)?;
+            notes_of(rows)
+        })
+        .await
+    }
+
+    async fn note(&self, lead: &str, id: &str) -> Result<Option<Outboxed>, StoreError> {
+        let (lead, id) = (lead.to_string(), id.to_string());
+        self.read(move |c| {
+            let mut q = c
+                .prepare_cached(&format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE lead = ?1 AND id = ?2"
+                ))
+                .map_err(sql_error)?;
+            let rows = q.query_map([&lead, &id], outboxed).map_err(sql_error)?;
+            Ok(notes_of(rows)?.pop())
+        })
+        .await
+    }
+
+    async fn claim_note(
+        &self,
+        lead: &str,
+        id: &str,
+        attempts: u32,
+        now: Micros,
+        until: Micros,
+    ) -> Result<bool, StoreError> {
+        let (lead, id) = (lead.to_string(), id.to_string());
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE outbox SET attempts = attempts + 1, next_at = ?5
+                     WHERE lead = ?1 AND id = ?2 AND status = 'pending' AND attempts = ?3
+                       AND next_at <= ?4",
+                    params![lead, id, attempts, now, until],
+                )
+                .map_err(sql_error)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn finish_note(
+        &self,
+        lead: &str,
+        id: &str,
+        outcome: Delivery,
+        at: Micros,
+    ) -> Result<(), StoreError> {
+        let (lead, id) = (lead.to_string(), id.to_string());
+        let (status, next_at, error) = match outcome {
+            Delivery::Delivered => (NoteStatus::Delivered, at, None),
+            Delivery::Retry { next_at, error } => (NoteStatus::Pending, next_at, Some(error)),
+            Delivery::Failed { error } => (NoteStatus::Failed, at, Some(error)),
+        };
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE outbox SET status = ?3, next_at = ?4, last_error = ?5
+                 WHERE lead = ?1 AND id = ?2",
+                params![lead, id, status.name(), next_at, error],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn notes(
+        &self,
+        status: NoteStatus,
+        limit: usize,
+        after: Option<(Micros, String)>,
+    ) -> Result<Vec<Outboxed>, StoreError> {
+        self.read(move |c| {
+            let (t, id) = after.unwrap_or((Micros::MIN, String::new()));
+            let mut q = c
+                .prepare_cached(&format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox
+                     WHERE status = ?1 AND (next_at > ?2 OR (next_at = ?2 AND id > ?3))
+                     ORDER BY next_at, id LIMIT ?4"
+                ))
+                .map_err(sql_error)?;
+            let rows = q
+                .query_map(params![status.name(), t, id, limit as i64], outboxed)
+                .map_err(sql_error)?;
+            notes_of(rows)
+        })
+        .await
+    }
+
+    async fn requeue_note(&self, lead: &str, id: &str, now: Micros) -> Result<bool, StoreError> {
+        let (lead, id) = (lead.to_string(), id.to_string());
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ?3
+                     WHERE lead = ?1 AND id = ?2 AND status = 'failed'",
+                    params![lead, id, now],
+                )
+                .map_err(sql_error)?;
+            Ok(n == 1)
         })
         .await
     }
