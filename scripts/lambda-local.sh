@@ -11,7 +11,10 @@
 #   4. the same bootstrap in sweep mode (LEADSCORE_MODE=sweep) invoked with an EventBridge
 #      Scheduler event: the lead that became inactive a moment ago is re-graded, and the
 #      API function then shows the transition with cause "time";
-#   5. a tracking beacon and a form carrying its visitor id: the page view joins the lead.
+#   5. a tracking beacon and a form carrying its visitor id: the page view joins the lead;
+#   6. the same bootstrap in notify mode (LEADSCORE_MODE=notify) invoked with a DynamoDB
+#      stream event naming the outbox item the A lead made: it is delivered, signed, to a
+#      receiver on loopback, and listed as delivered.
 # cargo-lambda comes from PyPI into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +55,23 @@ fname=$(grep -o 'AWS_LAMBDA_FUNCTION_NAME=[^ ]*' "$work/watch.log" | head -1 | c
 [ -n "$api" ] && [ -n "$fname" ] || fail "the emulator did not say where its runtime API is"
 
 secret=local-secret token=local-token
+# A notification receiver on loopback: records each request's body and headers.
+rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 - "$rport" "$work/received.jsonl" > "$work/receiver.log" 2>&1 <<'PY' &
+import http.server, json, sys
+port, out = int(sys.argv[1]), sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        with open(out, "a") as f:
+            f.write(json.dumps({"path": self.path, "headers": dict(self.headers),
+                                "body": body.decode()}) + "\n")
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+pids+=($!)
+printf '[notify]\nallow_private = true\n' > "$work/leadscore.toml"
+secrets='{"HOOK_URL": "http://127.0.0.1:'"$rport"'/hook", "HOOK_SECRET": "hook-secret"}'
 # Starts the built bootstrap against the emulator; $1 names the mode (api or sweep).
 start_function() {
   env AWS_LAMBDA_RUNTIME_API="$api" AWS_LAMBDA_FUNCTION_NAME="$fname" \
@@ -59,6 +79,7 @@ start_function() {
     AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
     LEADSCORE_PROGRAM="$work/program.lsb" LEADSCORE_STORE="dynamodb:$table" \
     LEADSCORE_WEBHOOK_SECRET="$secret" LEADSCORE_READ_TOKEN="$token" \
+    LEADSCORE_CONFIG="$work/leadscore.toml" LEADSCORE_SECRETS="$secrets" \
     LEADSCORE_MODE="$1" "$bootstrap" > "$work/function-$1.log" 2>&1 &
   function=$!
   pids+=("$function")
@@ -111,6 +132,37 @@ lead = json.loads(a["body"])["leads"][0]
 assert lead["lead"] == "local@lambda.test" and lead["scores"]["engagement"] == 20, lead
 print("invoke (HTTP API v2) POST /forms/inquiry:", lead["lead"], lead["score"], lead["grade"])
 PY
+# The A lead's notification waits in the outbox (the stream consumer sends it).
+curl -sf -m 30 -H "authorization: Bearer $token" "$url/notifications?status=pending" > "$work/pending.json" \
+  || fail "GET /notifications"
+stop_function
+
+start_function notify
+python3 - "$work/pending.json" "$work/stream.json" <<'PY' || fail "a pending notification"
+import json, sys
+notes = [n for n in json.load(open(sys.argv[1]))["notifications"] if n["lead"] == "sweep@lambda.test"]
+assert len(notes) == 1 and notes[0]["channel"] == "hook", notes
+event = json.load(open("tests/data/lambda/dynamodb_stream.json"))
+event["Records"] = event["Records"][:1]
+keys = event["Records"][0]["dynamodb"]["Keys"]
+keys["PK"]["S"] = "LEAD#" + notes[0]["lead"]
+keys["SK"]["S"] = "NOTE#" + notes[0]["id"]
+json.dump(event, open(sys.argv[2], "w"))
+PY
+cargo lambda invoke "$fname" -A 127.0.0.1 -P "$port" --data-file "$work/stream.json" > "$work/notified.json"
+grep -q '"delivered":1' "$work/notified.json" || fail "notify answered $(cat "$work/notified.json")"
+python3 - "$work/received.jsonl" <<'PY' || fail "the delivered notification"
+import hashlib, hmac, json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+assert len(got) == 1, got
+r = got[0]
+h = {k.lower(): v for k, v in r["headers"].items()}
+body = json.loads(r["body"])
+assert r["path"] == "/hook" and body["transition"]["to"] == "A" and h["idempotency-key"] == body["id"], r
+mac = hmac.new(b"hook-secret", (h["x-leadscore-timestamp"] + "." + r["body"]).encode(), hashlib.sha256)
+assert h["x-leadscore-signature"] == "v1=" + mac.hexdigest(), h
+print("invoke (DynamoDB stream) notify: delivered", body["lead"], body["rule"]["text"])
+PY
 stop_function
 
 # The scheduled sweep: same binary, sweep mode, once the lead is due.
@@ -156,4 +208,6 @@ lead = json.load(open(sys.argv[1]))
 assert lead["events"] == 2 and len(lead["transitions"]) == 1, lead
 print("Function URL POST /track, then a form with its visitor id:", lead["lead"], lead["events"], "events")
 PY
-echo "release bootstrap under cargo lambda (Function URL, invoke, sweep, beacon) on DynamoDB: ok"
+curl -sf -m 30 -H "authorization: Bearer $token" "$url/notifications?status=delivered" \
+  | grep -q '"channel":"hook"' || fail "the notification is not listed as delivered"
+echo "release bootstrap under cargo lambda (Function URL, invoke, notify, sweep, beacon) on DynamoDB: ok"

@@ -37,6 +37,8 @@ client.create_table(
     AttributeDefinitions=props["AttributeDefinitions"],
     KeySchema=props["KeySchema"],
     GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+    **({"StreamSpecification": {"StreamEnabled": True, **props["StreamSpecification"]}}
+       if "StreamSpecification" in props else {}),
 )
 client.get_waiter("table_exists").wait(TableName=name)
 print(f"table {name} created from template.yaml")

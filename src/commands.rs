@@ -95,8 +95,12 @@ pub fn check(files: &[std::path::PathBuf], format: DiagFormat) -> Result<ExitCod
             continue;
         };
         let p = &c.program;
+        let notify = match p.notifies.len() {
+            0 => String::new(),
+            n => format!(", {n} notify rules on {} channels", p.channels.len()),
+        };
         println!(
-            "{}: ok — ruleset \"{}\", {} rules, grades {}",
+            "{}: ok — ruleset \"{}\", {} rules, grades {}{notify}",
             path.display(),
             p.name,
             p.rules.len(),

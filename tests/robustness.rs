@@ -171,12 +171,12 @@ fn wrong_version_and_magic_are_named() {
     bytes[4] = 9;
     let e = Program::from_bytes(&bytes).unwrap_err().to_string();
     assert!(e.contains("version 9 is not supported"), "{e}");
-    // A program compiled before grades could hold (version 1): compile again.
-    bytes[4] = 1;
+    // A program compiled before rules could notify (version 2): compile again.
+    bytes[4] = 2;
     let e = Program::from_bytes(&bytes).unwrap_err().to_string();
     assert!(
         e.contains(
-            "version 1 is not supported (this build reads version 2); compile the rules again"
+            "version 2 is not supported (this build reads version 3); compile the rules again"
         ),
         "{e}"
     );

@@ -551,3 +551,119 @@ pub async fn export(c: &Client, s: &Server, lead: &str) -> Value {
         .await
         .unwrap()
 }
+
+/// One request a [`Receiver`] took.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// How a [`Receiver`] answers its `n`th request (from 0): a status, a body, and how long
+/// it takes first.
+pub type Script = Arc<dyn Fn(usize) -> (u16, String, Duration) + Send + Sync>;
+
+/// A notification receiver on loopback (a stand-in for Slack, DingTalk, a CRM…) that
+/// records every request and answers as its script says.
+pub struct Receiver {
+    pub url: String,
+    pub got: Arc<Mutex<Vec<Received>>>,
+    /// Requests that arrived (answered or still being answered).
+    pub arrived: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Receiver {
+    pub async fn start(script: Script) -> Receiver {
+        use axum::extract::Request;
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let arrived = seen.clone();
+        let sink = got.clone();
+        let app = axum::Router::new().fallback(move |req: Request| {
+            let (sink, script, seen) = (sink.clone(), script.clone(), seen.clone());
+            async move {
+                let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (status, answer, delay) = script(n);
+                let method = req.method().to_string();
+                let uri = req.uri().to_string();
+                let headers = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect();
+                let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                    .await
+                    .unwrap_or_default()
+                    .to_vec();
+                // Recorded as it arrives: a sender that dies while the answer is slow
+                // still delivered it.
+                sink.lock().unwrap().push(Received {
+                    method,
+                    uri,
+                    headers,
+                    body,
+                    status,
+                });
+                tokio::time::sleep(delay).await;
+                (axum::http::StatusCode::from_u16(status).unwrap(), answer)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { url, got, arrived }
+    }
+
+    /// Always `200 ok`.
+    pub async fn ok() -> Receiver {
+        Receiver::start(Arc::new(|_| (200, "ok".into(), Duration::ZERO))).await
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// The requests answered 2xx.
+    pub fn accepted(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .collect()
+    }
+
+    /// Waits until `n` requests were answered 2xx.
+    pub async fn wait_accepted(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let got = self.accepted();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {n} accepted; received: {:?}",
+                got.len(),
+                self.received().iter().map(|r| r.status).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -158,7 +158,9 @@ impl Notifier {
     /// Claims, sends, records. `None` when another worker had claimed it.
     async fn attempt(&self, o: Outboxed) -> Result<Option<Delivery>, StoreError> {
         let now = self.now();
-        let lease = Duration::from_secs(self.settings.timeout_secs.saturating_add(30));
+        // Longer than an attempt can take (resolving and the exchange are each bounded
+        // by the timeout), so a live worker's claim never runs out under it.
+        let lease = Duration::from_secs(self.settings.timeout_secs.max(1) * 2 + 5);
         let until = now.saturating_add(lease.as_micros() as Micros);
         let (lead, id) = (&o.note.lead, &o.note.id);
         if !self
