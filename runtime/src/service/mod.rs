@@ -560,7 +560,9 @@ impl Service {
     }
 
     /// Runs a read-apply-commit again from a fresh read while it conflicts with another
-    /// writer (up to `MAX_ATTEMPTS` times, with a growing, jittered pause).
+    /// writer (up to `MAX_ATTEMPTS` times), pausing a random time up to a cap that doubles
+    /// each time ("full jitter"): writers that collided spread out instead of colliding
+    /// again in step.
     async fn retry_conflicts<T, F, Fut>(&self, mut f: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
@@ -571,11 +573,12 @@ impl Service {
             attempt += 1;
             match f().await {
                 Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => {
-                    let jitter = (self.now() as u64 % 7) + 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        jitter * u64::from(attempt),
-                    ))
-                    .await;
+                    use std::hash::{BuildHasher, Hasher};
+                    let cap_micros = (2_000u64 << attempt.min(6)).min(100_000);
+                    let random = std::collections::hash_map::RandomState::new()
+                        .build_hasher()
+                        .finish();
+                    tokio::time::sleep(std::time::Duration::from_micros(random % cap_micros)).await;
                 }
                 other => return other,
             }
