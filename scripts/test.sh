@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 export INSTA_UPDATE=no          # a changed snapshot fails the run; review with cargo insta
 export CARGO_TERM_COLOR=never
 
+# Each stage says when it starts (seconds since the run began): CI must stay well under
+# an hour, and this shows where the time goes.
+started=$(date +%s)
+stage() { echo "== [$(( $(date +%s) - started ))s] $*"; }
+
 # The browser tests drive Debian's Chromium headless, directly and through its WebDriver
 # (tests/http.rs, tests/website.rs).
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
@@ -18,17 +23,17 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     chromium chromium-driver
 fi
 
-echo "== cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy"
+stage "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The runtime on its own, with every feature (the Lambda binary) and with none (bytecode only).
 cargo clippy -p leadscore-runtime --all-features --all-targets --quiet -- -D warnings
 cargo clippy -p leadscore-runtime --no-default-features --quiet -- -D warnings
 cargo build -p leadscore-runtime --features lambda --bin leadscore-lambda --quiet
 
-echo "== moto: a DynamoDB-compatible server on 127.0.0.1 for the tests"
+stage "moto: a DynamoDB-compatible server on 127.0.0.1 for the tests"
 # The Python tools, from PyPI into .venv: moto (the DynamoDB-compatible server), cfn-lint and
 # the SAM CLI (template checks, offline), cargo-lambda (builds the release Lambda artifact and
 # emulates the Lambda APIs).
@@ -49,26 +54,27 @@ done
 # workspace's tests below and fail, never skip, without this server.
 export LEADSCORE_DYNAMODB_ENDPOINT="http://127.0.0.1:$moto_port"
 
-echo "== cargo test"
+stage "cargo test"
 cargo test --workspace --no-fail-fast
 
-echo "== leadscore check examples"
+stage "leadscore check examples"
 cargo run --quiet -- check examples/*.rules tests/data/ok/*.rules
 
-echo "== leadscore test: the hand-worked cases of every example"
+stage "leadscore test: the hand-worked cases of every example"
 for rules in examples/*.rules; do
   cargo run --quiet -- test "$rules" "${rules%.rules}.cases.toml"
 done
 
-echo "== bench-peers: leadscore, zen-expression and cel-interpreter agree with the floor"
+stage "bench-peers: leadscore, zen-expression and cel-interpreter agree with the floor"
 # A workspace of its own (peer engines stay out of the normal build); release, as benched.
 cargo fmt --manifest-path bench-peers/Cargo.toml -- --check
 cargo clippy --manifest-path bench-peers/Cargo.toml --release --all-targets --quiet -- -D warnings
 cargo test --manifest-path bench-peers/Cargo.toml --release --quiet
 
-echo "== template.yaml (cfn-lint and sam validate, offline)"
+stage "template.yaml (cfn-lint and sam validate, offline)"
 .venv/bin/cfn-lint template.yaml
 SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --region us-east-1 -t template.yaml
 
-echo "== the release Lambda artifact under cargo-lambda's emulator, on DynamoDB (moto)"
+stage "the release Lambda artifact under cargo-lambda's emulator, on DynamoDB (moto)"
 bash scripts/lambda-local.sh
+stage "done"

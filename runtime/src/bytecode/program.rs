@@ -271,7 +271,7 @@ impl Program {
         if len > MAX_BODY_LEN || body.len() != len {
             return Err(VerifyError::Truncated);
         }
-        if Sha256::digest(body).as_slice() != &bytes[12..44] {
+        if Sha256::digest(body)[..] != bytes[12..44] {
             return Err(VerifyError::Checksum);
         }
         let program: Program =
