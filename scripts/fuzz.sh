@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fuzz target under libFuzzer (cargo-fuzz) for SECONDS each (default 600),
-# two at a time, and prints each target's runs, coverage and outcome. A crash leaves its
+# Runs the fuzz targets named (default: all) under libFuzzer (cargo-fuzz) for SECONDS each
+# (default 600), two at a time:  bash scripts/fuzz.sh [SECONDS [TARGET...]]
+# and prints each target's runs, coverage and outcome. A crash leaves its
 # input in fuzz/artifacts/TARGET/; minimise it (`cargo fuzz tmin`), fix the bug, and
 # commit the input under fuzz/crashers/TARGET/ so every test run replays it.
 # cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP lets the one stable toolchain build
@@ -13,6 +14,7 @@ export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 log=${FUZZ_LOG:-$(mktemp -d)}
 targets=(rules bytecode event form beacon adapters)
+if (($# > 1)); then targets=("${@:2}"); fi
 run() {
   # The seeds are read from fuzz/corpus/TARGET; what libFuzzer finds goes to a scratch
   # corpus, so the committed one stays the seeds.
