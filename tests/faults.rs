@@ -354,3 +354,78 @@ async fn sixty_four_writers_on_one_lead_end_exact_on_dynamodb() {
     let store = new_table(dynamo_client(&moto()).await, "writers64").await;
     many_writers(Arc::new(store), 64, 1).await;
 }
+
+/// Commits that never stop, with readers always in flight, must not grow SQLite's log
+/// without end (a passive checkpoint alone never lets it start over): it is emptied
+/// whenever it passes its limit, and the database keeps everything.
+#[tokio::test(flavor = "multi_thread")]
+async fn sustained_writes_and_reads_keep_the_sqlite_log_bounded() {
+    let dir = tmp("wal");
+    let path = dir.join("l.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let service = Arc::new(Service::new(program(), store.clone()));
+    let wal = dir.join("l.db-wal");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let (service, stop, written) = (service.clone(), stop.clone(), written.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                // Leads spread over many pages, so each commit writes several frames.
+                let body = json!((0..20)
+                    .map(|k| ping(
+                        &format!("w{w}-{i}-{k}"),
+                        &format!("lead{:05}@x.com", (i * 20 + k) % 5_000)
+                    ))
+                    .collect::<Vec<_>>());
+                service
+                    .ingest(parse_events(&body, service.now()).unwrap())
+                    .await
+                    .unwrap();
+                written.fetch_add(20, Ordering::Relaxed);
+                i += 1;
+                if w < 4 {
+                    // Readers on the same file, always some in flight.
+                    service
+                        .lead(&format!("lead{:05}@x.com", i % 5_000))
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    let (mut largest, mut emptied, mut last) = (0u64, 0, 0u64);
+    let limit = 16 << 20; // WAL_LIMIT_BYTES
+    let begin = std::time::Instant::now();
+    // Until the log has passed its limit and been emptied three times (so three times the
+    // limit was written), or a minute.
+    while begin.elapsed() < Duration::from_secs(60) && emptied < 3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if size < last {
+            emptied += 1;
+        }
+        largest = largest.max(size);
+        last = size;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = written.load(Ordering::Relaxed);
+    eprintln!("{n} events; log at most {largest} bytes, emptied {emptied} times");
+    assert!(
+        emptied >= 2,
+        "the log was never emptied (largest {largest} bytes)"
+    );
+    // The limit, plus what commits add while a checkpoint waits for its turn.
+    assert!(largest < 4 * limit, "the log reached {largest} bytes");
+    store.close();
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let stored: i64 = db
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored as usize, n, "every acknowledged event is stored");
+}

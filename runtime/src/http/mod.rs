@@ -91,11 +91,14 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::Conflict | StoreError::Unavailable(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store unavailable",
-                format!("{e}; nothing was lost, retry the request"),
-            ),
+            StoreError::Conflict | StoreError::Unavailable(_) => {
+                tracing::warn!(error = %e, "answered 503");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store unavailable",
+                    format!("{e}; nothing was lost, retry the request"),
+                )
+            }
             StoreError::Failed(_) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(

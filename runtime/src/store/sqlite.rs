@@ -164,7 +164,21 @@ pub struct SqliteStore {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// At most `READERS` reads at once, so at most that many read connections (and their
+    /// page caches) ever exist.
+    read_permits: Arc<tokio::sync::Semaphore>,
 }
+
+/// Read connections kept; reads past these wait for one (they are short: one lead, one
+/// page of a listing).
+const READERS: usize = 4;
+/// Page cache per connection, in KiB: the writer's holds the indexes' hot pages; a
+/// reader's is smaller. Together they bound the store's memory however large the file
+/// grows (docs/performance.md, "Load and soak").
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+const READER_CACHE_KIB: i64 = 8 * 1024;
+/// The log's size past which it is emptied, not just copied back (`write_loop`).
+const WAL_LIMIT_BYTES: u64 = 16 << 20;
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::Failed(e.to_string())
@@ -179,7 +193,7 @@ fn sql_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn connect(path: &Path) -> Result<Connection, StoreError> {
+fn connect(path: &Path, cache_kib: i64) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| failed(format!("cannot open {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -191,10 +205,10 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(sql_error)?;
     // Checkpoints run on their own thread (see `checkpoint_loop`), never inline in a
-    // commit; 64 MB of page cache per connection.
+    // commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(sql_error)?;
-    conn.pragma_update(None, "cache_size", -65_536)
+    conn.pragma_update(None, "cache_size", -cache_kib)
         .map_err(sql_error)?;
     Ok(conn)
 }
@@ -203,7 +217,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let conn = connect(&path)?;
+        let conn = connect(&path, WRITER_CACHE_KIB)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(sql_error)?;
@@ -233,12 +247,15 @@ impl SqliteStore {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(sql_error)?;
         let (tx, rx) = mpsc::channel();
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx))
+            .spawn(move || write_loop(conn, rx, wal))
             .map_err(failed)?;
         let (stop, stopped) = mpsc::channel();
-        let checkpoints = connect(&path)?;
+        let checkpoints = connect(&path, 1024)?;
         let checkpointer = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpoints, stopped))
@@ -249,6 +266,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(writer)),
             checkpointer: Mutex::new(Some((stop, checkpointer))),
             readers: Arc::new(Mutex::new(Vec::new())),
+            read_permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
         })
     }
 
@@ -313,14 +331,21 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let pool = self.readers.clone();
         let path = self.path.clone();
+        let permit = self
+            .read_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(failed)?;
         tokio::task::spawn_blocking(move || {
             let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match conn {
                 Some(c) => c,
-                None => connect(&path)?,
+                None => connect(&path, READER_CACHE_KIB)?,
             };
             let out = f(&conn);
             pool.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            drop(permit);
             out
         })
         .await
@@ -338,20 +363,32 @@ impl Drop for SqliteStore {
 /// checkpoint never blocks the writer, so commits do not wait behind it (they did when
 /// SQLite checkpointed inline, at the end of the commit that filled the log).
 fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
-    let checkpoint = |mode: &str| {
-        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            tracing::warn!("checkpoint failed: {e}");
-        }
-    };
     while let Err(mpsc::RecvTimeoutError::Timeout) =
         stop.recv_timeout(std::time::Duration::from_millis(200))
     {
-        checkpoint("PASSIVE");
+        checkpoint(&conn, "PASSIVE");
     }
-    checkpoint("TRUNCATE");
+    checkpoint(&conn, "TRUNCATE");
 }
 
-fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+fn checkpoint(conn: &Connection, mode: &str) {
+    if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+        tracing::warn!("checkpoint failed: {e}");
+    }
+}
+
+/// Commits jobs in groups, one transaction each, answering each job after its group is
+/// durable.
+///
+/// Passive checkpoints alone never let the log start over while commits keep coming: by
+/// the time one has copied the log, the writer has appended to it, so the log — and the
+/// index SQLite maps into memory beside it — would grow for as long as the load lasts
+/// (gigabytes a minute at full speed). So once the log passes `WAL_LIMIT_BYTES`, the
+/// writer itself, between two groups (it holds the only write turn, so it never waits for
+/// one), empties it with a truncating checkpoint: it waits for the reads in flight, copies
+/// what the passive checkpoints have not, and truncates the file. Commits queue meanwhile
+/// and go in the next group.
+fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, wal: PathBuf) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -363,6 +400,9 @@ fn write_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
         let results = commit_group(&mut conn, &jobs);
         for (job, r) in jobs.into_iter().zip(results) {
             let _ = job.reply.send(r);
+        }
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES) {
+            checkpoint(&conn, "TRUNCATE");
         }
     }
 }
