@@ -41,6 +41,13 @@ fn a_short_load_run_has_no_errors_and_loses_nothing() {
         );
     }
     assert!(report["memory"]["max_kib"].as_u64().unwrap() > 0);
+    // Latencies are measured, not clipped: a loopback HTTP round trip takes well over the
+    // report's 10 µs resolution, and the percentiles are in order.
+    let all = &report["all"];
+    let ms = |k: &str| all[k].as_f64().unwrap();
+    assert!(ms("p50_ms") > 0.0, "{all}");
+    assert!(ms("p50_ms") <= ms("p90_ms") && ms("p90_ms") <= ms("p99_ms"), "{all}");
+    assert!(ms("p99_ms") <= ms("max_ms"), "{all}");
 }
 
 #[test]

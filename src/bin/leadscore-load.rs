@@ -133,7 +133,8 @@ fn loopback(url: &str) -> bool {
 struct Started {
     child: Child,
     url: String,
-    _dir: PathBuf,
+    /// The started server's database and configuration, removed with it.
+    dir: PathBuf,
 }
 
 impl Drop for Started {
@@ -142,6 +143,7 @@ impl Drop for Started {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -187,6 +189,9 @@ fn start(o: &Opts) -> Result<Started> {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(i) = line.find("listening on http://") {
                 let _ = tx.send(line[i + "listening on ".len()..].trim().to_string());
+            } else if line.contains("WARN") || line.contains("ERROR") {
+                // What the server says went wrong is part of the report.
+                eprintln!("server: {line}");
             }
         }
     });
@@ -196,7 +201,7 @@ fn start(o: &Opts) -> Result<Started> {
     Ok(Started {
         child,
         url,
-        _dir: dir,
+        dir,
     })
 }
 
@@ -293,7 +298,7 @@ async fn client_loop(
         let mut t = tally.lock().unwrap();
         t.latency
             .entry(kind)
-            .or_insert_with(|| Histogram::new(3).expect("a histogram"))
+            .or_insert_with(histogram)
             .saturating_record(micros.max(1));
         match res {
             Ok(r) => {
@@ -313,6 +318,12 @@ async fn client_loop(
             Err(_) => t.transport_errors += 1,
         }
     }
+}
+
+/// Latencies in microseconds, 1 µs to 10 minutes at three significant digits (a
+/// slower answer is counted as 10 minutes, never dropped).
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
 }
 
 fn percentiles(h: &Histogram<u64>) -> Value {
@@ -429,7 +440,7 @@ async fn run(o: Opts) -> Result<Value> {
         v["statuses"] = json!(statuses);
         by_kind.insert(kind.name().into(), v);
     }
-    let mut all = Histogram::<u64>::new(3)?;
+    let mut all = histogram();
     for h in t.latency.values() {
         all.add(h)?;
     }
