@@ -106,6 +106,17 @@ code=$(post_event -H "x-leadscore-timestamp: $ts" -H "x-leadscore-signature: v1=
 [ "$code" = 200 ] || fail "signed POST /events got $code: $(cat "$work/post.json")"
 grep -q '"grade":"A"' "$work/post.json" || fail "scored: $(cat "$work/post.json")"
 echo "Function URL POST /events (signed): $(cat "$work/post.json")"
+# Lambda (or the client) retrying the same request: answered, nothing counted twice.
+cp "$work/post.json" "$work/first.json"
+code=$(post_event -H "x-leadscore-timestamp: $ts" -H "x-leadscore-signature: v1=$sig")
+[ "$code" = 200 ] || fail "the retried POST /events got $code: $(cat "$work/post.json")"
+python3 - "$work/first.json" "$work/post.json" <<'PY' || fail "the retry was counted"
+import json, sys
+first, again = (json.load(open(p)) for p in sys.argv[1:])
+assert first["accepted"] == 1 and again["accepted"] == 0, again
+assert again["duplicates"] == ["f1"], again
+print("the same request retried: accepted 0, duplicates", again["duplicates"])
+PY
 
 code=$(curl -s -o /dev/null -w '%{http_code}' "$url/leads/sweep@lambda.test")
 [ "$code" = 401 ] || fail "a read without the token got $code"
