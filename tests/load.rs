@@ -46,7 +46,10 @@ fn a_short_load_run_has_no_errors_and_loses_nothing() {
     let all = &report["all"];
     let ms = |k: &str| all[k].as_f64().unwrap();
     assert!(ms("p50_ms") > 0.0, "{all}");
-    assert!(ms("p50_ms") <= ms("p90_ms") && ms("p90_ms") <= ms("p99_ms"), "{all}");
+    assert!(
+        ms("p50_ms") <= ms("p90_ms") && ms("p90_ms") <= ms("p99_ms"),
+        "{all}"
+    );
     assert!(ms("p99_ms") <= ms("max_ms"), "{all}");
 }
 

@@ -198,11 +198,7 @@ fn start(o: &Opts) -> Result<Started> {
     let url = rx
         .recv_timeout(Duration::from_secs(30))
         .context("the server did not start")?;
-    Ok(Started {
-        child,
-        url,
-        dir,
-    })
+    Ok(Started { child, url, dir })
 }
 
 /// The resident memory of a process, in KiB.
