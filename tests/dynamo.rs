@@ -3,9 +3,12 @@
 //! starts: an event is one strongly consistent read and one transaction; a request that
 //! only repeats stored events writes nothing.
 
+mod common;
+
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region, RuntimeComponents};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
+use common::{moto, moto_config, table_name};
 use leadscore_runtime::service::{parse_events, Service};
 use leadscore_runtime::store::dynamo::DynamoStore;
 use serde_json::{json, Value};
@@ -40,27 +43,12 @@ impl Intercept for Sent {
 }
 
 async fn service(rules: &str) -> (Service, Sent) {
-    let endpoint = std::env::var("LEADSCORE_DYNAMODB_ENDPOINT").expect(
-        "LEADSCORE_DYNAMODB_ENDPOINT must name a DynamoDB-compatible server (scripts/test.sh starts moto)",
-    );
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
+    let shared = moto_config(&moto()).await;
     let sent = Sent::default();
     let config = aws_sdk_dynamodb::config::Builder::from(&shared)
         .interceptor(sent.clone())
         .build();
-    let table = format!(
-        "requests-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let table = table_name("requests");
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
     store.create_table().await.expect("table created");
     sent.take();

@@ -12,7 +12,7 @@ use axum::http::Request;
 use common::*;
 use leadscore_runtime::http::{App, Config};
 use leadscore_runtime::service::{parse_events, Service};
-use leadscore_runtime::store::{dynamo::DynamoStore, sqlite::SqliteStore, Store, StoreError};
+use leadscore_runtime::store::{sqlite::SqliteStore, Store, StoreError};
 use reqwest::Client;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -173,37 +173,6 @@ impl FaultProxy {
     fn inject(&self, op: &str, fault: Fault, count: usize) {
         *self.plan.lock().unwrap() = (op.to_string(), fault, count);
     }
-}
-
-async fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    use aws_sdk_dynamodb::config::{Credentials, Region};
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
-}
-
-fn moto() -> String {
-    std::env::var("LEADSCORE_DYNAMODB_ENDPOINT").expect(
-        "LEADSCORE_DYNAMODB_ENDPOINT must name a DynamoDB-compatible server (scripts/test.sh starts moto)",
-    )
-}
-
-async fn new_table(client: aws_sdk_dynamodb::Client, name: &str) -> DynamoStore {
-    let table = format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let store = DynamoStore::new(client, table);
-    store.create_table().await.unwrap();
-    store
 }
 
 /// `POST /events` through the router (as `serve` and the Lambda entry run it).

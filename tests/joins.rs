@@ -3,6 +3,9 @@
 //! stitched to the lead it becomes, leads merged, key normalisation, and erasure of all of
 //! it. Each scenario runs on each store.
 
+mod common;
+
+use common::{dynamo_client, moto, new_table};
 use leadscore_runtime::keys::KeyPolicy;
 use leadscore_runtime::service::{parse_events, LeadView, MergeError, Service, Tracked};
 use leadscore_runtime::store::{memory::MemoryStore, sqlite::SqliteStore, Store};
@@ -605,29 +608,10 @@ async fn joins_on_the_sqlite_store() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn joins_on_the_dynamodb_store() {
-    use aws_sdk_dynamodb::config::{Credentials, Region};
-    use leadscore_runtime::store::dynamo::DynamoStore;
-    let endpoint = std::env::var("LEADSCORE_DYNAMODB_ENDPOINT").expect(
-        "LEADSCORE_DYNAMODB_ENDPOINT must name a DynamoDB-compatible server (scripts/test.sh starts moto)",
-    );
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let client = dynamo_client(&moto()).await;
     let mut stores = Vec::new();
     for i in 0..7 {
-        let store = DynamoStore::new(
-            client.clone(),
-            format!("joins-{}-{stamp}-{i}", std::process::id()),
-        );
-        store.create_table().await.expect("table created");
+        let store = new_table(client.clone(), &format!("joins-{i}")).await;
         stores.push(Arc::new(store) as Arc<dyn Store>);
     }
     let next = std::sync::Mutex::new(stores);

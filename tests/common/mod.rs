@@ -667,3 +667,48 @@ impl Receiver {
         }
     }
 }
+
+/// The DynamoDB-compatible server the tests run against (scripts/test.sh starts moto on
+/// loopback and names it); a test that needs it fails, never skips, without it.
+pub fn moto() -> String {
+    std::env::var("LEADSCORE_DYNAMODB_ENDPOINT").expect(
+        "LEADSCORE_DYNAMODB_ENDPOINT must name a DynamoDB-compatible server (scripts/test.sh starts moto)",
+    )
+}
+
+/// AWS configuration for a test server: its endpoint, test credentials, one region.
+pub async fn moto_config(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await
+}
+
+pub async fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&moto_config(endpoint).await)
+}
+
+/// A table of its own for one test: `name`, the process and the instant.
+pub fn table_name(name: &str) -> String {
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// A new, empty store on its own table.
+pub async fn new_table(
+    client: aws_sdk_dynamodb::Client,
+    name: &str,
+) -> leadscore_runtime::store::dynamo::DynamoStore {
+    let store = leadscore_runtime::store::dynamo::DynamoStore::new(client, table_name(name));
+    store.create_table().await.expect("table created");
+    store
+}
