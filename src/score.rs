@@ -2,18 +2,12 @@
 
 use anyhow::{bail, Context, Result};
 use leadscore_runtime::bytecode::Program;
-use leadscore_runtime::engine::Engine;
-use leadscore_runtime::event::{normalise_lead, Event};
-use leadscore_runtime::report::lead_json;
+use leadscore_runtime::event::Event;
 use leadscore_runtime::time::{self, Micros};
 use serde_json::{json, Value as Json};
 use std::path::Path;
 
-/// One lead's result, in the shape of DESIGN.md.
-pub struct Scored {
-    pub lead: String,
-    pub json: Json,
-}
+pub use leadscore_runtime::offline::Scored;
 
 /// Reads events from a JSON Lines file, a line at a time; every bad line is named with
 /// its line and field.
@@ -97,20 +91,14 @@ pub fn read_leads(path: &Path, now: Micros) -> Result<Vec<Event>> {
     Ok(events)
 }
 
-/// Scores every lead: ids de-duplicated (the first wins), events ordered by `at` then
-/// arrival, events after `now` left out. Returns the results sorted by lead key and how
-/// many events were after `now`.
+/// Scores every lead (the reference: [`leadscore_runtime::offline::score_each`]).
+/// Returns the results sorted by lead key and how many events were after `now`.
 pub fn score_all(
     program: &Program,
     events: Vec<Event>,
     now: Micros,
 ) -> Result<(Vec<Scored>, usize)> {
-    let mut out = Vec::new();
-    let future = score_each(program, events, now, |s| {
-        out.push(s);
-        Ok(())
-    })?;
-    Ok((out, future))
+    Ok(leadscore_runtime::offline::score_all(program, events, now)?)
 }
 
 /// As [`score_all`], handing each lead's result to `sink` in lead order as soon as it is
@@ -119,55 +107,9 @@ pub fn score_each(
     program: &Program,
     events: Vec<Event>,
     now: Micros,
-    mut sink: impl FnMut(Scored) -> Result<()>,
+    sink: impl FnMut(Scored) -> Result<()>,
 ) -> Result<usize> {
-    // Duplicate ids: a stable sort by id keeps arrival order among equal ids, so the
-    // first of each run is the one that counts. Sorting indices avoids copying ids.
-    let mut by_id: Vec<usize> = (0..events.len()).collect();
-    by_id.sort_by(|&a, &b| events[a].id.cmp(&events[b].id));
-    let mut duplicate = vec![false; events.len()];
-    for w in by_id.windows(2) {
-        if events[w[0]].id == events[w[1]].id {
-            duplicate[w[1]] = true;
-        }
-    }
-    drop(by_id);
-    let mut future = 0;
-    let mut events: Vec<Event> = events
-        .into_iter()
-        .zip(duplicate)
-        .filter(|(e, dup)| {
-            let late = !dup && e.at > now;
-            future += usize::from(late);
-            !dup && !late
-        })
-        .map(|(e, _)| e)
-        .collect();
-    // By lead, then `at`; stable, so ties keep arrival order.
-    events.sort_by(|a, b| a.lead.cmp(&b.lead).then(a.at.cmp(&b.at)));
-    let mut engine = Engine::new(program);
-    for events in events.chunk_by(|a, b| a.lead == b.lead) {
-        let lead = &events[0].lead;
-        let mut transitions = Vec::new();
-        let state = engine.rebuild(&normalise_lead(lead), events, now, &mut transitions)?;
-        let mut lines = Vec::new();
-        let e = engine.evaluate(&state, now, Some(&mut lines));
-        let json = lead_json(
-            program,
-            lead,
-            &e.scores,
-            e.total,
-            e.grade.index(),
-            &e.tags,
-            &lines,
-            &transitions,
-        );
-        sink(Scored {
-            lead: lead.clone(),
-            json,
-        })?;
-    }
-    Ok(future)
+    leadscore_runtime::offline::score_each(program, events, now, sink)
 }
 
 /// A readable table: one row per lead.

@@ -669,3 +669,58 @@ fn merge_export_and_erase_on_the_file() {
     let out = leadscore(&["export", rules, "annlee@gmail.com", "--db", db_s]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn ids_are_unique_per_lead_so_two_leads_may_send_the_same_id() {
+    // a and b both send e0; b's e1 repeats within b and counts once; c's only id is one a
+    // also used: c is still scored.
+    let rules = tmp("ids.rules");
+    std::fs::write(
+        &rules,
+        "when email.opened add 10 each\ngrade A when score >= 20\ngrade B otherwise\n",
+    )
+    .unwrap();
+    let events = tmp("ids.jsonl");
+    let line = |id: &str, lead: &str| {
+        format!("{{\"id\":\"{id}\",\"lead\":\"{lead}\",\"type\":\"email.opened\",\"at\":\"2026-11-01T10:00:00Z\"}}\n")
+    };
+    let body = [
+        line("e0", "a"),
+        line("e1", "a"),
+        line("e0", "b"),
+        line("e1", "b"),
+        line("e1", "b"),
+        line("e0", "c"),
+    ]
+    .concat();
+    std::fs::write(&events, body).unwrap();
+    let out = leadscore(&[
+        "score",
+        rules.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+        "--now",
+        "2026-11-02T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let leads: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let scores: Vec<(String, i64)> = leads
+        .iter()
+        .map(|l| {
+            (
+                l["lead"].as_str().unwrap().to_string(),
+                l["score"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        scores,
+        [("a".into(), 20), ("b".into(), 20), ("c".into(), 10)],
+        "{leads:#?}"
+    );
+}

@@ -384,3 +384,95 @@ async fn an_interrupted_rescore_resumes_by_running_again() {
         );
     }
 }
+
+/// The lead as the offline reference scores `events` at `now`.
+fn offline(src: &str, events: &[Value], now: Micros) -> Value {
+    let events = events
+        .iter()
+        .map(|v| leadscore_runtime::event::Event::from_json(v).unwrap())
+        .collect();
+    let (scored, _) = leadscore_runtime::offline::score_all(&program(src), events, now).unwrap();
+    assert_eq!(scored.len(), 1);
+    scored.into_iter().next().unwrap().json
+}
+
+fn same_scores(online: &Value, offline: &Value) {
+    for k in ["score", "scores", "grade", "tags", "contributions"] {
+        assert_eq!(
+            online[k], offline[k],
+            "{k}: online {online:#} offline {offline:#}"
+        );
+    }
+}
+
+const OPENS: &str = "when email.opened add 10 each\nwhen inactive for 2d subtract 5\ngrade A when score >= 30\ngrade B otherwise\n";
+
+#[tokio::test]
+async fn a_request_with_a_newer_and_an_older_event_scores_the_whole_history() {
+    // Stored a2, a3; then one request [a5, a1]: a5 newer than the latest, a1 older.
+    let (s, clock) = service(OPENS, "2026-11-10T00:00:00Z");
+    let e = |id: &str, day: u32| opened(id, &format!("2026-11-0{day}T00:00:00Z"));
+    post(&s, json!([e("a2", 2), e("a3", 3)])).await;
+    let out = post(&s, json!([e("a5", 5), e("a1", 1)])).await;
+    assert_eq!(out["accepted"], 2);
+    let lead = s.lead("a@x.com").await.unwrap().found().unwrap();
+    assert_eq!(lead["events"], 4, "{lead:#}");
+    let all = [e("a2", 2), e("a3", 3), e("a5", 5), e("a1", 1)];
+    same_scores(&lead, &offline(OPENS, &all, s.now()));
+    // And it stays right: the next event continues from the whole history.
+    clock.fetch_add(DAY, Ordering::SeqCst);
+    post(&s, json!(opened("a6", "2026-11-10T12:00:00Z"))).await;
+    let lead = s.lead("a@x.com").await.unwrap().found().unwrap();
+    let mut all = all.to_vec();
+    all.push(opened("a6", "2026-11-10T12:00:00Z"));
+    same_scores(&lead, &offline(OPENS, &all, s.now()));
+    assert_eq!(lead["events"], 5);
+}
+
+#[tokio::test]
+async fn an_event_ahead_of_the_clock_counts_from_its_instant_and_is_never_lost() {
+    let (s, clock) = service(&ahead_rules(), "2026-11-10T00:00:00Z");
+    post(
+        &s,
+        json!([
+            opened("a1", "2026-11-09T00:00:00Z"),
+            opened("a2", "2026-11-09T01:00:00Z")
+        ]),
+    )
+    .await;
+    // Three minutes ahead: accepted, stored, not counted yet.
+    let ahead = opened("a3", "2026-11-10T00:03:00Z");
+    let out = post(&s, json!(ahead)).await;
+    assert_eq!(out["accepted"], 1);
+    assert_eq!(out["leads"][0]["score"], 20, "{out:#}");
+    let lead = s.lead("a@x.com").await.unwrap().found().unwrap();
+    assert_eq!(lead["score"], 20);
+    // A late event rebuilds the lead: the event ahead is kept, still waiting.
+    post(&s, json!(opened("a0", "2026-11-08T00:00:00Z"))).await;
+    assert_eq!(
+        s.lead("a@x.com").await.unwrap().found().unwrap()["score"],
+        30
+    );
+    // Once the clock reaches it, it counts: on a read, in the sweep and in the stored state.
+    clock.fetch_add(4 * 60 * 1_000_000, Ordering::SeqCst);
+    let lead = s.lead("a@x.com").await.unwrap().found().unwrap();
+    assert_eq!(lead["score"], 40, "{lead:#}");
+    assert_eq!(s.sweep(100).await.unwrap(), 1, "the sweep takes it in");
+    let all = [
+        opened("a1", "2026-11-09T00:00:00Z"),
+        opened("a2", "2026-11-09T01:00:00Z"),
+        ahead,
+        opened("a0", "2026-11-08T00:00:00Z"),
+    ];
+    let lead = s.lead("a@x.com").await.unwrap().found().unwrap();
+    same_scores(&lead, &offline(&ahead_rules(), &all, s.now()));
+    assert_eq!(lead["events"], 4);
+    let t = lead["transitions"].as_array().unwrap();
+    assert_eq!(t.last().unwrap()["to"], "A", "{t:#?}");
+    assert_eq!(t.last().unwrap()["event"], "a3");
+    assert_eq!(t.last().unwrap()["at"], "2026-11-10T00:03:00Z");
+}
+
+fn ahead_rules() -> String {
+    OPENS.replace(">= 30", ">= 40")
+}

@@ -155,6 +155,7 @@ impl<'p> Engine<'p> {
             grade: None,
             grade_name: None,
             evaluated_at: None,
+            pending: None,
             shadow: None,
             slots: vec![None; self.program.fields.len()],
             cache: Cache::default(),
@@ -550,11 +551,67 @@ impl<'p> Engine<'p> {
         out: &mut Vec<Transition>,
     ) -> Result<LeadState, ApplyError> {
         let mut lead = self.new_lead(key);
-        for e in events.iter().filter(|e| e.at <= now) {
-            self.apply(&mut lead, e, out)?;
+        for e in events {
+            if e.at <= now {
+                self.apply(&mut lead, e, out)?;
+            } else {
+                lead.pending = Some(lead.pending.map_or(e.at, |p| p.min(e.at)));
+            }
         }
         self.advance(&mut lead, now, out);
         Ok(lead)
+    }
+
+    /// Whether events stored ahead of the clock have come due by `now`: the lead is then
+    /// brought up to date from its events ([`Engine::catch_up`]) before anything else.
+    pub fn pending_due(&self, lead: &LeadState, now: Micros) -> bool {
+        lead.pending.is_some_and(|p| p <= now)
+    }
+
+    /// Whether [`Engine::ingest`] of `event` at `now` reads `history`: the state is another
+    /// program's, or the event is older than the lead's latest, or stored events that were
+    /// ahead of the clock have come due.
+    pub fn needs_history(&self, lead: &LeadState, event: &Event, now: Micros) -> bool {
+        !self.is_current(lead)
+            || (event.at <= now
+                && (lead.last_at.is_some_and(|l| event.at < l) || self.pending_due(lead, now)))
+    }
+
+    /// The instant the lead next needs re-evaluating: a time change, or a stored event
+    /// coming due.
+    pub fn next_due(&self, lead: &LeadState, now: Micros) -> Option<Micros> {
+        match (self.next_change(lead, now), lead.pending) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Takes in the stored events that were ahead of the clock and have come due by `now`,
+    /// as late events are taken in: the lead is rebuilt from `history` (every event, sorted
+    /// by `at` then arrival) and one transition is reported if its grade is now another,
+    /// caused by the first of them, at its `at` (or the instant the lead had been evaluated
+    /// to, if that is later). Returns whether anything was due.
+    pub fn catch_up(
+        &mut self,
+        lead: &mut LeadState,
+        history: &[Event],
+        now: Micros,
+        out: &mut Vec<Transition>,
+    ) -> Result<bool, ApplyError> {
+        let Some(due) = lead.pending.filter(|&p| p <= now) else {
+            return Ok(false);
+        };
+        let before = lead.grade_name.clone();
+        let at = lead.evaluated_at.map_or(due, |t| t.max(due)).min(now);
+        let cause = history
+            .iter()
+            .find(|e| e.at == due)
+            .map_or(Cause::Time, |e| Cause::Event(e.id.clone()));
+        let shadow = lead.shadow.take();
+        *lead = self.rebuild(&lead.key, history, now, &mut Vec::new())?;
+        lead.shadow = shadow;
+        out.extend(self.regrade(lead, before.as_deref(), now, at, cause));
+        Ok(true)
     }
 
     /// Takes one new event into a stored lead. `history` is every event of the lead, the
@@ -573,8 +630,17 @@ impl<'p> Engine<'p> {
         now: Micros,
         out: &mut Vec<Transition>,
     ) -> Result<Ingested, ApplyError> {
-        let now = now.max(event.at);
         let current = self.is_current(lead);
+        if current && event.at > now {
+            // Not happened yet (the sender's clock is ahead): stored, and taken in when
+            // the clock reaches it.
+            lead.pending = Some(lead.pending.map_or(event.at, |p| p.min(event.at)));
+            return Ok(Ingested::Pending);
+        }
+        if current && self.pending_due(lead, now) {
+            self.catch_up(lead, history, now, out)?;
+            return Ok(Ingested::Reordered);
+        }
         if current && lead.last_at.is_none_or(|l| event.at >= l) {
             self.apply(lead, event, out)?;
             self.advance(lead, now, out);
@@ -663,6 +729,8 @@ pub enum Ingested {
     Reordered,
     /// The state was another program's: the lead was rebuilt with this one.
     Rescored,
+    /// After the clock: stored, applied when the clock reaches it.
+    Pending,
 }
 
 /// What a condition reads about a lead at `now`, outside any event.

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod lambda;
 #[cfg(feature = "http")]
 pub mod notify;
+pub mod offline;
 pub mod report;
 #[cfg(feature = "store")]
 pub mod service;

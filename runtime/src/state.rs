@@ -56,6 +56,11 @@ pub struct LeadState {
     /// The grade's name, which survives a change of program.
     pub grade_name: Option<String>,
     pub evaluated_at: Option<Micros>,
+    /// The earliest stored event not applied yet because its `at` was after the clock when
+    /// it arrived (senders' clocks run a little ahead): the lead is brought up to date from
+    /// its events when the clock reaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Micros>,
     /// The same lead as the shadow rules see it, when the service runs a shadow program:
     /// kept in step with every event, never the source of a transition. The engine never
     /// reads it and keeps it when it rebuilds the lead.
@@ -96,6 +101,7 @@ impl PartialEq for LeadState {
             && self.grade == o.grade
             && self.grade_name == o.grade_name
             && self.evaluated_at == o.evaluated_at
+            && self.pending == o.pending
             && self.shadow == o.shadow
     }
 }

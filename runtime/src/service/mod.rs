@@ -239,7 +239,7 @@ fn summarize(
         grade: Some(grade),
         score: e.total,
         scores,
-        next_change: engine.next_change(state, now),
+        next_change: engine.next_due(state, now),
         updated_at: now,
         program: rules.hash.clone(),
         ruleset: p.name.clone(),
@@ -258,6 +258,12 @@ fn stored_event(s: &StoredEvent, lead: &str) -> Result<Event, StoreError> {
     })?;
     e.lead = lead.to_string();
     Ok(e)
+}
+
+/// Puts `e` into a history kept in `at` then arrival order (it arrived last).
+fn insert_in_order(h: &mut Vec<Event>, e: &Event) {
+    let pos = h.partition_point(|x| x.at <= e.at);
+    h.insert(pos, e.clone());
 }
 
 /// Moves events to `lead` (the JSON, as sent, keeps its key).
@@ -422,18 +428,19 @@ impl Service {
             StoreError::Failed(format!("shadow rules, lead {lead}: {e}"))
         };
         let mut discard = Vec::new();
-        if let Some(mut s) = prev.filter(|s| engine.is_current(s)) {
-            let mut last = s.last_at;
-            let in_order = fresh.iter().all(|i| {
-                let ok = last.is_none_or(|l| i.event.at >= l);
-                last = Some(last.map_or(i.event.at, |l| l.max(i.event.at)));
-                ok
-            });
-            if in_order {
-                engine.attach(&mut s);
-                for i in fresh {
-                    engine.apply(&mut s, &i.event, &mut discard).map_err(fail)?;
+        if let Some(mut s) = prev.filter(|s| engine.is_current(s) && !engine.pending_due(s, now)) {
+            engine.attach(&mut s);
+            let mut in_order = true;
+            for i in fresh {
+                if engine.needs_history(&s, &i.event, now) {
+                    in_order = false;
+                    break;
                 }
+                engine
+                    .ingest(&mut s, &[], &i.event, now, &mut discard)
+                    .map_err(fail)?;
+            }
+            if in_order {
                 engine.advance(&mut s, now, &mut discard);
                 return Ok(Some(s));
             }
@@ -603,10 +610,7 @@ impl Service {
             .iter()
             .filter(|e| !stored.contains(&e.event.id))
             .collect();
-        let now = fresh
-            .iter()
-            .map(|e| e.event.at)
-            .fold(self.now(), Micros::max);
+        let now = self.now();
         let (mut state, expect) = match loaded {
             Some(l) => (l.state, Some(l.version)),
             None => (engine.new_lead(lead), None),
@@ -625,19 +629,36 @@ impl Service {
         let first_seq = state.events;
         let mut history: Option<Vec<Event>> = None;
         let mut transitions: Vec<Transition> = Vec::new();
-        for inc in &fresh {
+        if engine.is_current(&state) && engine.pending_due(&state, now) {
+            // Events stored ahead of the clock have come due: taken in first.
+            let h = self.history_events(lead, expect.is_some()).await?;
+            engine
+                .catch_up(&mut state, &h, now, &mut transitions)
+                .map_err(|err| StoreError::Failed(format!("lead {lead}: {err}")))?;
+            history = Some(h);
+        }
+        for (i, inc) in fresh.iter().enumerate() {
             let e = &inc.event;
-            let in_order = engine.is_current(&state) && state.last_at.is_none_or(|l| e.at >= l);
-            if !in_order && history.is_none() {
-                history = Some(self.history_events(lead, expect.is_some()).await?);
+            if history.is_none() && engine.needs_history(&state, e, now) {
+                // The whole history: what is stored, and this request's events so far.
+                let mut h = self.history_events(lead, expect.is_some()).await?;
+                for earlier in &fresh[..i] {
+                    insert_in_order(&mut h, &earlier.event);
+                }
+                history = Some(h);
             }
-            let h = history.get_or_insert_with(Vec::new);
-            // Keep the history in `at` then arrival order with the new event in it.
-            let pos = h.partition_point(|x| x.at <= e.at);
-            h.insert(pos, e.clone());
+            if let Some(h) = history.as_mut() {
+                insert_in_order(h, e);
+            }
             let mut out = Vec::new();
             engine
-                .ingest(&mut state, h, e, now, &mut out)
+                .ingest(
+                    &mut state,
+                    history.as_deref().unwrap_or(&[]),
+                    e,
+                    now,
+                    &mut out,
+                )
                 .map_err(|err| StoreError::Failed(format!("event {}: {err}", e.id)))?;
             transitions.extend(out);
         }
@@ -795,7 +816,7 @@ impl Service {
         now: Micros,
     ) -> Result<Json, StoreError> {
         let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
-        if !engine.is_current(&state) {
+        if !engine.is_current(&state) || engine.pending_due(&state, now) {
             let history = self.history_events(lead, true).await?;
             state = engine
                 .rebuild(lead, &history, now, &mut Vec::new())
@@ -929,6 +950,12 @@ impl Service {
             if engine.is_current(&state) {
                 engine.attach(&mut state);
                 before = Before::of(&rules, &mut engine, &state, now);
+                if engine.pending_due(&state, now) {
+                    let history = self.history_events(lead, true).await?;
+                    engine
+                        .catch_up(&mut state, &history, now, &mut out)
+                        .map_err(|e| StoreError::Failed(e.to_string()))?;
+                }
                 engine.advance(&mut state, now, &mut out);
             } else {
                 // Another program's state: rescored, as a request would.
