@@ -156,6 +156,7 @@ impl<'p> Engine<'p> {
             grade_name: None,
             evaluated_at: None,
             pending: None,
+            logged_at: None,
             shadow: None,
             slots: vec![None; self.program.fields.len()],
             cache: Cache::default(),
@@ -354,6 +355,7 @@ impl<'p> Engine<'p> {
             });
             lead.grade = Some(grade.0);
             lead.grade_name = Some(self.program.grades[grade.index()].name.clone());
+            lead.logged_at = lead.logged_at.max(Some(at));
         }
     }
 
@@ -573,8 +575,23 @@ impl<'p> Engine<'p> {
     /// ahead of the clock have come due.
     pub fn needs_history(&self, lead: &LeadState, event: &Event, now: Micros) -> bool {
         !self.is_current(lead)
-            || (event.at <= now
-                && (lead.last_at.is_some_and(|l| event.at < l) || self.pending_due(lead, now)))
+            || (event.at <= now && (!self.in_order(lead, event.at) || self.pending_due(lead, now)))
+    }
+
+    /// Whether an event at `at` can be applied to the stored state as it is: not before
+    /// the lead's latest event, and — when the lead was evaluated past `at` — with nothing
+    /// that time changed from `at` to that instant (else what was recorded then may no
+    /// longer hold, and the lead is rebuilt as for a late event).
+    pub fn in_order(&self, lead: &LeadState, at: Micros) -> bool {
+        if lead.last_at.is_some_and(|l| at < l) || lead.logged_at.is_some_and(|l| at < l) {
+            return false;
+        }
+        match lead.evaluated_at {
+            Some(e) if e >= at => self
+                .next_change(lead, at.saturating_sub(1))
+                .is_none_or(|c| c > e),
+            _ => true,
+        }
     }
 
     /// The instant the lead next needs re-evaluating: a time change, or a stored event
@@ -607,9 +624,8 @@ impl<'p> Engine<'p> {
             .iter()
             .find(|e| e.at == due)
             .map_or(Cause::Time, |e| Cause::Event(e.id.clone()));
-        let shadow = lead.shadow.take();
-        *lead = self.rebuild(&lead.key, history, now, &mut Vec::new())?;
-        lead.shadow = shadow;
+        let rebuilt = self.rebuild(&lead.key, history, now, &mut Vec::new())?;
+        replace(lead, rebuilt);
         out.extend(self.regrade(lead, before.as_deref(), now, at, cause));
         Ok(true)
     }
@@ -641,7 +657,7 @@ impl<'p> Engine<'p> {
             self.catch_up(lead, history, now, out)?;
             return Ok(Ingested::Reordered);
         }
-        if current && lead.last_at.is_none_or(|l| event.at >= l) {
+        if current && self.in_order(lead, event.at) {
             self.apply(lead, event, out)?;
             self.advance(lead, now, out);
             return Ok(Ingested::Applied);
@@ -652,9 +668,8 @@ impl<'p> Engine<'p> {
             // transition, never before what was already recorded.
             let before = lead.grade_name.clone();
             let at = lead.evaluated_at.map_or(event.at, |t| t.max(event.at));
-            let shadow = lead.shadow.take();
-            *lead = self.rebuild(&lead.key, history, now, &mut Vec::new())?;
-            lead.shadow = shadow;
+            let rebuilt = self.rebuild(&lead.key, history, now, &mut Vec::new())?;
+            replace(lead, rebuilt);
             let cause = Cause::Event(event.id.clone());
             out.extend(self.regrade(lead, before.as_deref(), now, at.min(now), cause));
             return Ok(Ingested::Reordered);
@@ -675,18 +690,11 @@ impl<'p> Engine<'p> {
         out: &mut Vec<Transition>,
     ) -> Result<bool, ApplyError> {
         let rebuilt = self.rebuild(&lead.key, history, now, &mut Vec::new())?;
-        let change = self.regrade(
-            &rebuilt,
-            lead.grade_name.as_deref(),
-            now,
-            now,
-            Cause::Rescore,
-        );
+        let before = lead.grade_name.take();
+        replace(lead, rebuilt);
+        let change = self.regrade(lead, before.as_deref(), now, now, Cause::Rescore);
         let changed = change.is_some();
         out.extend(change);
-        let shadow = lead.shadow.take();
-        *lead = rebuilt;
-        lead.shadow = shadow;
         Ok(changed)
     }
 
@@ -695,7 +703,7 @@ impl<'p> Engine<'p> {
     /// grade `lead` has at `now`, recorded at `at`; `None` when they are the same.
     pub fn regrade(
         &mut self,
-        lead: &LeadState,
+        lead: &mut LeadState,
         before: Option<&str>,
         now: Micros,
         at: Micros,
@@ -710,6 +718,7 @@ impl<'p> Engine<'p> {
             return None;
         }
         self.compute(lead, now, None);
+        lead.logged_at = lead.logged_at.max(Some(at));
         Some(Transition {
             from,
             to,
@@ -718,6 +727,14 @@ impl<'p> Engine<'p> {
             scores: self.scores.clone(),
         })
     }
+}
+
+/// Puts a lead's rebuild in its place, keeping what a rebuild cannot know: the shadow
+/// rules' state and the instant of the latest transition recorded.
+fn replace(lead: &mut LeadState, mut rebuilt: LeadState) {
+    rebuilt.shadow = lead.shadow.take();
+    rebuilt.logged_at = rebuilt.logged_at.max(lead.logged_at);
+    *lead = rebuilt;
 }
 
 /// How [`Engine::ingest`] took an event.

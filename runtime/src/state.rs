@@ -56,6 +56,10 @@ pub struct LeadState {
     /// The grade's name, which survives a change of program.
     pub grade_name: Option<String>,
     pub evaluated_at: Option<Micros>,
+    /// The instant of the latest transition recorded for the lead: an event before it is
+    /// taken in by a rebuild, so that the log never gains an entry before what it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logged_at: Option<Micros>,
     /// The earliest stored event not applied yet because its `at` was after the clock when
     /// it arrived (senders' clocks run a little ahead): the lead is brought up to date from
     /// its events when the clock reaches it.
@@ -102,6 +106,7 @@ impl PartialEq for LeadState {
             && self.grade_name == o.grade_name
             && self.evaluated_at == o.evaluated_at
             && self.pending == o.pending
+            && self.logged_at == o.logged_at
             && self.shadow == o.shadow
     }
 }

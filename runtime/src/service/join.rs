@@ -344,6 +344,10 @@ impl Service {
             .collect();
         let exists = found.lead.is_some();
         let notify = matches!(cause, JoinCause::Event(..));
+        let frontier = found
+            .lead
+            .as_ref()
+            .and_then(|l| l.state.logged_at.max(l.state.evaluated_at));
         let (before, expect, first_seq, shadow_prev, scores_before) = match found.lead {
             Some(mut l) => {
                 engine.attach(&mut l.state);
@@ -369,21 +373,26 @@ impl Service {
             let pos = history.partition_point(|x| x.at <= inc.event.at);
             history.insert(pos, inc.event.clone());
         }
-        let now = history.iter().map(|e| e.at).fold(self.now(), Micros::max);
+        let now = self.now();
         let mut state = engine
             .rebuild(lead, &history, now, &mut Vec::new())
             .map_err(|e| StoreError::Failed(format!("{lead}: {e}")))?;
+        // The log never gains an entry before what it already said.
+        state.logged_at = state.logged_at.max(frontier);
         if fresh.is_empty() {
             let (_, mut view) = summarize(&rules, &mut engine, &state, now);
             view["transitions"] = json!([]);
             return Ok(Step::Done(0, found.seen, view));
         }
         let (at, why) = match cause {
-            JoinCause::Event(id, at) => (*at, Cause::Event(id.clone())),
+            JoinCause::Event(id, at) => (
+                (*at).max(frontier.unwrap_or(Micros::MIN)).min(now),
+                Cause::Event(id.clone()),
+            ),
             JoinCause::Merge(key) => (now, Cause::Merge(key.clone())),
         };
         let change: Vec<_> = engine
-            .regrade(&state, before.as_deref(), now, at, why)
+            .regrade(&mut state, before.as_deref(), now, at, why)
             .into_iter()
             .collect();
         state.shadow = self

@@ -780,11 +780,12 @@ impl Service {
         let mut state = loaded.state;
         let shadow_state = state.shadow.take().map(|b| *b);
         let rules = self.rules_for(lead);
-        let mut view = self.view_as(&rules, lead, state.clone(), now).await?;
+        let (mut view, state) = self.view_as(&rules, lead, state, now).await?;
         let shadow = match (self.shadow_rules(), shadow_state) {
             (Some(rules), s) => {
                 self.view_as(&rules, lead, s.unwrap_or(state.clone()), now)
                     .await?
+                    .0
             }
             (None, _) => Json::Null,
         };
@@ -806,15 +807,16 @@ impl Service {
         Ok(LeadView::Found(view))
     }
 
-    /// The lead as `rules` score it at `now`: from `state` when those rules made it, else
-    /// rebuilt from the lead's stored events.
+    /// The lead as `rules` score it at `now`, and the state that view is of: `state` when
+    /// those rules made it and nothing stored has come due, else rebuilt from the lead's
+    /// stored events.
     async fn view_as(
         &self,
         rules: &Rules,
         lead: &str,
         mut state: LeadState,
         now: Micros,
-    ) -> Result<Json, StoreError> {
+    ) -> Result<(Json, LeadState), StoreError> {
         let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
         if !engine.is_current(&state) || engine.pending_due(&state, now) {
             let history = self.history_events(lead, true).await?;
@@ -823,7 +825,7 @@ impl Service {
                 .map_err(|e| StoreError::Failed(e.to_string()))?;
         }
         engine.attach(&mut state);
-        Ok(scored_view(rules, &mut engine, &state, now))
+        Ok((scored_view(rules, &mut engine, &state, now), state))
     }
 
     /// Everything stored about a lead (data rights: export): the lead as
