@@ -49,6 +49,19 @@ pub fn generate(rules: usize) -> String {
     s
 }
 
+/// `n` sets and `n` rules: the even sets used by two rules each, the odd ones never.
+fn sets_file(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        let _ = writeln!(s, "set s{i} = [\"a{i}\", \"b{i}\"]");
+    }
+    for i in 0..n {
+        let _ = writeln!(s, "when country in s{} add 1", i / 2 * 2);
+    }
+    s.push_str("grade A when score >= 1\ngrade B otherwise\n");
+    s
+}
+
 fn bench(c: &mut Criterion) {
     let src = generate(10_000);
     assert!(leadscore_compiler::compile(&src, "g").is_ok());
@@ -56,6 +69,22 @@ fn bench(c: &mut Criterion) {
     g.sample_size(30);
     g.bench_function("10k_rules", |b| {
         b.iter(|| leadscore_compiler::compile(black_box(&src), "g").map(|c| c.program.code.len()))
+    });
+    // 10,000 sets, 10,000 rules, 5,000 sets never used: compiled and its 5,000 warnings
+    // rendered, as `check` and a reload do (it was quadratic: 8,000 sets took seconds).
+    let sets = sets_file(10_000);
+    g.bench_function("10k_sets_check", |b| {
+        b.iter(|| {
+            let c = leadscore_compiler::compile(black_box(&sets), "s").expect("compiles");
+            leadscore_dsl::diagnostic::render(
+                &c.warnings,
+                "s.rules",
+                &sets,
+                leadscore_dsl::diagnostic::Style::Rich,
+                false,
+            )
+            .len()
+        })
     });
     g.bench_function("10k_rules_parse_only", |b| {
         b.iter(|| leadscore_dsl::parse(black_box(&src)).map(|f| f.items.len()))

@@ -1337,3 +1337,50 @@ async fn sendgrid_and_mailchimp_webhooks_become_events() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "not configured");
     plain.stop();
 }
+
+/// Rules that once crashed `serve` on reload (its stack overflowed) or took it minutes:
+/// 1,000 nested `if` blocks, a sum of 5,000 scores, 8,000 sets never used. Each is
+/// refused with its diagnostic, and the server keeps answering with the rules it has.
+#[tokio::test(flavor = "multi_thread")]
+async fn pathological_rules_are_refused_on_reload_and_the_server_keeps_answering() {
+    let dir = tmp("pathological");
+    let rules = dir.join("r.rules");
+    std::fs::write(&rules, "when ping add 1\ngrade A otherwise\n").unwrap();
+    let s = Server::start(&rules, &dir.join("l.db"), None, &[]);
+    let c = Client::new();
+    let program = |c: Client, url: String| async move {
+        let r = c.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["program"].clone()
+    };
+    let first = program(c.clone(), s.at("/healthz")).await;
+    let files = [
+        ("E0005", leadscore_test_rules::nested_ifs(1000)),
+        ("E0007", leadscore_test_rules::long_sum(5000)),
+    ];
+    for (n, (code, text)) in files.iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(1100));
+        std::fs::write(&rules, text).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while s.log().matches("rules not reloaded").count() <= n {
+            assert!(std::time::Instant::now() < deadline, "{}", s.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(s.log().contains(code), "{code}: {}", s.log());
+        assert_eq!(program(c.clone(), s.at("/healthz")).await, first);
+    }
+    // Thousands of warnings: accepted (they are warnings), quickly.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&rules, leadscore_test_rules::unused_sets(8000)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while program(c.clone(), s.at("/healthz")).await == first {
+        assert!(std::time::Instant::now() < deadline, "{}", s.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.stop();
+}
+
+/// Generators for rules files no one should write, shared with tests/robustness.rs.
+mod leadscore_test_rules {
+    include!("common/pathological.rs");
+}

@@ -208,3 +208,56 @@ fn pathological_rules_get_diagnostics_not_crashes() {
     );
     assert!(leadscore_compiler::compile(&big, "t").is_ok());
 }
+
+mod pathological {
+    include!("common/pathological.rs");
+}
+
+/// What `check` accepted and a reload then crashed on: bounded with diagnostics, at the
+/// limits and just past them, on a thread with a small stack (the compiler takes its own).
+#[test]
+fn nesting_and_expression_size_are_bounded_with_diagnostics() {
+    let small = std::thread::Builder::new().stack_size(256 << 10);
+    small
+        .spawn(|| {
+            let code = |src: &str| {
+                leadscore_compiler::compile(src, "t")
+                    .err()
+                    .map(|d| d[0].code)
+            };
+            assert_eq!(code(&pathological::nested_ifs(1000)), Some("E0005"));
+            assert_eq!(code(&pathological::nested_ifs(3000)), Some("E0005"));
+            assert_eq!(code(&pathological::nested_ifs(64)), None);
+            assert_eq!(code(&pathological::long_sum(5000)), Some("E0007"));
+            assert_eq!(code(&pathological::long_sum(257)), Some("E0007"));
+            assert_eq!(code(&pathological::long_sum(256)), None);
+            let ors = |n: usize| {
+                let terms: Vec<String> = (0..n).map(|i| format!("x = {i}")).collect();
+                format!("when {} add 1\ngrade C otherwise\n", terms.join(" or "))
+            };
+            assert_eq!(code(&ors(257)), Some("E0007"));
+            assert_eq!(code(&ors(256)), None);
+            let e = leadscore_compiler::compile(&pathological::long_sum(5000), "t").unwrap_err();
+            let shown = leadscore_dsl::diagnostic::render(
+                &e,
+                "t.rules",
+                &pathological::long_sum(5000),
+                leadscore_dsl::diagnostic::Style::Short,
+                false,
+            );
+            assert!(shown.starts_with("t.rules:5001:"), "{shown}");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+/// 8,000 sets, half never used: compiled, with a warning each.
+#[test]
+fn thousands_of_sets_compile_with_a_warning_for_each_unused_one() {
+    let c = leadscore_compiler::compile(&pathological::unused_sets(8000), "t").expect("compiles");
+    assert_eq!(
+        c.warnings.iter().filter(|w| w.code == "W0002").count(),
+        4000
+    );
+}

@@ -34,9 +34,37 @@ pub struct Compiled {
     pub bounds: Vec<ScoreBounds>,
 }
 
+/// The stack every compilation runs on. The parser bounds nesting (E0005) and expression
+/// size (E0007), so the recursive passes need far less; this is the known margin.
+pub const COMPILER_STACK: usize = 64 << 20;
+
 /// Compiles a rules file. `default_name` names the ruleset when the file has no
 /// `ruleset` line. On failure, every diagnostic found (errors and warnings).
+///
+/// It runs on a thread of its own with a stack of [`COMPILER_STACK`] bytes, whatever the
+/// caller's stack (a server's worker thread reloading rules has little), and a panic in
+/// it — a bug — is an error diagnostic, never the caller's crash.
 pub fn compile(src: &str, default_name: &str) -> Result<Compiled, Vec<Diagnostic>> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("leadscore-compile".into())
+            .stack_size(COMPILER_STACK)
+            .spawn_scoped(scope, || compile_here(src, default_name));
+        match worker.map(|w| w.join()) {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(vec![Diagnostic::error(
+                "E0000",
+                leadscore_dsl::Span::new(0, 0),
+                "internal compiler error: the compiler failed on this file",
+            )
+            .help("please report it with the file")]),
+            // No thread to be had: compile here.
+            Err(_) => compile_here(src, default_name),
+        }
+    })
+}
+
+fn compile_here(src: &str, default_name: &str) -> Result<Compiled, Vec<Diagnostic>> {
     let file = leadscore_dsl::parse(src)?;
     let (ir, mut diags) = resolve::resolve(&file, src, default_name);
     if diags.iter().any(Diagnostic::is_error) {

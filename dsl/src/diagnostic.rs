@@ -108,11 +108,15 @@ pub enum Style {
 pub fn render(diags: &[Diagnostic], file: &str, src: &str, style: Style, color: bool) -> String {
     let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
     sorted.sort_by_key(|d| (d.span.start, d.severity));
+    // The source's line tables are built once for the file, not once per diagnostic (a
+    // file with thousands of warnings rendered in quadratic time).
+    let lines = LineIndex::new(src);
+    let source = Source::from(src);
     let mut out = String::new();
     for d in sorted {
         match style {
-            Style::Rich => out.push_str(&render_rich(d, file, src, color)),
-            Style::Short => out.push_str(&render_short(d, file, src)),
+            Style::Rich => out.push_str(&render_rich(d, file, src, &source, &lines, color)),
+            Style::Short => out.push_str(&render_short(d, file, &lines)),
         }
     }
     out
@@ -125,8 +129,8 @@ fn kind_word(d: &Diagnostic) -> &'static str {
     }
 }
 
-fn render_short(d: &Diagnostic, file: &str, src: &str) -> String {
-    let (line, col) = LineIndex::new(src).line_col(d.span.start as usize);
+fn render_short(d: &Diagnostic, file: &str, lines: &LineIndex) -> String {
+    let (line, col) = lines.line_col(d.span.start as usize);
     let mut s = format!(
         "{file}:{line}:{col}: {}[{}]: {}",
         kind_word(d),
@@ -140,7 +144,14 @@ fn render_short(d: &Diagnostic, file: &str, src: &str) -> String {
     s
 }
 
-fn render_rich(d: &Diagnostic, file: &str, src: &str, color: bool) -> String {
+fn render_rich(
+    d: &Diagnostic,
+    file: &str,
+    src: &str,
+    source: &Source<&str>,
+    lines: &LineIndex,
+    color: bool,
+) -> String {
     let clamp = |s: Span| {
         let start = (s.start as usize).min(src.len());
         start..(s.end as usize).clamp(start, src.len())
@@ -171,13 +182,10 @@ fn render_rich(d: &Diagnostic, file: &str, src: &str, color: bool) -> String {
         report = report.with_help(h);
     }
     let mut buf = Vec::new();
-    let written = report
-        .finish()
-        .write((file, Source::from(src)), &mut buf)
-        .is_ok();
+    let written = report.finish().write((file, source), &mut buf).is_ok();
     if written {
         String::from_utf8_lossy(&buf).into_owned()
     } else {
-        render_short(d, file, src)
+        render_short(d, file, lines)
     }
 }

@@ -22,6 +22,15 @@ const MAX_DURATION_SECONDS: i64 = 100 * 366 * 86_400;
 /// Deepest nesting of parentheses (or run of `not`) a rules file may use. The parser and
 /// every later pass recurse on nesting, so this bounds their stack use.
 const MAX_NESTING: usize = 64;
+/// The most operands one arithmetic expression, `and` or `or` may join (E0007): the
+/// syntax tree of a longer chain is as deep as it is long.
+pub const MAX_TERMS: usize = 256;
+
+fn too_long(span: Span, what: &str) -> Diagnostic {
+    Diagnostic::error("E0007", span, format!("this {what} is too long"))
+        .label(format!("more than {MAX_TERMS} operands from here"))
+        .help("split it into several rules, or sum parts into scores of their own")
+}
 
 pub fn parse(src: &str) -> Result<File, Vec<Diagnostic>> {
     if let Some(d) = too_deep(src) {
@@ -72,8 +81,8 @@ fn too_deep(src: &str) -> Option<Diagnostic> {
         match c {
             '"' => in_str = true,
             '#' => in_comment = true,
-            '(' | '[' => depth += 1,
-            ')' | ']' => depth = depth.saturating_sub(1),
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
             _ => {}
         }
         if depth > MAX_NESTING || nots > MAX_NESTING {
@@ -82,7 +91,11 @@ fn too_deep(src: &str) -> Option<Diagnostic> {
                     .label(format!(
                         "nesting deeper than {MAX_NESTING} levels starts here"
                     ))
-                    .help("split the condition into several rules or sets"),
+                    .help(if c == '{' {
+                        "nest fewer `if` blocks: one guard can join conditions with `and`"
+                    } else {
+                        "split the condition into several rules or sets"
+                    }),
             );
         }
     }
@@ -727,10 +740,12 @@ fn cond(p: Pair<Rule>) -> Res<Cond> {
     match p.as_rule() {
         Rule::cond | Rule::conj => {
             let is_or = p.as_rule() == Rule::cond;
-            let mut parts = children(&p)
-                .into_iter()
-                .map(cond)
-                .collect::<Res<Vec<_>>>()?;
+            let kids = children(&p);
+            if let Some(past) = kids.get(MAX_TERMS) {
+                let what = if is_or { "`or`" } else { "`and`" };
+                return Err(too_long(span_of(past), what));
+            }
+            let mut parts = kids.into_iter().map(cond).collect::<Res<Vec<_>>>()?;
             if parts.len() == 1 {
                 return parts.pop().ok_or_else(|| internal(&p));
             }
@@ -816,6 +831,10 @@ fn expr(p: Pair<Rule>) -> Res<Expr> {
     let span = span_of(&p);
     match p.as_rule() {
         Rule::expr => {
+            if let Some(past) = p.clone().into_inner().nth(2 * MAX_TERMS - 1) {
+                // The operator after the last operand allowed.
+                return Err(too_long(span_of(&past), "expression"));
+            }
             let mut kids = p.clone().into_inner();
             let mut acc = expr(kids.next().ok_or_else(|| internal(&p))?)?;
             while let Some(op) = kids.next() {
