@@ -170,8 +170,9 @@ r = got[0]
 h = {k.lower(): v for k, v in r["headers"].items()}
 body = json.loads(r["body"])
 assert r["path"] == "/hook" and body["transition"]["to"] == "A" and h["idempotency-key"] == body["id"], r
-mac = hmac.new(b"hook-secret", (h["x-leadscore-timestamp"] + "." + r["body"]).encode(), hashlib.sha256)
-assert h["x-leadscore-signature"] == "v1=" + mac.hexdigest(), h
+# v2: timestamp, method, path and query, body
+mac = hmac.new(b"hook-secret", (h["x-leadscore-timestamp"] + ".POST." + r["path"] + "." + r["body"]).encode(), hashlib.sha256)
+assert h["x-leadscore-signature"] == "v2=" + mac.hexdigest(), h
 print("invoke (DynamoDB stream) notify: delivered", body["lead"], body["rule"]["text"])
 PY
 stop_function

@@ -711,9 +711,12 @@ async fn rescore_after_a_rules_change_pages_through_every_lead_once() {
             let body = body.to_string();
             let ts = now_secs();
             let r = c
-                .post(url)
+                .post(&url)
                 .header("x-leadscore-timestamp", ts.to_string())
-                .header("x-leadscore-signature", sign(secret, ts, body.as_bytes()))
+                .header(
+                    "x-leadscore-signature",
+                    common::sign_v2(secret, ts, "POST", &url, body.as_bytes()),
+                )
                 .body(body)
                 .send()
                 .await
@@ -1132,9 +1135,12 @@ async fn a_lead_is_exported_then_erased_leaving_nothing_behind() {
         async move {
             let ts = now_secs();
             let r = c
-                .delete(url)
+                .delete(&url)
                 .header("x-leadscore-timestamp", ts.to_string())
-                .header("x-leadscore-signature", sign(secret, ts, b""))
+                .header(
+                    "x-leadscore-signature",
+                    common::sign_v2(secret, ts, "DELETE", &url, b""),
+                )
                 .send()
                 .await
                 .unwrap();

@@ -212,7 +212,15 @@ async fn a_delivery_cut_by_a_kill_is_sent_again_with_the_same_id() {
         .unwrap();
     assert_eq!(
         got[1].header("x-leadscore-signature").unwrap(),
-        leadscore_runtime::http::auth::sign("h00k", ts, &got[1].body)
+        leadscore_runtime::http::auth::sign_v2(
+            "h00k",
+            ts,
+            leadscore_runtime::http::auth::Target {
+                method: "POST",
+                path_and_query: &got[1].uri
+            },
+            &got[1].body
+        )
     );
     let delivered = notifications(&c, &s, "delivered").await;
     let n = delivered.iter().find(|n| n["channel"] == "hook").unwrap();

@@ -370,7 +370,15 @@ body = '{{"properties": {{"leadscore_grade": {{{{grade}}}}, "leadscore_score": {
     let ts: i64 = h.header("x-leadscore-timestamp").unwrap().parse().unwrap();
     assert_eq!(
         h.header("x-leadscore-signature").unwrap(),
-        leadscore_runtime::http::auth::sign("hook-secret", ts, &h.body)
+        leadscore_runtime::http::auth::sign_v2(
+            "hook-secret",
+            ts,
+            leadscore_runtime::http::auth::Target {
+                method: "POST",
+                path_and_query: &h.uri
+            },
+            &h.body
+        )
     );
     assert!(f.store.due_notes(i64::MAX, 10).await.unwrap().is_empty());
 }

@@ -312,8 +312,26 @@ pub fn assert_nowhere(db: &Path, needles: &[&str]) {
     }
 }
 
-/// A signed request (`POST /leads/{lead}/merge`, `DELETE /leads/{lead}`), as
-/// `POST /events` is signed.
+/// The `v2` signature of a request to `url` (its path and query are what is signed).
+pub fn sign_v2(secret: &str, ts: i64, method: &str, url: &str, body: &[u8]) -> String {
+    let u = reqwest::Url::parse(url).expect("an absolute URL");
+    let path_and_query = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    };
+    leadscore_runtime::http::auth::sign_v2(
+        secret,
+        ts,
+        leadscore_runtime::http::auth::Target {
+            method,
+            path_and_query: &path_and_query,
+        },
+        body,
+    )
+}
+
+/// A signed request (`POST /leads/{lead}/merge`, `DELETE /leads/{lead}`): `v2`, which
+/// binds the method, path and query as well as the body.
 pub async fn send_signed(
     c: &Client,
     method: reqwest::Method,
@@ -322,10 +340,11 @@ pub async fn send_signed(
 ) -> reqwest::Response {
     let body = body.to_string();
     let ts = now_secs();
+    let signature = sign_v2(SECRET, ts, method.as_str(), &url, body.as_bytes());
     c.request(method, url)
         .header("content-type", "application/json")
         .header("x-leadscore-timestamp", ts.to_string())
-        .header("x-leadscore-signature", sign(SECRET, ts, body.as_bytes()))
+        .header("x-leadscore-signature", signature)
         .body(body)
         .send()
         .await

@@ -1,10 +1,12 @@
 //! Request authentication: HMAC-SHA256 webhook signatures and bearer tokens, both
 //! compared in constant time, each with two values active during a rotation.
 //!
-//! A signed request carries
-//! `X-Leadscore-Timestamp: <unix seconds>` and
-//! `X-Leadscore-Signature: v1=<hex of HMAC-SHA256(secret, "<timestamp>.<body>")>`;
-//! it is accepted within 5 minutes of the timestamp.
+//! A signed request carries `X-Leadscore-Timestamp: <unix seconds>` and
+//! `X-Leadscore-Signature: v2=<hex of HMAC-SHA256(secret,
+//! "<timestamp>.<METHOD>.<path and query>.<body>")>`, which binds what the request does
+//! as well as its body; it is accepted within 5 minutes of the timestamp. `POST /events`
+//! also accepts the older `v1=<hex of HMAC-SHA256(secret, "<timestamp>.<body>")>`: a
+//! replayed event only repeats idempotent ids. Every other signed endpoint requires `v2`.
 
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
@@ -16,15 +18,38 @@ pub const SIGNATURE_HEADER: &str = "x-leadscore-signature";
 /// How far a signature's timestamp may be from the server's clock, either way.
 pub const REPLAY_WINDOW_SECS: i64 = 300;
 
-/// The `X-Leadscore-Signature` value for a body sent at `timestamp` (unix seconds).
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("v1={}", hex::encode(mac(secret, timestamp, body)))
+/// What a `v2` signature binds besides the body: the method and the path with its query,
+/// as sent (`/leads/ann%40acme.de/merge`, `/admin/rescore?x=1`).
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    pub method: &'a str,
+    pub path_and_query: &'a str,
 }
 
-fn mac(secret: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
+/// The `v1` `X-Leadscore-Signature` value for a body sent at `timestamp` (unix seconds):
+/// it binds the body only, and only `POST /events` accepts it.
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    format!("v1={}", hex::encode(mac(secret, timestamp, None, body)))
+}
+
+/// The `v2` `X-Leadscore-Signature` value: the body, the method and the path and query.
+pub fn sign_v2(secret: &str, timestamp: i64, target: Target<'_>, body: &[u8]) -> String {
+    format!(
+        "v2={}",
+        hex::encode(mac(secret, timestamp, Some(target), body))
+    )
+}
+
+fn mac(secret: &str, timestamp: i64, target: Option<Target<'_>>, body: &[u8]) -> Vec<u8> {
     let mut m = <Hmac<Sha256>>::new_from_slice(secret.as_bytes()).expect("any key length");
     m.update(timestamp.to_string().as_bytes());
     m.update(b".");
+    if let Some(t) = target {
+        m.update(t.method.to_ascii_uppercase().as_bytes());
+        m.update(b".");
+        m.update(t.path_and_query.as_bytes());
+        m.update(b".");
+    }
     m.update(body);
     m.finalize().into_bytes().to_vec()
 }
@@ -33,11 +58,14 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Checks a webhook request; `Err` is the reason for a 401.
+/// Checks a signed request to `target`; `v1` says whether a body-only signature is
+/// accepted too (`POST /events`). `Err` is the reason for a 401.
 pub fn verify(
     secrets: &[String],
     headers: &HeaderMap,
+    target: Target<'_>,
     body: &[u8],
+    v1: bool,
     now_secs: i64,
 ) -> Result<(), String> {
     if secrets.is_empty() {
@@ -56,22 +84,32 @@ pub fn verify(
     }
     let sig = header(headers, SIGNATURE_HEADER)
         .ok_or_else(|| format!("missing {SIGNATURE_HEADER} header"))?;
-    let given: Vec<Vec<u8>> = sig
-        .split(',')
-        .filter_map(|p| p.trim().strip_prefix("v1="))
-        .filter_map(|h| hex::decode(h).ok())
-        .collect();
-    if given.is_empty() {
-        return Err(format!("{SIGNATURE_HEADER} must be v1=<hex HMAC-SHA256>"));
+    let parts = |scheme: &str| -> Vec<Vec<u8>> {
+        sig.split(',')
+            .filter_map(|p| p.trim().strip_prefix(scheme))
+            .filter_map(|h| hex::decode(h).ok())
+            .collect()
+    };
+    let (given_v2, given_v1) = (parts("v2="), if v1 { parts("v1=") } else { Vec::new() });
+    if given_v2.is_empty() && given_v1.is_empty() {
+        return Err(if v1 {
+            format!("{SIGNATURE_HEADER} must be v2=<hex HMAC-SHA256> (or v1=)")
+        } else {
+            format!(
+                "{SIGNATURE_HEADER} must be v2=<hex HMAC-SHA256 of timestamp.METHOD.path.body>: this endpoint does not take v1"
+            )
+        });
     }
-    let ok = secrets.iter().any(|s| {
-        let want = mac(s, ts, body);
-        given.iter().any(|g| bool::from(g.as_slice().ct_eq(&want)))
-    });
-    if ok {
+    let matches = |given: &[Vec<u8>], target: Option<Target<'_>>| {
+        secrets.iter().any(|s| {
+            let want = mac(s, ts, target, body);
+            given.iter().any(|g| bool::from(g.as_slice().ct_eq(&want)))
+        })
+    };
+    if matches(&given_v2, Some(target)) || matches(&given_v1, None) {
         Ok(())
     } else {
-        Err("signature does not match the body and timestamp".into())
+        Err("signature does not match the timestamp, method, path and body".into())
     }
 }
 
@@ -108,6 +146,70 @@ mod tests {
         h.insert(TIMESTAMP_HEADER, ts.to_string().parse().unwrap());
         h.insert(SIGNATURE_HEADER, sig.parse().unwrap());
         h
+    }
+
+    const EVENTS: Target<'static> = Target {
+        method: "POST",
+        path_and_query: "/events",
+    };
+
+    fn verify(
+        secrets: &[String],
+        headers: &HeaderMap,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(), String> {
+        super::verify(secrets, headers, EVENTS, body, true, now)
+    }
+
+    #[test]
+    fn v2_binds_method_path_and_query_and_v1_is_for_events_only() {
+        let secrets = vec!["s".to_string()];
+        let erase_a = Target {
+            method: "DELETE",
+            path_and_query: "/leads/a",
+        };
+        let h = headers(1000, &sign_v2("s", 1000, erase_a, b""));
+        assert_eq!(
+            super::verify(&secrets, &h, erase_a, b"", false, 1000),
+            Ok(())
+        );
+        for other in [
+            Target {
+                method: "DELETE",
+                path_and_query: "/leads/b",
+            },
+            Target {
+                method: "POST",
+                path_and_query: "/leads/a",
+            },
+            Target {
+                method: "DELETE",
+                path_and_query: "/leads/a?x=1",
+            },
+            Target {
+                method: "POST",
+                path_and_query: "/admin/rescore",
+            },
+        ] {
+            assert!(
+                super::verify(&secrets, &h, other, b"", false, 1000).is_err(),
+                "{other:?}"
+            );
+        }
+        // v1 binds the body only: refused where v2 is required, accepted for events.
+        let v1 = headers(1000, &sign("s", 1000, b""));
+        let e = super::verify(&secrets, &v1, erase_a, b"", false, 1000).unwrap_err();
+        assert!(e.contains("does not take v1"), "{e}");
+        assert_eq!(
+            super::verify(&secrets, &v1, EVENTS, b"", true, 1000),
+            Ok(())
+        );
+        let v2 = headers(1000, &sign_v2("s", 1000, EVENTS, b"{}"));
+        assert_eq!(
+            super::verify(&secrets, &v2, EVENTS, b"{}", true, 1000),
+            Ok(())
+        );
     }
 
     #[test]

@@ -209,19 +209,52 @@ pub(crate) fn client_ip(req: &Request) -> Option<IpAddr> {
 /// timestamp and body, with any configured webhook secret) verifies; `401` otherwise.
 async fn signed_body(
     app: &App,
-    headers: &HeaderMap,
+    request: &Signed,
     body: Body,
     limit: usize,
 ) -> Result<axum::body::Bytes, ApiError> {
     let body = read_body(body, limit).await?;
+    let path_and_query = request
+        .uri
+        .path_and_query()
+        .map_or(request.uri.path(), |p| p.as_str());
+    // Only `POST /events` takes a body-only (v1) signature: replaying one repeats ids.
+    let v1 = request.method == axum::http::Method::POST && request.uri.path() == "/events";
     auth::verify(
         &app.config.security.webhook_secrets,
-        headers,
+        &request.headers,
+        auth::Target {
+            method: request.method.as_str(),
+            path_and_query,
+        },
         &body,
+        v1,
         app.service.now().div_euclid(1_000_000),
     )
     .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))?;
     Ok(body)
+}
+
+/// What a signature is checked against: the method, the URI as sent and the headers.
+struct Signed {
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Signed {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Signed, Self::Rejection> {
+        Ok(Signed {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+        })
+    }
 }
 
 /// The request's media type, lower-cased (empty when not given).
@@ -245,10 +278,10 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<axum::body::By
 
 async fn post_events(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    signed: Signed,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = signed_body(&app, &headers, body, MAX_EVENTS_BODY).await?;
+    let body = signed_body(&app, &signed, body, MAX_EVENTS_BODY).await?;
     let now = app.service.now();
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid JSON", e.to_string()))?;
@@ -269,10 +302,10 @@ struct RescoreParams {
 /// `POST /events`, as it writes). The answer's `next` is the `after` of the next call.
 async fn post_rescore(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    signed: Signed,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = signed_body(&app, &headers, body, 4096).await?;
+    let body = signed_body(&app, &signed, body, 4096).await?;
     let p: RescoreParams = if body.iter().all(u8::is_ascii_whitespace) {
         RescoreParams::default()
     } else {
@@ -356,11 +389,11 @@ struct MergeParams {
 /// (signed like `POST /events`, as it writes).
 async fn merge_lead(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    signed: Signed,
     Path(lead): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = signed_body(&app, &headers, body, 4096).await?;
+    let body = signed_body(&app, &signed, body, 4096).await?;
     let p: MergeParams = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -407,11 +440,11 @@ async fn merge_lead(
 /// removed.
 async fn delete_lead(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    signed: Signed,
     Path(lead): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    signed_body(&app, &headers, body, 4096).await?;
+    signed_body(&app, &signed, body, 4096).await?;
     let key = app.service.key(&lead);
     let (lead, e) = app.service.erase(&key).await?;
     Ok(Json(serde_json::json!({
@@ -578,11 +611,11 @@ async fn list_notifications(
 /// `POST /leads/{lead}/notifications/{id}/retry`: a dead letter back to the outbox (signed).
 async fn retry_notification(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    signed: Signed,
     Path((lead, id)): Path<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    signed_body(&app, &headers, body, 4096).await?;
+    signed_body(&app, &signed, body, 4096).await?;
     let key = app.service.key(&lead);
     let store = app.service.store();
     match store.note(&key, &id).await? {

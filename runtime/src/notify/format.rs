@@ -198,9 +198,20 @@ pub fn render(
             if let Some(secret) = signing {
                 let ts = now_millis.div_euclid(1000);
                 headers.push((crate::http::auth::TIMESTAMP_HEADER.into(), ts.to_string()));
+                // v2: the receiver's path and query are bound too, so a captured
+                // notification cannot be replayed to another of its endpoints.
+                let uri: Option<axum::http::Uri> = url.parse().ok();
+                let path_and_query = uri
+                    .as_ref()
+                    .and_then(|u| u.path_and_query())
+                    .map_or("/", |p| p.as_str());
+                let target = crate::http::auth::Target {
+                    method: "POST",
+                    path_and_query,
+                };
                 headers.push((
                     crate::http::auth::SIGNATURE_HEADER.into(),
-                    crate::http::auth::sign(&secret, ts, &body),
+                    crate::http::auth::sign_v2(&secret, ts, target, &body),
                 ));
             }
             out(url, headers, body, false)
