@@ -8,7 +8,6 @@ use leadscore_runtime::keys::KeyPolicy;
 use leadscore_runtime::notify::{self, Notifier};
 use leadscore_runtime::service::{MergeError, Service};
 use leadscore_runtime::store::sqlite::SqliteStore;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -121,13 +120,10 @@ async fn run(
     let reload = tokio::spawn(watch_rules(o.file.clone(), service.clone()));
     let sweep = tokio::spawn(sweep_loop(service.clone()));
     let deliver = notifier.map(|n| tokio::spawn(deliver_loop(n, poll)));
-    axum::serve(
-        listener,
-        http::router(app).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await
-    .context("server failed")?;
+    let limits = app.config.limits.clone();
+    http::listen::serve(listener, http::router(app), &limits, shutdown())
+        .await
+        .context("server failed")?;
     reload.abort();
     sweep.abort();
     // A delivery cut short here is claimed, not lost: it is due again when its lease ends.

@@ -1390,3 +1390,105 @@ async fn pathological_rules_are_refused_on_reload_and_the_server_keeps_answering
 mod leadscore_test_rules {
     include!("common/pathological.rs");
 }
+
+/// Clients that open a connection and never finish their request head — silent, or
+/// stopping half-way through their headers — are closed within
+/// `[limits] header_timeout_secs`, while a well-behaved client keeps getting answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn half_open_connections_are_dropped_and_healthz_keeps_answering() {
+    use std::io::{Read, Write};
+    let dir = tmp("half-open");
+    let config = dir.join("leadscore.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nheader_timeout_secs = 2\nmax_connections = 600\n",
+    )
+    .unwrap();
+    let s = Server::start(&common::zoho(), &dir.join("l.db"), Some(&config), &[]);
+    let c = Client::new();
+    assert_eq!(c.get(s.at("/healthz")).send().await.unwrap().status(), 200);
+    let addr = s.at("").trim_start_matches("http://").to_string();
+    let opened = std::time::Instant::now();
+    let mut idle: Vec<std::net::TcpStream> = (0..500)
+        .map(|i| {
+            let mut t = std::net::TcpStream::connect(&addr).unwrap();
+            if i % 2 == 0 {
+                // Half of them start a request and never finish its head.
+                t.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                    .unwrap();
+            }
+            t
+        })
+        .collect();
+    // While they hang, a well-behaved client is answered (fresh connections each time).
+    for _ in 0..5 {
+        let fresh = Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let r = fresh.get(s.at("/healthz")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Within the timeout (and a margin), every one of them has been closed by the server.
+    for t in &mut idle {
+        t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 1024];
+        // EOF, or an error answer (408) then EOF: closed either way, never left hanging.
+        loop {
+            match t.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("a half-open connection is still open: {e}"),
+            }
+        }
+    }
+    assert!(
+        opened.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        opened.elapsed()
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.stop();
+}
+
+/// Past `[limits] max_connections` a connection is closed as soon as it is accepted, so
+/// descriptors are never exhausted; when one closes, the next is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_bound_are_closed_at_once() {
+    use leadscore_runtime::http::{config::Limits, listen, router, App, Config};
+    use std::io::{Read, Write};
+    let program = leadscore_compiler::compile("when ping add 1\ngrade A otherwise\n", "t")
+        .unwrap()
+        .program;
+    let service = std::sync::Arc::new(leadscore_runtime::service::Service::new(
+        program,
+        std::sync::Arc::new(leadscore_runtime::store::memory::MemoryStore::new()),
+    ));
+    let limits = Limits {
+        header_timeout_secs: 60,
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let r = router(App::new(service, Config::default()));
+    tokio::spawn(async move { listen::serve(listener, r, &limits, std::future::pending()).await });
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ask = move || {
+        let mut t = std::net::TcpStream::connect(addr).unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = t.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut got = Vec::new();
+        let _ = t.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let third = tokio::task::spawn_blocking(ask).await.unwrap();
+    assert_eq!(third, "", "the third connection was served");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = tokio::task::spawn_blocking(ask).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}

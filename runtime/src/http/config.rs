@@ -185,12 +185,21 @@ pub struct Limits {
     /// A request (its body read included) that takes longer is answered `408` and its
     /// connection's task freed: a client sending its body a byte at a time holds nothing.
     pub request_timeout_secs: u64,
+    /// A connection that has not sent a whole request head (request line and headers) this
+    /// long after it opened, or after its last answer, is closed: idle and trickling
+    /// clients cannot hold a descriptor.
+    pub header_timeout_secs: u64,
+    /// Connections served at once; one more is closed as soon as it is accepted (and
+    /// counted in the log), so descriptors are never exhausted.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             request_timeout_secs: 30,
+            header_timeout_secs: 10,
+            max_connections: 1024,
         }
     }
 }

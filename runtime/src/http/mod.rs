@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 mod forms;
 pub mod hooks;
+pub mod listen;
 mod track;
 
 use crate::service::{parse_events, LeadView, MergeError, Service};
