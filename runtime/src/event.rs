@@ -14,6 +14,8 @@ use serde_json::Value as Json;
 pub const MAX_KEY_LEN: usize = 512;
 /// Most attributes plus props one event may carry.
 pub const MAX_FIELDS: usize = 256;
+/// Longest attribute or prop name accepted.
+pub const MAX_NAME_LEN: usize = 128;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
@@ -47,9 +49,35 @@ fn err(field: &str, reason: impl Into<String>) -> EventError {
     }
 }
 
-/// Normalises a lead key: trimmed and lower-cased.
+/// Normalises a lead key: trimmed, NFKC-normalised (so a full-width `ａｎｎ@ａｃｍｅ．ｄｅ`
+/// is `ann@acme.de`) and lower-cased.
 pub fn normalise_lead(key: &str) -> String {
-    key.trim().to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    key.trim().nfkc().collect::<String>().to_lowercase()
+}
+
+/// Characters that show as nothing (zero-width spaces and joiners, bidirectional
+/// controls, the byte-order mark, variation selectors, tags): a key holding one would
+/// look like another lead's key. Unicode's default-ignorable code points.
+pub fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Checks a lead key as sent: `Err` is the reason it is refused.
+pub fn check_lead_key(s: &str) -> Result<(), String> {
+    match s.char_indices().find(|&(_, c)| invisible(c)) {
+        Some((i, c)) => Err(format!(
+            "`{}` holds an invisible character (U+{:04X} at byte {i}); keys must be visible text",
+            s.escape_default(),
+            c as u32
+        )),
+        None => Ok(()),
+    }
 }
 
 fn key(obj: &serde_json::Map<String, Json>, field: &str) -> Result<String, EventError> {
@@ -96,7 +124,9 @@ impl Event {
             }
         }
         let id = key(obj, "id")?;
-        let lead = normalise_lead(&key(obj, "lead")?);
+        let lead = key(obj, "lead")?;
+        check_lead_key(&lead).map_err(|r| err("lead", r))?;
+        let lead = normalise_lead(&lead);
         let event_type = fold(key(obj, "type")?.trim());
         let at_text = key(obj, "at")?;
         let at = time::parse(&at_text)
@@ -108,6 +138,15 @@ impl Event {
                 "attributes",
                 format!("more than {MAX_FIELDS} attributes and props"),
             ));
+        }
+        for (section, m) in [("attributes", &raw_attributes), ("props", &raw_props)] {
+            if let Some(k) = m.keys().find(|k| k.len() > MAX_NAME_LEN) {
+                let shown: String = k.chars().take(32).collect();
+                return Err(err(
+                    &format!("{section}.{shown}…"),
+                    format!("a name is longer than {MAX_NAME_LEN} bytes"),
+                ));
+            }
         }
         let mut attributes = Vec::with_capacity(raw_attributes.len());
         for (k, v) in &raw_attributes {
@@ -151,6 +190,33 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_nfkc_normalised_and_invisible_characters_refused() {
+        let ev = |lead: &str| {
+            Event::from_json(
+                &serde_json::json!({"id":"1","lead":lead,"type":"t","at":"2026-11-01T10:00:00Z"}),
+            )
+        };
+        assert_eq!(ev("ＡＮＮ@ａｃｍｅ．ｄｅ").unwrap().lead, "ann@acme.de");
+        for bad in [
+            "ann\u{200B}@acme.de",
+            "\u{202E}ed.emca@nna",
+            "ann@acme.de\u{FEFF}",
+            "a\u{2066}b",
+        ] {
+            let e = ev(bad).unwrap_err();
+            assert_eq!(e.field, "lead");
+            assert!(e.reason.contains("invisible character"), "{e}");
+        }
+        let long = "x".repeat(129);
+        let e = Event::from_json(&serde_json::json!({"id":"1","lead":"a","type":"t","at":"2026-11-01T10:00:00Z","attributes":{long.clone(): 1}})).unwrap_err();
+        assert!(e.reason.contains("longer than 128 bytes"), "{e}");
+        let e = Event::from_json(&serde_json::json!({"id":"1","lead":"a","type":"t","at":"2026-11-01T10:00:00Z","props":{long: 1}})).unwrap_err();
+        assert!(e.field.starts_with("props."), "{e}");
+        let ok = "y".repeat(128);
+        assert!(Event::from_json(&serde_json::json!({"id":"1","lead":"a","type":"t","at":"2026-11-01T10:00:00Z","attributes":{ok: 1}})).is_ok());
+    }
 
     #[test]
     fn validates_and_normalises() {
