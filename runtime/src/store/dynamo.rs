@@ -1124,18 +1124,53 @@ impl Store for DynamoStore {
         limit: usize,
         after: Option<(Micros, String)>,
     ) -> Result<Vec<Outboxed>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let (t, last) = after.unwrap_or((Micros::MIN, String::new()));
-        let keys = self
-            .query_all(
-                Some("due"),
-                "due_pk = :d AND next_change >= :t",
-                HashMap::from([(":d".into(), s(note_due(status))), (":t".into(), n(t))]),
-                None,
-                false,
-            )
-            .await?;
+        // A page, not the whole status partition: the index (keys only) is read in pages
+        // of `limit + 1` in `next_change` order until `limit` notes past the cursor are
+        // known and a later instant has been seen (so no tie could sort before them);
+        // only those are read whole.
+        let values: Item = HashMap::from([(":d".into(), s(note_due(status))), (":t".into(), n(t))]);
+        let mut found: Vec<(Micros, String, Item)> = Vec::new();
+        let mut start = None;
+        loop {
+            let r = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("due")
+                .key_condition_expression("due_pk = :d AND next_change >= :t")
+                .set_expression_attribute_values(Some(values.clone()))
+                .set_exclusive_start_key(start)
+                .limit((limit + 1).min(1000) as i32)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let mut beyond = false;
+            for k in r.items.unwrap_or_default() {
+                let at: Micros = get_n(&k, "next_change")?;
+                let id = get_s(&k, "SK")?.trim_start_matches("NOTE#").to_string();
+                // The index returns instants in order, so the `limit`-th found has the
+                // `limit`-th instant whatever the order of ids within an instant.
+                if found.len() >= limit && at > found[limit - 1].0 {
+                    beyond = true;
+                    break;
+                }
+                if (at, &id) > (t, &last) {
+                    found.push((at, id, k));
+                }
+            }
+            start = r.last_evaluated_key;
+            if beyond || start.is_none() {
+                break;
+            }
+        }
+        found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        found.truncate(limit);
         let mut out = Vec::new();
-        for k in &keys {
+        for (_, _, k) in &found {
             if let Some(item) = self.get(key(get_s(k, "PK")?, get_s(k, "SK")?)).await? {
                 let o = outboxed(&item)?;
                 if o.status == status && (o.next_at, &o.note.id) > (t, &last) {

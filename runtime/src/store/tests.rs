@@ -510,6 +510,44 @@ async fn outbox(s: Arc<dyn Store>) {
         (n2.status, n2.attempts, n2.next_at),
         (NoteStatus::Pending, 0, 400)
     );
+    // Dead letters page by (instant, id), ties included, without reading them all.
+    let mut w = write("p", None, 80, "A", &[("pe1", 10)]);
+    let given_up = [600, 600, 600, 610, 610, 620, 630];
+    w.notifications = (0..given_up.len())
+        .map(|i| note("p", &format!("p{i}"), 100))
+        .collect();
+    s.commit(w).await.unwrap();
+    for (i, at) in given_up.iter().enumerate() {
+        let id = format!("p{i}");
+        assert!(s.claim_note("p", &id, 0, *at - 1, *at + 50).await.unwrap());
+        let error = "gave up".to_string();
+        s.finish_note("p", &id, Delivery::Failed { error }, *at)
+            .await
+            .unwrap();
+    }
+    for limit in [1, 2, 3, 10] {
+        let (mut seen, mut after) = (Vec::new(), None);
+        loop {
+            let page = s
+                .notes(NoteStatus::Failed, limit, after.clone())
+                .await
+                .unwrap();
+            assert!(page.len() <= limit);
+            seen.extend(page.iter().map(|o| (o.next_at, o.note.id.clone())));
+            if page.len() < limit {
+                break;
+            }
+            let last = page.last().unwrap();
+            after = Some((last.next_at, last.note.id.clone()));
+        }
+        let want: Vec<(Micros, String)> = given_up
+            .iter()
+            .enumerate()
+            .map(|(i, at)| (*at, format!("p{i}")))
+            .collect();
+        assert_eq!(seen, want, "pages of {limit}");
+    }
+    s.erase("p", 700).await.unwrap();
     // Erasure takes the outbox with the lead.
     s.erase("o", 500).await.unwrap();
     assert!(s.note("o", "n2").await.unwrap().is_none());
