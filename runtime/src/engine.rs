@@ -557,7 +557,7 @@ impl<'p> Engine<'p> {
             if e.at <= now {
                 self.apply(&mut lead, e, out)?;
             } else {
-                lead.pending = Some(lead.pending.map_or(e.at, |p| p.min(e.at)));
+                defer(&mut lead, e.at);
             }
         }
         self.advance(&mut lead, now, out);
@@ -615,7 +615,7 @@ impl<'p> Engine<'p> {
         now: Micros,
         out: &mut Vec<Transition>,
     ) -> Result<bool, ApplyError> {
-        let Some(due) = lead.pending.filter(|&p| p <= now) else {
+        let Some(due) = lead.pending.filter(|_| self.pending_due(lead, now)) else {
             return Ok(false);
         };
         let before = lead.grade_name.clone();
@@ -650,7 +650,7 @@ impl<'p> Engine<'p> {
         if current && event.at > now {
             // Not happened yet (the sender's clock is ahead): stored, and taken in when
             // the clock reaches it.
-            lead.pending = Some(lead.pending.map_or(event.at, |p| p.min(event.at)));
+            defer(lead, event.at);
             return Ok(Ingested::Pending);
         }
         if current && self.pending_due(lead, now) {
@@ -727,6 +727,11 @@ impl<'p> Engine<'p> {
             scores: self.scores.clone(),
         })
     }
+}
+
+/// Records a stored event at `at` that is not applied yet (after the clock).
+fn defer(lead: &mut LeadState, at: Micros) {
+    lead.pending = Some(lead.pending.map_or(at, |p| p.min(at)));
 }
 
 /// Puts a lead's rebuild in its place, keeping what a rebuild cannot know: the shadow
