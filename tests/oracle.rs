@@ -200,8 +200,17 @@ fn event_json(id: &str, lead: u8, kind: u8, at: Micros, v: u8) -> Value {
         ),
         _ => ("whatsapp.added", json!({}), json!({})),
     };
-    json!({"id": id, "lead": key(lead), "type": ty, "at": time::format(at),
-           "attributes": attributes, "props": props})
+    let mut e = json!({"id": id, "lead": key(lead), "type": ty, "at": time::format(at),
+           "attributes": attributes, "props": props});
+    // Half the forms come from the website (public: they only add to what trusted senders
+    // said, and never set the protected `sales_bonus`), a third of them trying to.
+    if kind == 0 && v % 2 == 1 {
+        e["source"] = json!("public");
+    }
+    if kind == 0 && v % 3 == 0 {
+        e["attributes"]["sales_bonus"] = json!(v % 25);
+    }
+    e
 }
 
 /// What is sent, in order: batches (each at its clock), with operations between them.

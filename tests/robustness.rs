@@ -176,7 +176,7 @@ fn wrong_version_and_magic_are_named() {
     let e = Program::from_bytes(&bytes).unwrap_err().to_string();
     assert!(
         e.contains(
-            "version 2 is not supported (this build reads version 3); compile the rules again"
+            "version 2 is not supported (this build reads version 4); compile the rules again"
         ),
         "{e}"
     );

@@ -729,3 +729,62 @@ fn hysteresis_applies_to_time_transitions() {
     assert_eq!(r.grade, "B");
     assert_eq!(r.transitions.last().unwrap().3, "time");
 }
+
+/// docs/security.md, "Who is trusted with what": a public event adds attributes no trusted
+/// sender set and changes those the public set; it never sets or removes a protected
+/// field, nor a trusted sender's value; a trusted sender's value replaces a public one.
+#[test]
+fn public_events_add_to_trusted_attributes_and_never_set_protected_ones() {
+    let p = program(
+        "field bonus protected\nwhen country = \"DE\" add 30\nwhen title = \"CEO\" add 20\n\
+         when bonus > 0 add bonus max 20\ngrade A when score >= 1000000\ngrade C otherwise\n",
+    );
+    let list = [
+        (json!({"country": "DE"}), false), // CRM: 30
+        (json!({"country": "PL", "title": "CEO", "bonus": 20}), true), // form: title only
+        (json!({"title": "Intern"}), true), // the public corrects itself
+        (json!({"country": null}), true),  // cannot remove the CRM's
+        (json!({"title": "CEO"}), false),  // the CRM takes the title
+        (json!({"title": "Intern"}), true), // and keeps it
+        (json!({"bonus": 15}), false),     // the salesperson's bonus
+    ];
+    let evs: Vec<Event> = list
+        .iter()
+        .enumerate()
+        .map(|(i, (a, public))| {
+            let mut v = json!({"id": format!("e{i}"), "lead": "l", "type": "lead.updated",
+                "at": day(i as f64), "attributes": a});
+            if *public {
+                v["source"] = json!("public");
+            }
+            Event::from_json(&v).unwrap()
+        })
+        .collect();
+    let after = |n: usize| run(&p, &evs[..n], &day(10.0)).total;
+    assert_eq!(after(1), 30);
+    assert_eq!(
+        after(2),
+        50,
+        "the form added the title, not the country nor the bonus"
+    );
+    assert_eq!(after(3), 30, "public over public");
+    assert_eq!(after(4), 30, "a public null leaves the CRM's country");
+    assert_eq!(after(5), 50);
+    assert_eq!(after(6), 50, "the CRM's title stays");
+    assert_eq!(after(7), 65);
+    let mut engine = Engine::new(&p);
+    let lead = engine
+        .rebuild("l", &evs, t(&day(10.0)), &mut Vec::new())
+        .unwrap();
+    assert!(
+        lead.public.is_empty(),
+        "every value is a trusted sender's now"
+    );
+    let lead = engine
+        .rebuild("l", &evs[..3], t(&day(10.0)), &mut Vec::new())
+        .unwrap();
+    assert_eq!(lead.public.iter().collect::<Vec<_>>(), ["title"]);
+    // Any other source is refused.
+    let bad = json!({"id": "x", "lead": "l", "type": "t", "at": day(0.0), "source": "crm"});
+    assert_eq!(Event::from_json(&bad).unwrap_err().field, "source");
+}

@@ -20,6 +20,8 @@ pub struct Ir {
     /// Already in the bytecode's terms: nothing in them needs lowering.
     pub channels: Vec<ChannelDef>,
     pub notifies: Vec<NotifyDef>,
+    /// `field NAME protected`: attributes only signed senders may set, sorted.
+    pub protected: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -149,6 +149,7 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
         rules,
         channels: ir.channels.clone(),
         notifies: ir.notifies.clone(),
+        protected: ir.protected.clone(),
     })
 }
 

@@ -19,6 +19,7 @@ pub enum Item {
     Tag(TagDecl),
     Channel(ChannelDecl),
     Notify(NotifyDecl),
+    Field(FieldDecl),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -93,6 +94,13 @@ pub struct GradeDecl {
 pub struct TagDecl {
     pub name: Ident,
     pub cond: Cond,
+    pub span: Span,
+}
+
+/// `field NAME[, NAME…] protected`: attributes only signed senders may set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldDecl {
+    pub names: Vec<Ident>,
     pub span: Span,
 }
 

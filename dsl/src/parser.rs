@@ -128,8 +128,8 @@ fn recover(src: &str, first: &pest::error::Error<Rule>, diags: &mut Vec<Diagnost
     }
 }
 
-const STARTS: [&str; 10] = [
-    "ruleset", "set", "score", "when", "if", "grade", "tag", "channel", "notify", "}",
+const STARTS: [&str; 11] = [
+    "ruleset", "set", "score", "when", "if", "grade", "tag", "channel", "notify", "field", "}",
 ];
 
 /// The first word of the line at `line_start`, and its offset.
@@ -191,6 +191,8 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::rule_decl | Rule::kw_when => "`when`",
         Rule::channel_decl | Rule::kw_channel => "`channel`",
         Rule::notify_decl | Rule::kw_notify => "`notify`",
+        Rule::field_decl | Rule::kw_field => "`field`",
+        Rule::kw_protected => "`protected`",
         Rule::channel_kind => {
             "a channel kind (`webhook`, `slack`, `feishu`, `lark`, `dingtalk`, `wecom`, `http`)"
         }
@@ -390,6 +392,7 @@ fn is_statement_start(r: Rule) -> bool {
             | Rule::rule_decl
             | Rule::channel_decl
             | Rule::notify_decl
+            | Rule::field_decl
             | Rule::stray_close
             | Rule::kw_ruleset
             | Rule::kw_set
@@ -400,6 +403,7 @@ fn is_statement_start(r: Rule) -> bool {
             | Rule::kw_when
             | Rule::kw_channel
             | Rule::kw_notify
+            | Rule::kw_field
     )
 }
 
@@ -483,6 +487,10 @@ fn item(p: Pair<Rule>) -> Res<Item> {
                 span,
             })
         }
+        Rule::field_decl => Item::Field(FieldDecl {
+            names: inner.map(ident).collect(),
+            span,
+        }),
         Rule::tag_decl => Item::Tag(TagDecl {
             name: ident(next()?),
             cond: cond(next()?)?,
@@ -615,6 +623,8 @@ fn is_keyword(r: Rule) -> bool {
             | Rule::kw_leaves
             | Rule::kw_changes
             | Rule::kw_crosses
+            | Rule::kw_field
+            | Rule::kw_protected
     )
 }
 

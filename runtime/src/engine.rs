@@ -143,6 +143,7 @@ impl<'p> Engine<'p> {
             key: key.to_string(),
             program: self.hash.clone(),
             attributes: serde_json::Map::new(),
+            public: Default::default(),
             rules: self
                 .program
                 .event_rules
@@ -209,9 +210,27 @@ impl<'p> Engine<'p> {
         }
         let mut attrs_changed = false;
         for (k, v) in &event.attributes {
+            if event.public {
+                // A public input adds what no trusted sender said, and never sets a
+                // protected field (docs/security.md).
+                let trusted = lead.attributes.contains_key(k) && !lead.public.contains(k);
+                if trusted || self.program.is_protected(k) {
+                    continue;
+                }
+            }
             match event.raw_attributes.get(k) {
-                Some(serde_json::Value::Null) | None => lead.attributes.remove(k),
-                Some(raw) => lead.attributes.insert(k.clone(), raw.clone()),
+                Some(serde_json::Value::Null) | None => {
+                    lead.attributes.remove(k);
+                    lead.public.remove(k);
+                }
+                Some(raw) => {
+                    lead.attributes.insert(k.clone(), raw.clone());
+                    if event.public {
+                        lead.public.insert(k.clone());
+                    } else {
+                        lead.public.remove(k);
+                    }
+                }
             };
             if let Some(&f) = self.fields.get(k.as_str()) {
                 lead.slots[f.index()] = v.clone();

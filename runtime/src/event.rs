@@ -32,6 +32,9 @@ pub struct Event {
     pub props: Vec<(String, Val)>,
     /// The attributes as sent, for storage and display.
     pub raw_attributes: serde_json::Map<String, Json>,
+    /// `"source": "public"`: sent through a public input (a form, the beacon), so its
+    /// attributes only add to what trusted senders said (docs/security.md).
+    pub public: bool,
 }
 
 /// What is wrong with an event: the field and why.
@@ -115,14 +118,24 @@ impl Event {
         for k in obj.keys() {
             if !matches!(
                 k.as_str(),
-                "id" | "lead" | "type" | "at" | "attributes" | "props"
+                "id" | "lead" | "type" | "at" | "attributes" | "props" | "source"
             ) {
                 return Err(err(
                     k,
-                    "is not an event field (id, lead, type, at, attributes, props)",
+                    "is not an event field (id, lead, type, at, attributes, props, source)",
                 ));
             }
         }
+        let public = match obj.get("source") {
+            None | Some(Json::Null) => false,
+            Some(Json::String(s)) if s == "public" => true,
+            Some(_) => {
+                return Err(err(
+                    "source",
+                    "is `\"public\"` (a public input) or left out (a trusted sender)",
+                ))
+            }
+        };
         let id = key(obj, "id")?;
         let lead = key(obj, "lead")?;
         check_lead_key(&lead).map_err(|r| err("lead", r))?;
@@ -178,6 +191,7 @@ impl Event {
             attributes,
             props,
             raw_attributes,
+            public,
         })
     }
 

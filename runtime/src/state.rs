@@ -5,6 +5,7 @@ use crate::bytecode::RuleId;
 use crate::time::Micros;
 use crate::value::Val;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// The lead state format version.
 pub const STATE_VERSION: u32 = 2;
@@ -44,6 +45,10 @@ pub struct LeadState {
     pub program: String,
     /// Current attributes as sent (blank values included; `null` removed them).
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// The attributes whose value came from a public input (a form, the beacon): a later
+    /// public input may change them, and may not change the others (docs/security.md).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub public: BTreeSet<String>,
     /// Per event rule, in the program's order.
     pub rules: Vec<(RuleId, RuleState)>,
     pub first_at: Option<Micros>,
@@ -100,6 +105,7 @@ impl PartialEq for LeadState {
             && self.key == o.key
             && self.program == o.program
             && self.attributes == o.attributes
+            && self.public == o.public
             && self.rules == o.rules
             && self.first_at == o.first_at
             && self.last_at == o.last_at

@@ -127,6 +127,7 @@ impl Resolver<'_> {
                         self.grade_names.push((d.name.name.clone(), d.name.span));
                     }
                 }
+                ast::Item::Field(d) => self.declare_protected(d),
                 _ => {}
             }
         }
@@ -156,6 +157,24 @@ impl Resolver<'_> {
                 );
             }
         }
+    }
+
+    fn declare_protected(&mut self, d: &ast::FieldDecl) {
+        for n in &d.names {
+            if self.ir.protected.contains(&n.name) {
+                self.err(
+                    Diagnostic::warning(
+                        "W0004",
+                        n.span,
+                        format!("field `{}` is already protected", n.name),
+                    )
+                    .label("said again here"),
+                );
+            } else {
+                self.ir.protected.push(n.name.clone());
+            }
+        }
+        self.ir.protected.sort();
     }
 
     fn declare_set(&mut self, d: &ast::SetDecl) {

@@ -20,6 +20,9 @@ pub fn disassemble(p: &Program) -> String {
             .map_or(String::new(), |(lo, hi)| format!(" range {lo}..{hi}"));
         let _ = writeln!(o, "  s{i} {}{range}", s.name);
     }
+    if !p.protected.is_empty() {
+        let _ = writeln!(o, "\nprotected {}", p.protected.join(", "));
+    }
     if !p.sets.is_empty() {
         o.push_str("\nsets\n");
         for (i, s) in p.sets.iter().enumerate() {

@@ -13,7 +13,8 @@ pub const MAGIC: [u8; 4] = *b"LSBC";
 /// truth: a program of another version is refused with the advice to compile again.
 /// 2: grades may carry an `until` condition (hysteresis).
 /// 3: notification channels and `notify` rules.
-pub const FORMAT_VERSION: u16 = 3;
+/// 4: protected fields (`field NAME protected`).
+pub const FORMAT_VERSION: u16 = 4;
 /// magic + version + reserved + body length + body sha256.
 pub const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 32;
 /// Programs larger than this are refused before decoding.
@@ -50,6 +51,17 @@ pub struct Program {
     pub channels: Vec<ChannelDef>,
     /// When they go (`notify`), in source order.
     pub notifies: Vec<NotifyDef>,
+    /// Attributes only signed senders may set (`field NAME protected`), sorted, unique.
+    pub protected: Vec<String>,
+}
+
+impl Program {
+    /// Whether only signed senders may set this attribute.
+    pub fn is_protected(&self, attribute: &str) -> bool {
+        self.protected
+            .binary_search_by(|p| p.as_str().cmp(attribute))
+            .is_ok()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -72,6 +72,9 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
             format!("set {i} is not sorted and unique")
         })?;
     }
+    check(p.protected.windows(2).all(|w| w[0] < w[1]), || {
+        "the protected fields are not sorted and unique".into()
+    })?;
     check(p.numbers.iter().all(|n| n.is_finite()), || {
         "a number constant is not finite".into()
     })?;
