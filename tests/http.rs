@@ -308,10 +308,23 @@ fields = { "your-email" = "email", "your-country" = "country" }
         Some(&config),
         &[("LEADSCORE_READ_TOKEN", TOKEN)],
     );
+    // A browser names the page it posts from.
+    let mut page = reqwest::header::HeaderMap::new();
+    page.insert("origin", "https://www.example.com".parse().unwrap());
     let c = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .default_headers(page)
         .build()
         .unwrap();
+    // A request naming no page is a script's: refused where an allow-list is set.
+    let r = Client::new()
+        .post(s.at("/forms/contact"))
+        .form(&[("your-email", "script@x.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("no Origin or Referer"));
 
     // urlencoded, with the per-form mapping and the redirect.
     let r = c
@@ -356,9 +369,13 @@ fields = { "your-email" = "email", "your-country" = "country" }
     let (_, bob) = get_lead(&c, &s, "bob@example.com").await;
     assert!(bob["attributes"].get("cv").is_none());
 
-    // JSON.
-    let r = c
+    // JSON, from a page named by its Referer alone.
+    let r = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
         .post(s.at("/forms/contact"))
+        .header("referer", "https://www.example.com/contact?x=1")
         .json(&json!({"your-email": "cy@example.com", "title": "Engineer"}))
         .send()
         .await
@@ -1491,4 +1508,202 @@ async fn connections_past_the_bound_are_closed_at_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let answer = tokio::task::spawn_blocking(ask).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// The trust model of docs/security.md: a public form adds to what signed senders said and
+/// never overwrites it, never sets a protected field (`field sales_bonus protected` in
+/// seed 001's rules) nor one it does not declare, a beacon names no lead unless
+/// `[track] identify` is on, and public inputs naming one lead are bounded per hour
+/// whatever their addresses.
+#[tokio::test(flavor = "multi_thread")]
+async fn public_inputs_add_to_what_signed_senders_said_and_set_nothing_protected() {
+    let dir = tmp("trust");
+    let config = dir.join("leadscore.toml");
+    std::fs::write(
+        &config,
+        r#"
+[forms]
+allowed_origins = ["https://www.example.com"]
+rate_per_minute = 1000
+rate_per_lead_per_hour = 6
+
+[forms.survey]
+fields = ["country", "company"]
+"#,
+    )
+    .unwrap();
+    let s = Server::start(&zoho(), &dir.join("l.db"), Some(&config), &secured());
+    let c = Client::new();
+    let form = |name: &str, fields: &[(&str, &str)]| {
+        c.post(s.at(&format!("/forms/{name}")))
+            .header("origin", "https://www.example.com")
+            .form(fields)
+            .send()
+    };
+    let attrs = |lead: &Value| lead["attributes"].clone();
+    let signed = |id: &str, lead: &str, attributes: Value| {
+        json!([{"id": id, "lead": lead, "type": "lead.updated", "at": iso(now_secs() - 30),
+                "attributes": attributes}])
+    };
+
+    // A lead the CRM knows: country, title and the salesperson's bonus.
+    let r = post_signed(
+        &c,
+        &s,
+        SECRET,
+        now_secs(),
+        &signed(
+            "crm-1",
+            "ann@acme.de",
+            json!({"country": "DE", "title": "CEO", "sales_bonus": 20}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let (_, before) = get_lead(&c, &s, "ann@acme.de").await;
+    assert_eq!(before["scores"]["fit"], 90, "{before}");
+
+    // Someone posts the website's form in Ann's name: what the CRM said stays, what no
+    // one said is added, the bonus and an undeclared field are left out and named.
+    let r = form(
+        "contact",
+        &[
+            ("email", "ann@acme.de"),
+            ("country", "PL"),
+            ("title", "Intern"),
+            ("sales_bonus", "5"),
+            ("product", "LED Panel"),
+            ("favourite_colour", "red"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    let mut ignored: Vec<String> = serde_json::from_value(out["ignored"].clone()).unwrap();
+    ignored.sort();
+    assert_eq!(ignored, ["favourite_colour", "sales_bonus"]);
+    let (_, ann) = get_lead(&c, &s, "ann@acme.de").await;
+    let a = attrs(&ann);
+    assert_eq!(
+        (&a["country"], &a["title"], &a["sales_bonus"], &a["product"]),
+        (&json!("DE"), &json!("CEO"), &json!(20), &json!("LED Panel")),
+        "{ann}"
+    );
+    assert!(a.get("favourite_colour").is_none());
+    assert!(
+        ann["scores"]["fit"].as_i64() > before["scores"]["fit"].as_i64(),
+        "the product was added: {ann}"
+    );
+
+    // A lead only the website knows: the visitor may correct what the website said, not
+    // what the CRM says later; the bonus never comes from a form.
+    let r = form(
+        "contact",
+        &[
+            ("email", "bob@acme.de"),
+            ("country", "PL"),
+            ("sales_bonus", "20"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, bob) = get_lead(&c, &s, "bob@acme.de").await;
+    assert_eq!(attrs(&bob)["country"], "PL");
+    assert!(attrs(&bob).get("sales_bonus").is_none(), "{bob}");
+    form("contact", &[("email", "bob@acme.de"), ("country", "DE")])
+        .await
+        .unwrap();
+    assert_eq!(
+        attrs(&get_lead(&c, &s, "bob@acme.de").await.1)["country"],
+        "DE"
+    );
+    let r = post_signed(
+        &c,
+        &s,
+        SECRET,
+        now_secs(),
+        &signed("crm-2", "bob@acme.de", json!({"country": "CN"})),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    form("contact", &[("email", "bob@acme.de"), ("country", "DE")])
+        .await
+        .unwrap();
+    assert_eq!(
+        attrs(&get_lead(&c, &s, "bob@acme.de").await.1)["country"],
+        "CN"
+    );
+
+    // A signed sender may mark its own events public (a website backend relaying forms).
+    let relayed = json!([{"id": "relay-1", "lead": "ann@acme.de", "type": "lead.updated",
+        "at": iso(now_secs() - 20), "attributes": {"title": "Intern", "sales_bonus": 0},
+        "source": "public"}]);
+    assert_eq!(
+        post_signed(&c, &s, SECRET, now_secs(), &relayed)
+            .await
+            .status(),
+        200
+    );
+    let a = attrs(&get_lead(&c, &s, "ann@acme.de").await.1);
+    assert_eq!(
+        (&a["title"], &a["sales_bonus"]),
+        (&json!("CEO"), &json!(20))
+    );
+
+    // A form that lists its fields sets only those.
+    let r = form(
+        "survey",
+        &[
+            ("email", "cy@acme.de"),
+            ("company", "Acme"),
+            ("title", "CEO"),
+        ],
+    )
+    .await
+    .unwrap();
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["ignored"], json!(["title"]));
+    let cy = attrs(&get_lead(&c, &s, "cy@acme.de").await.1);
+    assert_eq!(cy["company"], "Acme");
+    assert!(cy.get("title").is_none());
+
+    // A beacon names no lead here ([track] identify is off by default).
+    let r = c
+        .post(s.at("/track"))
+        .header("origin", "https://www.example.com")
+        .header("user-agent", "Mozilla/5.0")
+        .body(
+            json!({"v": "visitor-0123456789", "events": [{"type": "page.viewed"}],
+                   "email": "ann@acme.de"})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("identify"));
+
+    // Posts naming one lead are bounded per hour, whatever their addresses or visitors:
+    // Bob has had three; three more pass, the next is refused.
+    for i in 0..3 {
+        let visitor = format!("fresh-visitor-{i:04}");
+        let r = form(
+            "contact",
+            &[("email", "Bob@Acme.de"), ("_visitor", visitor.as_str())],
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200, "post {i}");
+    }
+    let r = form("contact", &[("email", "bob@acme.de")]).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("for one lead"));
+    let (_, bob) = get_lead(&c, &s, "bob@acme.de").await;
+    assert_eq!(
+        bob["events"], 7,
+        "nothing stored from the refused post: {bob}"
+    );
+    s.stop();
 }

@@ -295,7 +295,7 @@ async fn the_beacon_is_public_but_bounded() {
     let dir = tmp("beacon");
     let cfg = config(
         &dir,
-        "[forms]\nallowed_origins = [\"https://www.acme.de\"]\n[track]\nrate_per_minute = 40\nevents = [\"page.viewed\", \"site.visited\", \"web.*\", \"video.played\"]\n",
+        "[forms]\nallowed_origins = [\"https://www.acme.de\"]\n[track]\nidentify = true\nrate_per_minute = 40\nevents = [\"page.viewed\", \"site.visited\", \"web.*\", \"video.played\"]\n",
     );
     let s = Server::start(&zoho(), &dir.join("l.db"), Some(&cfg), &secured());
     let c = Client::new();
@@ -415,6 +415,7 @@ async fn the_beacon_is_public_but_bounded() {
     let r = c
         .post(s.at("/track"))
         .header("content-type", "application/xml")
+        .header("origin", "https://www.acme.de")
         .header("user-agent", DESKTOP)
         .body("<x/>")
         .send()
@@ -438,6 +439,14 @@ async fn the_beacon_is_public_but_bounded() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "the pixel's origin comes from its Referer");
+    let r = c
+        .post(s.at("/track"))
+        .header("user-agent", DESKTOP)
+        .body(json!({"v": vid, "events": [view("/")]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a beacon from no page");
 
     // Dropped as if accepted: bots, Do Not Track, Global Privacy Control.
     let bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";

@@ -36,7 +36,7 @@ pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, Stri
     let mut config = match get("LEADSCORE_CONFIG").filter(|p| !p.trim().is_empty()) {
         Some(p) => {
             let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {p}: {e}"))?;
-            toml::from_str(&text).map_err(|e| format!("{p}: {e}"))?
+            Config::parse(&text).map_err(|e| format!("{p}: {e}"))?
         }
         None => Config::default(),
     };

@@ -111,6 +111,10 @@ pub struct Track {
     pub rate_per_minute: u32,
     /// User agents whose requests are dropped unstored (case-insensitive substrings).
     pub bot_agents: Vec<String>,
+    /// Whether a beacon may name its lead (`email`, the snippet's `identify`). Off: a
+    /// browser names a lead only by posting a form; anyone can claim any address, so
+    /// turning it on lets any page claim to be any lead.
+    pub identify: bool,
 }
 
 impl Default for Track {
@@ -136,6 +140,7 @@ impl Default for Track {
             ]
             .map(String::from)
             .to_vec(),
+            identify: false,
         }
     }
 }
@@ -217,8 +222,10 @@ pub struct Security {
     pub read_tokens: Vec<String>,
 }
 
+/// `[forms]`: what every public form shares; a table inside it (`[forms.contact]`) is one
+/// form's settings, the same as `[form.contact]`.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Forms {
     /// Origins allowed to post forms (and CORS). Empty: any origin.
     pub allowed_origins: Vec<String>,
@@ -231,6 +238,12 @@ pub struct Forms {
     pub max_fields: usize,
     /// Posts per client address per minute.
     pub rate_per_minute: u32,
+    /// Public inputs naming one lead (form posts, identified beacons) per hour, from any
+    /// addresses; 0: no bound.
+    pub rate_per_lead_per_hour: u32,
+    /// `[forms.NAME]` tables, moved to [`Config::form`] on load.
+    #[serde(flatten)]
+    pub named: BTreeMap<String, Form>,
 }
 
 impl Default for Forms {
@@ -242,6 +255,8 @@ impl Default for Forms {
             max_bytes: 64 * 1024,
             max_fields: 100,
             rate_per_minute: 30,
+            rate_per_lead_per_hour: 20,
+            named: BTreeMap::new(),
         }
     }
 }
@@ -251,9 +266,43 @@ impl Default for Forms {
 pub struct Form {
     /// Where to send the visitor after a post (303 See Other).
     pub redirect: Option<String>,
-    /// Renames form fields to attributes: `{ "your-email" = "email" }`.
+    /// The attributes the form may set (after renaming): a list, or a map renaming form
+    /// fields to attributes (`{ "your-email" = "email" }`, whose targets it may set).
+    /// Left out: the attributes the rules read and those `rename` names. The lead field
+    /// always names the lead; a protected field is never taken from a form.
+    pub fields: Option<FormFields>,
+    /// Renames form fields to attributes.
     #[serde(default)]
-    pub fields: BTreeMap<String, String>,
+    pub rename: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum FormFields {
+    Allow(Vec<String>),
+    Rename(BTreeMap<String, String>),
+}
+
+impl Form {
+    /// The attribute a posted field sets.
+    pub fn attribute<'a>(&'a self, field: &'a str) -> &'a str {
+        let map = match &self.fields {
+            Some(FormFields::Rename(m)) => m.get(field),
+            _ => None,
+        };
+        map.or_else(|| self.rename.get(field))
+            .map_or(field, String::as_str)
+    }
+
+    /// Whether the form may set this attribute; `read` says whether the rules read it.
+    pub fn allows(&self, attribute: &str, read: impl Fn(&str) -> bool) -> bool {
+        let renamed = |m: &BTreeMap<String, String>| m.values().any(|v| v == attribute);
+        match &self.fields {
+            Some(FormFields::Allow(list)) => list.iter().any(|f| f == attribute),
+            Some(FormFields::Rename(m)) => renamed(m) || renamed(&self.rename) || read(attribute),
+            None => renamed(&self.rename) || read(attribute),
+        }
+    }
 }
 
 impl Config {
@@ -264,11 +313,32 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-                toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
+                Config::parse(&text).map_err(|e| format!("{}: {e}", p.display()))?
             }
         };
         config.add_env(|k| std::env::var(k).ok());
         Ok(config)
+    }
+
+    /// Reads the TOML text of a configuration (no environment).
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let mut config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.gather_forms()?;
+        Ok(config)
+    }
+
+    /// Moves `[forms.NAME]` tables beside `[form.NAME]`; a form configured in both is an
+    /// error.
+    pub fn gather_forms(&mut self) -> Result<(), String> {
+        for (name, form) in std::mem::take(&mut self.forms.named) {
+            if self.form.contains_key(&name) {
+                return Err(format!(
+                    "form `{name}` is configured twice ([form.{name}] and [forms.{name}])"
+                ));
+            }
+            self.form.insert(name, form);
+        }
+        Ok(())
     }
 
     /// Adds the secrets found in the environment (through `get`).

@@ -22,10 +22,35 @@ pub(crate) fn limiter(per_minute: u32) -> Limiter {
     NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
 }
 
+pub(crate) type LeadLimiter = Option<DefaultKeyedRateLimiter<String>>;
+
+pub(crate) fn lead_limiter(per_hour: u32) -> LeadLimiter {
+    NonZeroU32::new(per_hour).map(|n| RateLimiter::keyed(Quota::per_hour(n)))
+}
+
+/// `429` once public inputs have named this (normalised) lead `[forms]
+/// rate_per_lead_per_hour` times in the hour, from whatever addresses.
+pub(crate) fn lead_rate(app: &App, lead: &str) -> Result<(), ApiError> {
+    if let Some(l) = &app.lead_limiter {
+        if l.check_key(&lead.to_string()).is_err() {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests",
+                format!(
+                    "at most {} public posts an hour for one lead",
+                    app.config.forms.rate_per_lead_per_hour
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a browser request from an origin not on `[forms] allowed_origins` (forms and
 /// the tracking beacon come from the same website). The `Origin` header is checked, or
-/// for requests without one (an image) the origin of the `Referer`; a request naming
-/// neither comes from no page and is let through, as a server would send it.
+/// for requests without one (an image) the origin of the `Referer`. Where an allow-list
+/// is configured, a request naming neither is refused: browsers name the page a form or
+/// beacon comes from, so such a request is a script's, and a script can send anything.
 pub(crate) fn check_origin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     let allowed = &app.config.forms.allowed_origins;
     if allowed.is_empty() {
@@ -36,7 +61,13 @@ pub(crate) fn check_origin(app: &App, headers: &HeaderMap) -> Result<(), ApiErro
         Some(o) => o.to_string(),
         None => match text(header::REFERER).and_then(origin_of) {
             Some(o) => o,
-            None => return Ok(()),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "origin not allowed",
+                    "the request names no page (no Origin or Referer header) and [forms] allowed_origins is set",
+                ))
+            }
         },
     };
     if allowed.contains(&origin) {
@@ -162,19 +193,18 @@ pub(crate) async fn post_form(
         tracing::info!(form, "honeypot filled: post dropped");
         return Ok(done(json!({"accepted": 0, "duplicates": [], "leads": []})));
     }
-    let mut attributes = Map::new();
     // The tracking snippet's visitor id: the visitor's page views join the lead.
     let visitor = posted
         .iter()
         .find(|(k, _)| k == super::track::VISITOR_FIELD)
         .map(|(_, v)| v.trim().to_string())
         .filter(|v| super::track::valid_visitor(v));
-    for (k, v) in posted {
-        if k.starts_with('_') || k == limits.honeypot || v.trim().is_empty() {
+    let mut attributes = Map::new();
+    for (k, v) in &posted {
+        if k.starts_with('_') || *k == limits.honeypot || v.trim().is_empty() {
             continue;
         }
-        let name = settings.fields.get(&k).cloned().unwrap_or(k);
-        attributes.insert(name, Value::String(v));
+        attributes.insert(settings.attribute(k).to_string(), Value::String(v.clone()));
     }
     let lead = attributes
         .get(&limits.lead_field)
@@ -186,6 +216,25 @@ pub(crate) async fn post_form(
                 limits.lead_field
             ))
         })?;
+    // What a public form may set: the fields it declares (or the rules read), never a
+    // protected one. The rest is left out and named in the answer.
+    let key = app.service.key(&lead);
+    lead_rate(&app, &key)?;
+    let rules = app.service.rules_for(&key);
+    let program = &rules.program;
+    let read = |a: &str| program.fields.iter().any(|f| f == a);
+    let mut ignored = Vec::new();
+    attributes.retain(|name, _| {
+        let keep = *name == limits.lead_field
+            || (!program.is_protected(name) && settings.allows(name, read));
+        if !keep {
+            ignored.push(Value::String(name.clone()));
+        }
+        keep
+    });
+    if !ignored.is_empty() {
+        tracing::info!(form, ignored = ?ignored, "form fields left out");
+    }
     let now = app.service.now();
     let v = json!({
         "id": format!("form:{}", uuid::Uuid::new_v4()),
@@ -194,6 +243,7 @@ pub(crate) async fn post_form(
         "at": time::format(now),
         "attributes": attributes,
         "props": {"form": form},
+        "source": "public",
     });
     let event = Event::from_json(&v).map_err(|e| bad(e.to_string()))?;
     let events = vec![Incoming { event, json: v }];
@@ -201,5 +251,7 @@ pub(crate) async fn post_form(
         Some(visitor) => app.service.stitch(&visitor, events).await?,
         None => app.service.ingest(events).await?,
     };
-    Ok(done(outcome.to_json()))
+    let mut answer = outcome.to_json();
+    answer["ignored"] = Value::Array(ignored);
+    Ok(done(answer))
 }

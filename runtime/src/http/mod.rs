@@ -41,17 +41,22 @@ pub struct App {
     limiter: forms::Limiter,
     /// The tracking beacon's own rate per client (page views come more often than forms).
     track_limiter: forms::Limiter,
+    /// Public inputs naming one lead (form posts, identified beacons), whatever their
+    /// addresses: fresh addresses and visitor ids cannot pump a lead.
+    lead_limiter: forms::LeadLimiter,
 }
 
 impl App {
     pub fn new(service: Arc<Service>, config: Config) -> Arc<App> {
         let limiter = forms::limiter(config.forms.rate_per_minute);
         let track_limiter = forms::limiter(config.track.rate_per_minute);
+        let lead_limiter = forms::lead_limiter(config.forms.rate_per_lead_per_hour);
         Arc::new(App {
             service,
             config,
             limiter,
             track_limiter,
+            lead_limiter,
         })
     }
 }

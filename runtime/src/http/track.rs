@@ -202,6 +202,14 @@ async fn accept(
         return Err(bad(format!("events: 1 to {MAX_EVENTS} per beacon")));
     }
     let email = email.map(str::trim).filter(|e| !e.is_empty());
+    if let Some(email) = email {
+        if !app.config.track.identify {
+            return Err(bad(
+                "email: beacons do not name leads here ([track] identify = false); post a form with the visitor id",
+            ));
+        }
+        super::forms::lead_rate(app, &app.service.key(email))?;
+    }
     let now = app.service.now();
     let mut incoming = Vec::with_capacity(events.len());
     for (i, (event_type, id, props)) in events.into_iter().enumerate() {
@@ -247,6 +255,7 @@ async fn accept(
             "type": folded,
             "at": time::format(now),
             "props": props,
+            "source": "public",
         });
         if let Some(email) = email {
             v["attributes"] = json!({"email": email});
