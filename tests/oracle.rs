@@ -30,7 +30,6 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use tower::ServiceExt;
 
 const MINUTE: Micros = 60 * 1_000_000;
 const HOUR: Micros = 60 * MINUTE;
@@ -329,15 +328,7 @@ async fn online(backend: &Backend, program: Program, clock: &Arc<AtomicI64>) -> 
 }
 
 async fn call(router: &axum::Router, req: Request<Body>) -> (u16, Value) {
-    let res = router.clone().oneshot(req).await.unwrap();
-    let status = res.status().as_u16();
-    let bytes = axum::body::to_bytes(res.into_body(), 16 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::oneshot(router, req).await
 }
 
 fn post(path: &str, body: &Value) -> Request<Body> {

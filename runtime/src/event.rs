@@ -43,12 +43,16 @@ pub struct Event {
 pub struct EventError {
     pub field: String,
     pub reason: String,
+    /// The event is larger than any store holds ([`crate::limits::MAX_EVENT_BYTES`]):
+    /// over HTTP a `413`, not a `400`.
+    pub too_large: bool,
 }
 
 fn err(field: &str, reason: impl Into<String>) -> EventError {
     EventError {
         field: field.to_string(),
         reason: reason.into(),
+        too_large: false,
     }
 }
 
@@ -115,6 +119,19 @@ impl Event {
         let Json::Object(obj) = v else {
             return Err(err("event", "must be a JSON object"));
         };
+        let size = crate::limits::encoded_len(v);
+        if size > crate::limits::MAX_EVENT_BYTES {
+            return Err(EventError {
+                too_large: true,
+                ..err(
+                    "event",
+                    format!(
+                        "takes {size} bytes as JSON; an event holds at most {} (send large text as a link)",
+                        crate::limits::MAX_EVENT_BYTES
+                    ),
+                )
+            });
+        }
         for k in obj.keys() {
             if !matches!(
                 k.as_str(),

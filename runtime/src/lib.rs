@@ -16,6 +16,7 @@ pub mod http;
 pub mod keys;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod limits;
 #[cfg(feature = "http")]
 pub mod notify;
 pub mod offline;

@@ -731,3 +731,21 @@ pub async fn new_table(
     store.create_table().await.expect("table created");
     store
 }
+
+/// One request to a router in this process (no listener): its status and JSON body
+/// (`null` when the body is not JSON).
+pub async fn oneshot(
+    router: &axum::Router,
+    req: axum::http::Request<axum::body::Body>,
+) -> (u16, Value) {
+    use tower::ServiceExt;
+    let res = router.clone().oneshot(req).await.unwrap();
+    let status = res.status().as_u16();
+    let bytes = axum::body::to_bytes(res.into_body(), 16 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}

@@ -143,8 +143,7 @@ async fn ingest(app: &App, events: Vec<Value>, skipped: usize) -> Result<Respons
             Json(json!({"accepted": 0, "duplicates": [], "skipped": skipped})).into_response(),
         );
     }
-    let incoming = parse_events(&Value::Array(events), app.service.now())
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid event", e.to_string()))?;
+    let incoming = parse_events(&Value::Array(events), app.service.now())?;
     let out = app.service.ingest(incoming).await?;
     let mut answer = out.to_json();
     answer["skipped"] = json!(skipped);

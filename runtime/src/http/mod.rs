@@ -94,6 +94,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::service::Invalid> for ApiError {
+    fn from(e: crate::service::Invalid) -> ApiError {
+        if e.too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "event too large",
+                e.to_string(),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid event", e.to_string())
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -104,6 +118,9 @@ impl From<StoreError> for ApiError {
                     "store unavailable",
                     format!("{e}; nothing was lost, retry the request"),
                 )
+            }
+            StoreError::TooLarge(reason) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "lead too large", reason)
             }
             StoreError::Failed(_) => {
                 tracing::error!(error = %e, "store failure");
@@ -291,8 +308,7 @@ async fn post_events(
     let now = app.service.now();
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid JSON", e.to_string()))?;
-    let events = parse_events(&value, now)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid event", e.to_string()))?;
+    let events = parse_events(&value, now)?;
     let outcome = app.service.ingest(events).await?;
     Ok(Json(outcome.to_json()).into_response())
 }

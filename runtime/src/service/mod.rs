@@ -42,11 +42,13 @@ pub struct Incoming {
 }
 
 /// Why a request's events were refused: which event and field.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Invalid {
     pub index: Option<usize>,
     pub field: String,
     pub reason: String,
+    /// An event larger than any store holds (`413` over HTTP).
+    pub too_large: bool,
 }
 
 impl std::fmt::Display for Invalid {
@@ -68,6 +70,7 @@ pub fn parse_events(body: &Json, now: Micros) -> Result<Vec<Incoming>, Invalid> 
                 index: None,
                 field: "body".into(),
                 reason: "must be an event object or an array of events".into(),
+                ..Invalid::default()
             })
         }
     };
@@ -76,6 +79,7 @@ pub fn parse_events(body: &Json, now: Micros) -> Result<Vec<Incoming>, Invalid> 
             index: None,
             field: "body".into(),
             reason: "the array holds no events".into(),
+            ..Invalid::default()
         });
     }
     if items.len() > MAX_EVENTS {
@@ -83,6 +87,7 @@ pub fn parse_events(body: &Json, now: Micros) -> Result<Vec<Incoming>, Invalid> 
             index: None,
             field: "body".into(),
             reason: format!("{} events; at most {MAX_EVENTS} per request", items.len()),
+            ..Invalid::default()
         });
     }
     let index = |i: usize| (!single).then_some(i);
@@ -94,6 +99,7 @@ pub fn parse_events(body: &Json, now: Micros) -> Result<Vec<Incoming>, Invalid> 
                 index: index(i),
                 field: e.field,
                 reason: e.reason,
+                too_large: e.too_large,
             })?;
             if event.at > now.saturating_add(MAX_SKEW) {
                 return Err(Invalid {
@@ -104,6 +110,7 @@ pub fn parse_events(body: &Json, now: Micros) -> Result<Vec<Incoming>, Invalid> 
                         time::format(event.at),
                         time::format(now)
                     ),
+                    ..Invalid::default()
                 });
             }
             Ok(Incoming {

@@ -580,11 +580,7 @@ impl Store for DynamoStore {
             ("PK".into(), s(&lead_pk)),
             ("SK".into(), s(STATE)),
             ("version".into(), n(w.expect.map_or(1, |v| v + 1))),
-            (
-                "state".into(),
-                s(serde_json::to_string(&w.state)
-                    .map_err(|e| StoreError::Failed(e.to_string()))?),
-            ),
+            ("state".into(), s(super::encode_state(&w.lead, &w.state)?)),
             ("score".into(), n(sm.score)),
             (
                 "scores".into(),

@@ -134,6 +134,9 @@ impl Store for MemoryStore {
     }
 
     async fn commit(&self, w: Write) -> Result<(), StoreError> {
+        // Held as a value, but bounded as the other stores bound it.
+        let size = crate::limits::encoded_len(&w.state);
+        crate::limits::check_state(&w.lead, size).map_err(StoreError::TooLarge)?;
         self.with(|m| {
             let l = m.leads.entry(w.lead.clone()).or_default();
             let version = l.state.as_ref().map(|s| s.1);

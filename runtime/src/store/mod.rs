@@ -249,6 +249,17 @@ pub enum StoreError {
     /// Stored data cannot be read (a bug or tampering), or the store failed for good.
     #[error("store failure: {0}")]
     Failed(String),
+    /// The write would make a lead larger than every store may hold
+    /// ([`crate::limits::MAX_STATE_BYTES`]); nothing of it was written.
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// A lead state as stored (JSON), refused when larger than any store may hold.
+pub fn encode_state(lead: &str, state: &crate::state::LeadState) -> Result<String, StoreError> {
+    let text = serde_json::to_string(state).map_err(|e| StoreError::Failed(e.to_string()))?;
+    crate::limits::check_state(lead, text.len()).map_err(StoreError::TooLarge)?;
+    Ok(text)
 }
 
 #[async_trait::async_trait]

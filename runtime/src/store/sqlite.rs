@@ -110,7 +110,7 @@ struct Encoded {
 impl Encoded {
     fn new(w: Write) -> Result<Encoded, StoreError> {
         Ok(Encoded {
-            state: serde_json::to_string(&w.state).map_err(failed)?,
+            state: super::encode_state(&w.lead, &w.state)?,
             grade: w.summary.grade,
             score: w.summary.score,
             scores: Json::Object(w.summary.scores).to_string(),
