@@ -11,12 +11,9 @@
 //! two merges in opposite directions. Writers in other processes are kept out by the
 //! store's conditions (a redirect moves the merged lead's version).
 
-use super::{
-    rekey, stored_event, summarize, Before, Fresh, Incoming, Rules, Service, Step, MAX_HOPS,
-};
-use crate::engine::{Cause, Engine};
+use super::txn::{incoming, Change, JoinCause};
+use super::{rekey, Incoming, Service, MAX_HOPS};
 use crate::store::{StoreError, StoredEvent};
-use crate::time::Micros;
 use serde_json::{json, Value as Json};
 
 /// What [`Service::track`] did with a visitor's events.
@@ -52,14 +49,6 @@ pub enum MergeError {
     MergedElsewhere(String, String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Why a join's lead changed grade.
-enum JoinCause {
-    /// The event that made the visitor known (a form post, an identified beacon).
-    Event(String, Micros),
-    /// The lead with this key was merged in.
-    Merge(String),
 }
 
 impl Service {
@@ -275,155 +264,11 @@ impl Service {
             }
         });
         events.sort_by_key(|e| e.event.at);
-        let mut lead = lead.to_string();
-        let mut hops = 0;
-        let (mut accepted, mut duplicates) = (0, repeated);
-        let mut view;
-        let mut transitions = Vec::new();
-        let max = self.store.max_events_per_commit().max(1);
-        let mut chunks = events.chunks(max).peekable();
-        // A join with nothing to add still answers with the lead.
-        let empty: &[Incoming] = &[];
-        let mut chunk = chunks.next().unwrap_or(empty);
-        loop {
-            let step = {
-                let _turn = self.lock(&lead).lock().await;
-                let ids: Vec<String> = chunk.iter().map(|e| e.event.id.clone()).collect();
-                self.retry_conflicts(|| self.try_join(&lead, chunk, &ids, &cause))
-                    .await?
-            };
-            match step {
-                Step::Done(a, d, mut v) => {
-                    accepted += a;
-                    duplicates.extend(d);
-                    if let Some(Json::Array(t)) = v.get_mut("transitions").map(Json::take) {
-                        transitions.extend(t);
-                    }
-                    view = v;
-                    match chunks.next() {
-                        Some(next) => chunk = next,
-                        None => break,
-                    }
-                }
-                Step::Moved(p) => {
-                    hops += 1;
-                    if hops > MAX_HOPS {
-                        return Err(StoreError::Failed(format!(
-                            "{lead}: more than {MAX_HOPS} merged keys in a row"
-                        )));
-                    }
-                    if p.pending {
-                        Box::pin(self.finish_merge(&lead, &p.lead)).await?;
-                    }
-                    lead = p.lead;
-                }
-            }
-        }
-        view["transitions"] = Json::Array(transitions);
-        Ok((accepted, duplicates, view))
+        let done = self.transact(lead, events, Change::Join(&cause)).await?;
+        repeated.extend(done.duplicates);
+        let view = done
+            .view
+            .unwrap_or_else(|| json!({"lead": done.lead, "transitions": []}));
+        Ok((done.accepted, repeated, view))
     }
-
-    /// One chunk of a join: read, rebuild from the whole history with the new events, one
-    /// transition if the grade changed, one conditional write.
-    async fn try_join(
-        &self,
-        lead: &str,
-        events: &[Incoming],
-        ids: &[String],
-        cause: &JoinCause,
-    ) -> Result<Step, StoreError> {
-        let found = self.store.load(lead, ids).await?;
-        if let Some(p) = found.merged_into {
-            return Ok(Step::Moved(p));
-        }
-        let rules: std::sync::Arc<Rules> = self.rules_for(lead);
-        let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
-        let fresh: Vec<&Incoming> = events
-            .iter()
-            .filter(|e| !found.seen.contains(&e.event.id))
-            .collect();
-        let exists = found.lead.is_some();
-        let notify = matches!(cause, JoinCause::Event(..));
-        let frontier = found
-            .lead
-            .as_ref()
-            .and_then(|l| l.state.logged_at.max(l.state.evaluated_at));
-        let (before, expect, first_seq, shadow_prev, scores_before) = match found.lead {
-            Some(mut l) => {
-                engine.attach(&mut l.state);
-                let scores = Before::of(&rules, &mut engine, &l.state, self.now());
-                (
-                    l.state.grade_name.clone(),
-                    Some(l.version),
-                    l.state.events,
-                    l.state.shadow.map(|b| *b),
-                    scores,
-                )
-            }
-            None => (
-                None,
-                None,
-                0,
-                None,
-                super::outbox::crosses(&rules).then(|| Before::nothing(rules.program.scores.len())),
-            ),
-        };
-        let mut history = self.history_events(lead, exists).await?;
-        for inc in &fresh {
-            let pos = history.partition_point(|x| x.at <= inc.event.at);
-            history.insert(pos, inc.event.clone());
-        }
-        let now = self.now();
-        let mut state = engine
-            .rebuild(lead, &history, now, &mut Vec::new())
-            .map_err(|e| StoreError::Failed(format!("{lead}: {e}")))?;
-        // The log never gains an entry before what it already said.
-        state.logged_at = state.logged_at.max(frontier);
-        if fresh.is_empty() {
-            let (_, mut view) = summarize(&rules, &mut engine, &state, now);
-            view["transitions"] = json!([]);
-            return Ok(Step::Done(0, found.seen, view));
-        }
-        let (at, why) = match cause {
-            JoinCause::Event(id, at) => (
-                (*at).max(frontier.unwrap_or(Micros::MIN)).min(now),
-                Cause::Event(id.clone()),
-            ),
-            JoinCause::Merge(key) => (now, Cause::Merge(key.clone())),
-        };
-        let change: Vec<_> = engine
-            .regrade(&mut state, before.as_deref(), now, at, why)
-            .into_iter()
-            .collect();
-        state.shadow = self
-            .shadow_state(lead, shadow_prev, &fresh, Some(&history), exists, now)
-            .await?
-            .map(Box::new);
-        let view = self
-            .commit_lead(
-                &rules,
-                &mut engine,
-                Fresh {
-                    lead,
-                    expect,
-                    first_seq,
-                    events: &fresh,
-                    notify,
-                    before: scores_before.as_ref(),
-                },
-                state,
-                &change,
-                now,
-            )
-            .await?;
-        Ok(Step::Done(fresh.len(), found.seen, view))
-    }
-}
-
-/// A stored event joining `lead`.
-fn incoming(s: &StoredEvent, lead: &str) -> Result<Incoming, StoreError> {
-    Ok(Incoming {
-        event: stored_event(s, lead)?,
-        json: s.json.clone(),
-    })
 }

@@ -8,10 +8,11 @@
 
 mod join;
 mod outbox;
+mod txn;
 
 pub use join::{MergeError, Merged, Tracked};
 pub use outbox::channel_json;
-use outbox::Before;
+use txn::Change;
 
 use crate::bytecode::Program;
 use crate::engine::{Engine, Transition};
@@ -20,8 +21,7 @@ use crate::keys::KeyPolicy;
 use crate::report::{contributions_json, transition_json};
 use crate::state::LeadState;
 use crate::store::{
-    Joined, ListQuery, Listed, Pointer, Store, StoreError, StoredEvent, StoredTransition, Summary,
-    Write,
+    Joined, ListQuery, Listed, Store, StoreError, StoredEvent, StoredTransition, Summary,
 };
 use crate::time::{self, Micros};
 use serde_json::{json, Map, Value as Json};
@@ -185,27 +185,6 @@ impl LeadView {
     }
 }
 
-/// One step of writing a lead's events: done, or the key turned out to point at another
-/// lead (merged into it), where the events belong.
-enum Step {
-    Done(usize, Vec<String>, Json),
-    Moved(Pointer),
-}
-
-/// A lead's new events and the version they are written against.
-struct Fresh<'a> {
-    lead: &'a str,
-    /// The version read, `None` for a new lead.
-    expect: Option<u64>,
-    /// The arrival number of the first new event.
-    first_seq: u64,
-    events: &'a [&'a Incoming],
-    /// Whether its transitions notify (not for rescores, merges, backfills).
-    notify: bool,
-    /// The scores before it, when score crossings are to be tested.
-    before: Option<&'a Before>,
-}
-
 /// How many pointers a key is followed through (merges flatten chains, so one is usual).
 const MAX_HOPS: usize = 8;
 
@@ -265,12 +244,6 @@ fn stored_event(s: &StoredEvent, lead: &str) -> Result<Event, StoreError> {
     })?;
     e.lead = lead.to_string();
     Ok(e)
-}
-
-/// Puts `e` into a history kept in `at` then arrival order (it arrived last).
-fn insert_in_order(h: &mut Vec<Event>, e: &Event) {
-    let pos = h.partition_point(|x| x.at <= e.at);
-    h.insert(pos, e.clone());
 }
 
 /// Moves events to `lead` (the JSON, as sent, keeps its key).
@@ -414,61 +387,6 @@ impl Service {
             .clone()
     }
 
-    /// The lead as the shadow rules (if any run) see it after `fresh`: the stored shadow
-    /// state advanced when it is current and the events come in order, else rebuilt from
-    /// the lead's whole history (`history`, when the live path already read it, includes
-    /// `fresh`).
-    async fn shadow_state(
-        &self,
-        lead: &str,
-        prev: Option<LeadState>,
-        fresh: &[&Incoming],
-        history: Option<&[Event]>,
-        exists: bool,
-        now: Micros,
-    ) -> Result<Option<LeadState>, StoreError> {
-        let Some(rules) = self.shadow_rules() else {
-            return Ok(None);
-        };
-        let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
-        let fail = |e: crate::engine::ApplyError| {
-            StoreError::Failed(format!("shadow rules, lead {lead}: {e}"))
-        };
-        let mut discard = Vec::new();
-        if let Some(mut s) = prev.filter(|s| engine.is_current(s) && !engine.pending_due(s, now)) {
-            engine.attach(&mut s);
-            let mut in_order = true;
-            for i in fresh {
-                if engine.needs_history(&s, &i.event, now) {
-                    in_order = false;
-                    break;
-                }
-                engine
-                    .ingest(&mut s, &[], &i.event, now, &mut discard)
-                    .map_err(fail)?;
-            }
-            if in_order {
-                engine.advance(&mut s, now, &mut discard);
-                return Ok(Some(s));
-            }
-        }
-        let history = match history {
-            Some(h) => h.to_vec(),
-            None => {
-                let mut h = self.history_events(lead, exists).await?;
-                for i in fresh {
-                    let pos = h.partition_point(|x| x.at <= i.event.at);
-                    h.insert(pos, i.event.clone());
-                }
-                h
-            }
-        };
-        engine
-            .rebuild(lead, &history, now, &mut discard)
-            .map(Some)
-            .map_err(fail)
-    }
-
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -522,251 +440,14 @@ impl Service {
     async fn ingest_lead(
         &self,
         lead: &str,
-        mut events: Vec<Incoming>,
+        events: Vec<Incoming>,
     ) -> Result<(usize, Vec<String>, Json), StoreError> {
-        let mut lead = lead.to_string();
-        for _ in 0..MAX_HOPS {
-            match self.ingest_here(&lead, &events).await? {
-                Step::Done(accepted, duplicates, view) => return Ok((accepted, duplicates, view)),
-                Step::Moved(p) => {
-                    if p.pending {
-                        self.finish_merge(&lead, &p.lead).await?;
-                    }
-                    rekey(&mut events, &p.lead);
-                    lead = p.lead;
-                }
-            }
-        }
-        Err(StoreError::Failed(format!(
-            "{lead}: more than {MAX_HOPS} merged keys in a row"
-        )))
-    }
-
-    /// [`Service::ingest_lead`] for a key that holds the lead itself (or says where it went).
-    async fn ingest_here(&self, lead: &str, events: &[Incoming]) -> Result<Step, StoreError> {
-        let _turn = self.lock(lead).lock().await;
-        // A store with a limit per write (DynamoDB's 100 actions) takes a large batch in
-        // ordered chunks; each chunk is a whole read-apply-commit, consistent on its own, so
-        // a failure between chunks leaves a correct lead and a retry counts nothing twice.
-        let max = self.store.max_events_per_commit().max(1);
-        let (mut accepted, mut duplicates, mut view) = (0, Vec::new(), Json::Null);
-        let mut transitions = Vec::new();
-        for chunk in events.chunks(max) {
-            let (a, d, mut v) = match self.ingest_chunk(lead, chunk).await? {
-                Step::Done(a, d, v) => (a, d, v),
-                moved @ Step::Moved(_) => return Ok(moved),
-            };
-            accepted += a;
-            duplicates.extend(d);
-            if let Some(Json::Array(t)) = v.get_mut("transitions").map(Json::take) {
-                transitions.extend(t);
-            }
-            view = v;
-        }
-        view["transitions"] = Json::Array(transitions);
-        Ok(Step::Done(accepted, duplicates, view))
-    }
-
-    async fn ingest_chunk(&self, lead: &str, events: &[Incoming]) -> Result<Step, StoreError> {
-        let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
-        self.retry_conflicts(|| self.try_ingest_lead(lead, events, &ids))
-            .await
-    }
-
-    /// Runs a read-apply-commit again from a fresh read while it conflicts with another
-    /// writer (up to `MAX_ATTEMPTS` times), pausing a random time up to a cap that doubles
-    /// each time ("full jitter"): writers that collided spread out instead of colliding
-    /// again in step.
-    async fn retry_conflicts<T, F, Fut>(&self, mut f: F) -> Result<T, StoreError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, StoreError>>,
-    {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match f().await {
-                Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => {
-                    use std::hash::{BuildHasher, Hasher};
-                    let cap_micros = (2_000u64 << attempt.min(6)).min(100_000);
-                    let random = std::collections::hash_map::RandomState::new()
-                        .build_hasher()
-                        .finish();
-                    tokio::time::sleep(std::time::Duration::from_micros(random % cap_micros)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn try_ingest_lead(
-        &self,
-        lead: &str,
-        events: &[Incoming],
-        ids: &[String],
-    ) -> Result<Step, StoreError> {
-        let rules = self.rules_for(lead);
-        let p = &rules.program;
-        let mut engine = Engine::with_hash(p, rules.hash.clone());
-        let found = self.store.load(lead, ids).await?;
-        if let Some(p) = found.merged_into {
-            return Ok(Step::Moved(p));
-        }
-        let (loaded, stored) = (found.lead, found.seen);
-        let fresh: Vec<&Incoming> = events
-            .iter()
-            .filter(|e| !stored.contains(&e.event.id))
-            .collect();
-        let now = self.now();
-        let (mut state, expect) = match loaded {
-            Some(l) => (l.state, Some(l.version)),
-            None => (engine.new_lead(lead), None),
-        };
-        engine.attach(&mut state);
-        if fresh.is_empty() {
-            let (_, mut view) = summarize(&rules, &mut engine, &state, now);
-            view["transitions"] = json!([]);
-            return Ok(Step::Done(0, stored, view));
-        }
-        let before = match expect {
-            Some(_) => Before::of(&rules, &mut engine, &state, now),
-            None => outbox::crosses(&rules).then(|| Before::nothing(p.scores.len())),
-        };
-        let shadow_prev = state.shadow.take().map(|b| *b);
-        let first_seq = state.events;
-        let mut history: Option<Vec<Event>> = None;
-        let mut transitions: Vec<Transition> = Vec::new();
-        if engine.is_current(&state) && engine.pending_due(&state, now) {
-            // Events stored ahead of the clock have come due: taken in first.
-            let h = self.history_events(lead, expect.is_some()).await?;
-            engine
-                .catch_up(&mut state, &h, now, &mut transitions)
-                .map_err(|err| StoreError::Failed(format!("lead {lead}: {err}")))?;
-            history = Some(h);
-        }
-        for (i, inc) in fresh.iter().enumerate() {
-            let e = &inc.event;
-            if history.is_none() && engine.needs_history(&state, e, now) {
-                // The whole history: what is stored, and this request's events so far.
-                let mut h = self.history_events(lead, expect.is_some()).await?;
-                for earlier in &fresh[..i] {
-                    insert_in_order(&mut h, &earlier.event);
-                }
-                history = Some(h);
-            }
-            if let Some(h) = history.as_mut() {
-                insert_in_order(h, e);
-            }
-            let mut out = Vec::new();
-            engine
-                .ingest(
-                    &mut state,
-                    history.as_deref().unwrap_or(&[]),
-                    e,
-                    now,
-                    &mut out,
-                )
-                .map_err(|err| StoreError::Failed(format!("event {}: {err}", e.id)))?;
-            transitions.extend(out);
-        }
-        let mut tail = Vec::new();
-        engine.advance(&mut state, now, &mut tail);
-        transitions.extend(tail);
-        state.shadow = self
-            .shadow_state(
-                lead,
-                shadow_prev,
-                &fresh,
-                history.as_deref(),
-                expect.is_some(),
-                now,
-            )
-            .await?
-            .map(Box::new);
-        let view = self
-            .commit_lead(
-                &rules,
-                &mut engine,
-                Fresh {
-                    lead,
-                    expect,
-                    first_seq,
-                    events: &fresh,
-                    notify: true,
-                    before: before.as_ref(),
-                },
-                state,
-                &transitions,
-                now,
-            )
-            .await?;
-        Ok(Step::Done(fresh.len(), stored, view))
-    }
-
-    /// Writes a lead with its new events (numbered from `first_seq` in arrival order) and
-    /// transitions, in one conditional commit; returns its view with those transitions.
-    async fn commit_lead(
-        &self,
-        rules: &Rules,
-        engine: &mut Engine<'_>,
-        fresh: Fresh<'_>,
-        state: LeadState,
-        transitions: &[Transition],
-        now: Micros,
-    ) -> Result<Json, StoreError> {
-        let (summary, mut view) = summarize(rules, engine, &state, now);
-        let events = fresh
-            .events
-            .iter()
-            .enumerate()
-            .map(|(i, inc)| StoredEvent {
-                id: inc.event.id.clone(),
-                at: inc.event.at,
-                seq: fresh.first_seq + i as u64,
-                json: inc.json.clone(),
-            })
-            .collect();
-        let notifications = if fresh.notify && !self.quiet {
-            let version = fresh.expect.map_or(1, |v| v + 1);
-            outbox::notifications(
-                rules,
-                engine,
-                &state,
-                version,
-                transitions,
-                fresh.before,
-                now,
-            )
-        } else {
-            Vec::new()
-        };
-        let transitions = stored_transitions(rules, transitions);
-        view["transitions"] = transitions.iter().map(|t| t.json.clone()).collect();
-        self.store
-            .commit(Write {
-                lead: fresh.lead.to_string(),
-                expect: fresh.expect,
-                state,
-                summary,
-                events,
-                transitions,
-                notifications,
-            })
-            .await?;
-        Ok(view)
-    }
-
-    /// The lead's stored events, parsed again.
-    async fn history_events(&self, lead: &str, exists: bool) -> Result<Vec<Event>, StoreError> {
-        if !exists {
-            return Ok(Vec::new());
-        }
-        self.store
-            .history(lead)
-            .await?
-            .iter()
-            .map(|s| stored_event(s, lead))
-            .collect()
+        let done = self.transact(lead, events, Change::Ingest).await?;
+        Ok((
+            done.accepted,
+            done.duplicates,
+            done.view.unwrap_or(Json::Null),
+        ))
     }
 
     /// `GET /leads/{lead}`: scores, grade and tags at now, the explanation, the recorded
@@ -906,33 +587,14 @@ impl Service {
             ..Rescored::default()
         };
         for listed in &page {
-            let lead = &listed.lead;
-            let _turn = self.lock(lead).lock().await;
-            let rules = self.rules_for(lead);
-            let p = &rules.program;
-            let mut engine = Engine::with_hash(p, rules.hash.clone());
-            let Some(loaded) = self.load_unmerged(lead).await? else {
-                continue;
-            };
-            if engine.is_current(&loaded.state) {
-                done.current += 1;
-                continue;
-            }
-            let now = self.now();
-            let mut state = loaded.state;
-            let history = self.history_events(lead, true).await?;
-            let mut out = Vec::new();
-            let changed = engine
-                .rescore(&mut state, &history, now, &mut out)
-                .map_err(|e| StoreError::Failed(format!("{lead}: {e}")))?;
-            let stored = self
-                .rewrite(&rules, &mut engine, loaded.version, state, &out, None, now)
+            let t = self
+                .transact(&listed.lead, Vec::new(), Change::Rescore)
                 .await?;
-            if stored {
+            if t.written {
                 done.rescored += 1;
-                done.changed_grade += usize::from(changed);
+                done.changed_grade += usize::from(t.regraded);
             } else {
-                // Touched meanwhile: the request that did so rescored it.
+                // On these rules already, or touched meanwhile by a request that rescored it.
                 done.current += 1;
             }
         }
@@ -946,89 +608,25 @@ impl Service {
         let due = self.store.due(now, limit).await?;
         let mut n = 0;
         for lead in &due {
-            let _turn = self.lock(lead).lock().await;
-            let rules = self.rules_for(lead);
-            let p = &rules.program;
-            let mut engine = Engine::with_hash(p, rules.hash.clone());
-            let Some(loaded) = self.load_unmerged(lead).await? else {
-                continue;
-            };
-            let mut state = loaded.state;
-            let mut out = Vec::new();
-            let mut before = None;
-            if engine.is_current(&state) {
-                engine.attach(&mut state);
-                before = Before::of(&rules, &mut engine, &state, now);
-                if engine.pending_due(&state, now) {
-                    let history = self.history_events(lead, true).await?;
-                    engine
-                        .catch_up(&mut state, &history, now, &mut out)
-                        .map_err(|e| StoreError::Failed(e.to_string()))?;
-                }
-                engine.advance(&mut state, now, &mut out);
-            } else {
-                // Another program's state: rescored, as a request would.
-                let history = self.history_events(lead, true).await?;
-                engine
-                    .rescore(&mut state, &history, now, &mut out)
-                    .map_err(|e| StoreError::Failed(e.to_string()))?;
-            }
-            // Touched meanwhile (not stored): the request that did so brought it up to date.
-            let notify = Some(before.as_ref());
-            let stored = self
-                .rewrite(
-                    &rules,
-                    &mut engine,
-                    loaded.version,
-                    state,
-                    &out,
-                    notify,
-                    now,
-                )
-                .await?;
-            n += usize::from(stored);
+            // Not written when touched meanwhile: the request that did so brought it up to
+            // date.
+            n += usize::from(
+                self.transact(lead, Vec::new(), Change::Sweep)
+                    .await?
+                    .written,
+            );
         }
         Ok(n)
     }
+}
 
-    /// The stored lead, unless it is gone or was merged into another meanwhile (then the
-    /// merge's to finish): what the sweep and rescoring rewrite.
-    async fn load_unmerged(&self, lead: &str) -> Result<Option<crate::store::Loaded>, StoreError> {
-        let found = self.store.load(lead, &[]).await?;
-        Ok(found.lead.filter(|_| found.merged_into.is_none()))
-    }
-
-    /// Stores a lead re-evaluated without new events (sweep, rescore) if it is still at
-    /// `version`; returns whether it was stored (`false`: a request touched it meanwhile).
-    /// `notify`: `None` for a rescore (it notifies nobody), else the scores before, for
-    /// crossings.
-    #[allow(clippy::too_many_arguments)]
-    async fn rewrite(
-        &self,
-        rules: &Rules,
-        engine: &mut Engine<'_>,
-        version: u64,
-        state: LeadState,
-        transitions: &[Transition],
-        notify: Option<Option<&Before>>,
-        now: Micros,
-    ) -> Result<bool, StoreError> {
-        let key = state.key.clone();
-        let fresh = Fresh {
-            lead: &key,
-            expect: Some(version),
-            first_seq: state.events,
-            events: &[],
-            notify: notify.is_some(),
-            before: notify.flatten(),
-        };
-        match self
-            .commit_lead(rules, engine, fresh, state, transitions, now)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
+/// Waits before attempt `attempt + 1` of a write that conflicted: a random time up to a
+/// cap that doubles each time ("full jitter").
+async fn backoff(attempt: u32) {
+    use std::hash::{BuildHasher, Hasher};
+    let cap_micros = (2_000u64 << attempt.min(6)).min(100_000);
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    tokio::time::sleep(std::time::Duration::from_micros(random % cap_micros)).await;
 }
