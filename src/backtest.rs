@@ -244,14 +244,13 @@ pub fn run(o: Options<'_>) -> Result<Json> {
 fn replay(program: Program, file: String, history: Vec<Event>, as_of: Micros) -> Result<Version> {
     let mut leads = BTreeMap::new();
     score_each(&program, history, as_of, |s| {
-        let grade = s.json["grade"].as_str().unwrap_or_default().to_string();
-        let score = s.json["score"].as_i64().unwrap_or_default();
+        let json = s.json();
         leads.insert(
             s.lead,
             Graded {
-                score,
-                grade,
-                json: s.json,
+                score: s.view.score,
+                grade: s.view.grade,
+                json,
             },
         );
         Ok(())

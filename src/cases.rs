@@ -187,10 +187,7 @@ pub fn run(program: &Program, path: &Path) -> Result<Report> {
             })?);
         }
         let (results, _) = score::score_all(program, events, now)?;
-        let got = results
-            .first()
-            .map(|r| r.json.clone())
-            .unwrap_or(Json::Null);
+        let got = results.first().map(|r| r.json()).unwrap_or(Json::Null);
         report.snapshot.push_str(&snapshot(&case.name, &got));
         let diffs = compare(&case.expect, &got);
         if diffs.is_empty() {

@@ -204,7 +204,7 @@ pub fn score(
             use std::io::Write;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let future = crate::score::score_each(&program, all, now, |r| {
-                serde_json::to_writer(&mut out, &r.json)?;
+                serde_json::to_writer(&mut out, &r.view)?;
                 out.write_all(b"\n")?;
                 Ok(())
             })?;

@@ -121,20 +121,16 @@ pub fn table(p: &Program, results: &[Scored]) -> String {
     header.push("tags".into());
     let mut rows = vec![header];
     for r in results {
-        let j = &r.json;
-        let mut row = vec![
-            r.lead.clone(),
-            j["score"].to_string(),
-            j["grade"].as_str().unwrap_or("").to_string(),
-        ];
+        let v = &r.view;
+        let mut row = vec![r.lead.clone(), v.score.to_string(), v.grade.clone()];
         if p.scores.len() > 1 {
-            row.extend(p.scores.iter().map(|s| j["scores"][&s.name].to_string()));
+            row.extend(p.scores.iter().map(|s| {
+                v.scores
+                    .get(&s.name)
+                    .map_or("null".to_string(), i64::to_string)
+            }));
         }
-        let tags: Vec<&str> = j["tags"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Json::as_str).collect())
-            .unwrap_or_default();
-        row.push(tags.join(","));
+        row.push(v.tags.join(","));
         rows.push(row);
     }
     let widths: Vec<usize> = (0..rows[0].len())

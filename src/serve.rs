@@ -433,8 +433,10 @@ pub fn merge(file: &Path, into: &str, from: &str, db: &Path, keys: KeyPolicy) ->
                 m.lead,
                 m.events,
                 m.transitions,
-                m.view["grade"].as_str().unwrap_or("?"),
-                m.view["score"]
+                m.view.as_ref().map_or("?", |v| v.grade.as_str()),
+                m.view
+                    .as_ref()
+                    .map_or("null".to_string(), |v| v.score.to_string())
             );
             Ok(ExitCode::SUCCESS)
         }

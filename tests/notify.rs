@@ -184,7 +184,8 @@ async fn time_and_late_events_notify_rescores_merges_and_backfills_do_not() {
         .unwrap();
     let n = f.outbox().await.len();
     let m = f.s.merge("bob@x.com", "ann@x.com").await.unwrap();
-    assert_eq!(m.view["transitions"][0]["cause"], "merge", "{:?}", m.view);
+    let view = leadscore_runtime::view::to_json(&m.view);
+    assert_eq!(view["transitions"][0]["cause"], "merge", "{view:?}");
     assert_eq!(f.outbox().await.len(), n, "a merge notifies nobody");
 
     // A backfill (leadscore import) stores history quietly.

@@ -474,7 +474,10 @@ async fn run(backend: Backend, c: &Case) -> Result<(), String> {
         })
         .collect();
     let (scored, _) = offline::score_all(&program, reference.clone(), now).unwrap();
-    let expected: BTreeMap<String, Value> = scored.into_iter().map(|s| (s.lead, s.json)).collect();
+    let expected: BTreeMap<String, Value> = scored
+        .into_iter()
+        .map(|s| (s.lead.clone(), s.json()))
+        .collect();
     let leads: BTreeSet<String> = seen.iter().map(|(l, _)| l.clone()).collect();
     for pass in ["read", "read after the sweep"] {
         if pass != "read" {

@@ -393,7 +393,7 @@ fn offline(src: &str, events: &[Value], now: Micros) -> Value {
         .collect();
     let (scored, _) = leadscore_runtime::offline::score_all(&program(src), events, now).unwrap();
     assert_eq!(scored.len(), 1);
-    scored.into_iter().next().unwrap().json
+    scored.into_iter().next().unwrap().json()
 }
 
 fn same_scores(online: &Value, offline: &Value) {

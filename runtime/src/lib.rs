@@ -20,7 +20,6 @@ pub mod limits;
 #[cfg(feature = "http")]
 pub mod notify;
 pub mod offline;
-pub mod report;
 #[cfg(feature = "store")]
 pub mod service;
 pub mod split;
@@ -30,4 +29,5 @@ pub mod store;
 pub mod text;
 pub mod time;
 pub mod value;
+pub mod view;
 pub mod vm;

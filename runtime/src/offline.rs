@@ -5,14 +5,21 @@
 use crate::bytecode::Program;
 use crate::engine::{ApplyError, Engine};
 use crate::event::{normalise_lead, Event};
-use crate::report::lead_json;
 use crate::time::Micros;
+use crate::view::LeadScores;
 use serde_json::Value as Json;
 
 /// One lead's result, in the shape of DESIGN.md.
 pub struct Scored {
     pub lead: String,
-    pub json: Json,
+    pub view: LeadScores,
+}
+
+impl Scored {
+    /// The result as `leadscore score` prints it.
+    pub fn json(&self) -> Json {
+        crate::view::to_json(&self.view)
+    }
 }
 
 /// Scores every lead from `events` at `now`, handing each lead's result to `sink` in lead
@@ -71,19 +78,9 @@ where
         }
         let mut lines = Vec::new();
         let e = engine.evaluate(&state, now, Some(&mut lines));
-        let json = lead_json(
-            program,
-            lead,
-            &e.scores,
-            e.total,
-            e.grade.index(),
-            &e.tags,
-            &lines,
-            &transitions,
-        );
         sink(Scored {
             lead: lead.clone(),
-            json,
+            view: LeadScores::explained(program, lead, &e, &lines, &transitions),
         })?;
     }
     Ok(future)

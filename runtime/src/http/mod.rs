@@ -310,7 +310,7 @@ async fn post_events(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid JSON", e.to_string()))?;
     let events = parse_events(&value, now)?;
     let outcome = app.service.ingest(events).await?;
-    Ok(Json(outcome.to_json()).into_response())
+    Ok(Json(outcome).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -446,15 +446,40 @@ async fn merge_lead(
             }
             MergeError::Store(e) => e.into(),
         })?;
-    let mut answer = json!({
-        "lead": m.lead,
-        "merged": m.merged,
-        "moved": {"events": m.events, "transitions": m.transitions},
-    });
-    for k in ["score", "scores", "grade", "tags", "transitions"] {
-        answer[k] = m.view.get(k).cloned().unwrap_or(Value::Null);
-    }
-    Ok(Json(answer).into_response())
+    let v = m.view;
+    Ok(Json(MergeAnswer {
+        grade: v.as_ref().map(|v| v.grade.clone()),
+        lead: m.lead,
+        merged: m.merged,
+        moved: Moved {
+            events: m.events,
+            transitions: m.transitions,
+        },
+        score: v.as_ref().map(|v| v.score),
+        scores: v.as_ref().map(|v| v.scores.clone()),
+        tags: v.as_ref().map(|v| v.tags.clone()),
+        transitions: v.map(|v| v.transitions),
+    })
+    .into_response())
+}
+
+/// `POST /leads/{lead}/merge`'s answer (keys sorted, as every answer's).
+#[derive(serde::Serialize)]
+struct MergeAnswer {
+    grade: Option<String>,
+    lead: String,
+    merged: String,
+    moved: Moved,
+    score: Option<i64>,
+    scores: Option<crate::view::Scores>,
+    tags: Option<Vec<String>>,
+    transitions: Option<Vec<crate::view::TransitionView>>,
+}
+
+#[derive(serde::Serialize)]
+struct Moved {
+    events: usize,
+    transitions: usize,
 }
 
 /// `DELETE /leads/{lead}`: erases the lead (signed like `POST /events`, as it writes).

@@ -14,7 +14,7 @@
 use super::txn::{incoming, Change, JoinCause};
 use super::{rekey, Incoming, Service, MAX_HOPS};
 use crate::store::{StoreError, StoredEvent};
-use serde_json::{json, Value as Json};
+use crate::view::LeadScores;
 
 /// What [`Service::track`] did with a visitor's events.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,8 +35,10 @@ pub struct Merged {
     /// Events and transitions moved over (0 when the merge had been done before).
     pub events: usize,
     pub transitions: usize,
-    /// The lead after the merge: scores, grade, tags and the transition it caused.
-    pub view: Json,
+    /// The lead after the merge: scores, grade, tags and the transition it caused (when
+    /// the merge had been done before: every transition of the lead; `None` if the lead
+    /// is gone meanwhile).
+    pub view: Option<LeadScores>,
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -102,7 +104,7 @@ impl Service {
                 } else {
                     self.ingest_lead(&p.lead, events).await?
                 };
-                let lead = view["lead"].as_str().unwrap_or(&p.lead).to_string();
+                let lead = view.lead;
                 Ok(Tracked::Lead { lead, accepted })
             }
         }
@@ -143,7 +145,7 @@ impl Service {
         visitor: &str,
         lead: &str,
         trigger: Vec<Incoming>,
-    ) -> Result<(usize, Vec<String>, Json), StoreError> {
+    ) -> Result<(usize, Vec<String>, LeadScores), StoreError> {
         let (_, anonymous) = self.store.visitor(visitor).await?;
         let mut events: Vec<Incoming> = anonymous
             .iter()
@@ -212,7 +214,7 @@ impl Service {
             merged: from,
             events: retired.events,
             transitions: retired.transitions,
-            view,
+            view: Some(view),
         })
     }
 
@@ -222,7 +224,7 @@ impl Service {
         &self,
         from: &str,
         to: &str,
-    ) -> Result<(Json, crate::store::Retired), StoreError> {
+    ) -> Result<(LeadScores, crate::store::Retired), StoreError> {
         let events: Vec<Incoming> = self
             .store
             .history(from)
@@ -238,11 +240,19 @@ impl Service {
     }
 
     /// The lead's scores now, without writing.
-    async fn current_view(&self, lead: &str) -> Result<Json, StoreError> {
-        match self.lead(lead).await? {
-            super::LeadView::Found(v) => Ok(v),
-            _ => Ok(json!({"lead": lead})),
-        }
+    async fn current_view(&self, lead: &str) -> Result<Option<LeadScores>, StoreError> {
+        Ok(match self.lead(lead).await? {
+            super::LeadView::Found(v) => Some(LeadScores {
+                contributions: None,
+                grade: v.grade,
+                lead: v.lead,
+                score: v.score,
+                scores: v.scores,
+                tags: v.tags,
+                transitions: v.transitions,
+            }),
+            _ => None,
+        })
     }
 
     /// Adds `events` (whatever their instants) to `lead` — following it if it was merged
@@ -253,7 +263,7 @@ impl Service {
         lead: &str,
         mut events: Vec<Incoming>,
         cause: JoinCause,
-    ) -> Result<(usize, Vec<String>, Json), StoreError> {
+    ) -> Result<(usize, Vec<String>, LeadScores), StoreError> {
         // One event per id (a visitor's event may come again as the trigger), in time order.
         let mut seen = std::collections::HashSet::new();
         let mut repeated = Vec::new();
@@ -264,11 +274,9 @@ impl Service {
             }
         });
         events.sort_by_key(|e| e.event.at);
-        let done = self.transact(lead, events, Change::Join(&cause)).await?;
-        repeated.extend(done.duplicates);
-        let view = done
-            .view
-            .unwrap_or_else(|| json!({"lead": done.lead, "transitions": []}));
-        Ok((done.accepted, repeated, view))
+        let mut done = self.transact(lead, events, Change::Join(&cause)).await?;
+        repeated.append(&mut done.duplicates);
+        let accepted = done.accepted;
+        Ok((accepted, repeated, done.shown()?))
     }
 }

@@ -18,13 +18,14 @@ use crate::bytecode::Program;
 use crate::engine::{Engine, Transition};
 use crate::event::Event;
 use crate::keys::KeyPolicy;
-use crate::report::{contributions_json, transition_json};
 use crate::state::LeadState;
 use crate::store::{
     Joined, ListQuery, Listed, Store, StoreError, StoredEvent, StoredTransition, Summary,
 };
 use crate::time::{self, Micros};
-use serde_json::{json, Map, Value as Json};
+use crate::view::{self, Explained, LeadDetail, LeadScores, TransitionView};
+use serde::Serialize;
+use serde_json::Value as Json;
 use std::sync::{Arc, RwLock};
 
 /// The most events one request may carry.
@@ -121,20 +122,20 @@ pub fn parse_events(body: &Json, now: Micros) -> Result<Vec<Incoming>, Invalid> 
         .collect()
 }
 
-/// What a request did.
-#[derive(Clone, Debug, Default)]
+/// What a request did (its JSON is `POST /events`'s answer).
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Outcome {
     /// Events stored and scored.
     pub accepted: usize,
     /// Ids already stored (or repeated in the request): accepted, not counted again.
     pub duplicates: Vec<String>,
-    /// Per lead touched: `{"lead","score","scores","grade","tags","transitions"}`.
-    pub leads: Vec<Json>,
+    /// Per lead touched, with the transitions the request recorded.
+    pub leads: Vec<LeadScores>,
 }
 
 impl Outcome {
     pub fn to_json(&self) -> Json {
-        json!({"accepted": self.accepted, "duplicates": self.duplicates, "leads": self.leads})
+        view::to_json(self)
     }
 }
 
@@ -169,20 +170,32 @@ pub type Clock = Arc<dyn Fn() -> Micros + Send + Sync>;
 /// What `GET /leads/{lead}` finds under a key.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LeadView {
-    Found(Json),
+    Found(Box<LeadDetail>),
     /// The key was merged into this lead.
     Merged(String),
     Missing,
 }
 
 impl LeadView {
-    /// The lead's JSON, if the key holds a lead.
+    /// The lead as `GET /leads/{lead}` answers it (its JSON), if the key holds a lead.
     pub fn found(self) -> Option<Json> {
         match self {
-            LeadView::Found(v) => Some(v),
+            LeadView::Found(v) => Some(view::to_json(&v)),
             _ => None,
         }
     }
+}
+
+/// Everything stored about a lead ([`Service::export`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Exported {
+    /// Every stored event, as it was sent.
+    pub events: Vec<Json>,
+    pub lead: LeadDetail,
+    /// Lead keys merged into it.
+    pub merged: Vec<String>,
+    /// Visitor ids linked to it.
+    pub visitors: Vec<String>,
 }
 
 /// How many pointers a key is followed through (merges flatten chains, so one is usual).
@@ -209,28 +222,30 @@ fn summarize(
     engine: &mut Engine,
     state: &LeadState,
     now: Micros,
-) -> (Summary, Json) {
+) -> (Summary, LeadScores) {
     let p = &rules.program;
     let e = engine.evaluate(state, now, None);
-    let grade = p.grades[e.grade.index()].name.clone();
-    let scores = scores_map(p, &e.scores);
-    let view = json!({
-        "lead": state.key,
-        "score": e.total,
-        "scores": scores,
-        "grade": grade,
-        "tags": e.tags.iter().map(|&t| p.tags[t].name.clone()).collect::<Vec<_>>(),
-    });
+    let grade = view::grade(p, &e);
+    let scores = view::scores(p, &e.scores);
     let summary = Summary {
-        grade: Some(grade),
+        grade: Some(grade.clone()),
         score: e.total,
-        scores,
+        scores: scores.clone(),
         next_change: engine.next_due(state, now),
         updated_at: now,
         program: rules.hash.clone(),
         ruleset: p.name.clone(),
     };
-    (summary, view)
+    let shown = LeadScores {
+        contributions: None,
+        grade,
+        lead: state.key.clone(),
+        score: e.total,
+        scores,
+        tags: view::tags(p, &e),
+        transitions: Vec::new(),
+    };
+    (summary, shown)
 }
 
 /// A stored event as the engine reads it, under the key it is stored under (the JSON keeps
@@ -257,37 +272,22 @@ fn rekey(events: &mut [Incoming], lead: &str) {
 fn stored_transitions(rules: &Rules, transitions: &[Transition]) -> Vec<StoredTransition> {
     transitions
         .iter()
-        .map(|t| {
-            let mut json = transition_json(&rules.program, t);
-            json["program"] = json!(rules.hash);
-            json["ruleset"] = json!(rules.program.name);
-            StoredTransition { at: t.at, json }
+        .map(|t| StoredTransition {
+            at: t.at,
+            view: TransitionView {
+                program: Some(rules.hash.clone()),
+                ruleset: Some(rules.program.name.clone()),
+                ..view::transition(&rules.program, t)
+            },
         })
         .collect()
 }
 
 /// A lead's scores as some rules see them at `now`, with their explanation.
-fn scored_view(rules: &Rules, engine: &mut Engine, state: &LeadState, now: Micros) -> Json {
-    let p = &rules.program;
+fn explained(rules: &Rules, engine: &mut Engine, state: &LeadState, now: Micros) -> Explained {
     let mut lines = Vec::new();
     let e = engine.evaluate(state, now, Some(&mut lines));
-    json!({
-        "program": rules.hash,
-        "ruleset": p.name,
-        "score": e.total,
-        "scores": scores_map(p, &e.scores),
-        "grade": p.grades[e.grade.index()].name,
-        "tags": e.tags.iter().map(|&t| p.tags[t].name.clone()).collect::<Vec<_>>(),
-        "contributions": contributions_json(p, &lines),
-    })
-}
-
-fn scores_map(p: &Program, scores: &[i64]) -> Map<String, Json> {
-    p.scores
-        .iter()
-        .zip(scores)
-        .map(|(s, v)| (s.name.clone(), json!(v)))
-        .collect()
+    Explained::new(&rules.program, &rules.hash, &e, &lines)
 }
 
 impl Service {
@@ -441,13 +441,10 @@ impl Service {
         &self,
         lead: &str,
         events: Vec<Incoming>,
-    ) -> Result<(usize, Vec<String>, Json), StoreError> {
-        let done = self.transact(lead, events, Change::Ingest).await?;
-        Ok((
-            done.accepted,
-            done.duplicates,
-            done.view.unwrap_or(Json::Null),
-        ))
+    ) -> Result<(usize, Vec<String>, LeadScores), StoreError> {
+        let mut done = self.transact(lead, events, Change::Ingest).await?;
+        let (accepted, duplicates) = (done.accepted, std::mem::take(&mut done.duplicates));
+        Ok((accepted, duplicates, done.shown()?))
     }
 
     /// `GET /leads/{lead}`: scores, grade and tags at now, the explanation, the recorded
@@ -468,31 +465,30 @@ impl Service {
         let mut state = loaded.state;
         let shadow_state = state.shadow.take().map(|b| *b);
         let rules = self.rules_for(lead);
-        let (mut view, state) = self.view_as(&rules, lead, state, now).await?;
+        let (live, state) = self.view_as(&rules, lead, state, now).await?;
         let shadow = match (self.shadow_rules(), shadow_state) {
-            (Some(rules), s) => {
+            (Some(rules), s) => Some(
                 self.view_as(&rules, lead, s.unwrap_or(state.clone()), now)
                     .await?
-                    .0
-            }
-            (None, _) => Json::Null,
+                    .0,
+            ),
+            (None, _) => None,
         };
-        let transitions: Vec<Json> = self
+        let transitions = self
             .store
             .transitions(lead)
             .await?
             .into_iter()
-            .map(|t| t.json)
+            .map(|t| t.view)
             .collect();
-        view["lead"] = json!(state.key);
-        view["transitions"] = json!(transitions);
-        view["attributes"] = json!(state.attributes);
-        view["events"] = json!(state.events);
-        view["first_at"] = json!(state.first_at.map(time::format));
-        view["last_at"] = json!(state.last_at.map(time::format));
-        view["shadow"] = shadow;
-        view["arm"] = json!(self.arm(lead).map(|a| a.name()));
-        Ok(LeadView::Found(view))
+        let arm = self.arm(lead).map(|a| a.name());
+        Ok(LeadView::Found(Box::new(LeadDetail::new(
+            live,
+            &state,
+            transitions,
+            shadow,
+            arm,
+        ))))
     }
 
     /// The lead as `rules` score it at `now`, and the state that view is of: `state` when
@@ -504,7 +500,7 @@ impl Service {
         lead: &str,
         mut state: LeadState,
         now: Micros,
-    ) -> Result<(Json, LeadState), StoreError> {
+    ) -> Result<(Explained, LeadState), StoreError> {
         let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
         if !engine.is_current(&state) || engine.pending_due(&state, now) {
             let history = self.history_events(lead, true).await?;
@@ -513,13 +509,13 @@ impl Service {
                 .map_err(|e| StoreError::Failed(e.to_string()))?;
         }
         engine.attach(&mut state);
-        Ok((scored_view(rules, &mut engine, &state, now), state))
+        Ok((explained(rules, &mut engine, &state, now), state))
     }
 
     /// Everything stored about a lead (data rights: export): the lead as
     /// [`Service::lead`] shows it and every stored event as it was sent.
     /// A merged key's lead is the one it was merged into.
-    pub async fn export(&self, lead: &str) -> Result<Option<Json>, StoreError> {
+    pub async fn export(&self, lead: &str) -> Result<Option<Exported>, StoreError> {
         let lead = self.resolve(lead).await?;
         let LeadView::Found(view) = self.lead(&lead).await? else {
             return Ok(None);
@@ -538,12 +534,12 @@ impl Service {
                 Joined::Lead(b) => merged.push(b),
             }
         }
-        Ok(Some(json!({
-            "lead": view,
-            "events": events,
-            "visitors": visitors,
-            "merged": merged,
-        })))
+        Ok(Some(Exported {
+            events,
+            lead: *view,
+            merged,
+            visitors,
+        }))
     }
 
     /// Erases everything stored about a lead (data rights), leaving only an erasure record

@@ -6,10 +6,10 @@
 use super::Rules;
 use crate::bytecode::{ChannelDef, ChannelTarget, NotifyTrigger};
 use crate::engine::{Cause, Engine, Transition};
-use crate::report::{contributions_json, transition_json};
 use crate::state::LeadState;
 use crate::store::Notification;
 use crate::time::{self, Micros};
+use crate::view;
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
@@ -139,13 +139,8 @@ pub(super) fn notifications(
     }
     let mut lines = Vec::new();
     let e = engine.evaluate(state, now, Some(&mut lines));
-    let scores: serde_json::Map<String, Json> = p
-        .scores
-        .iter()
-        .zip(&e.scores)
-        .map(|(s, v)| (s.name.clone(), json!(v)))
-        .collect();
-    let explanation = contributions_json(p, &lines);
+    let scores = view::scores(p, &e.scores);
+    let explanation = view::contributions(p, &lines);
     let lead = &state.key;
     hits.into_iter()
         .map(
@@ -158,7 +153,7 @@ pub(super) fn notifications(
                 let channel = &p.channels[rule.channel as usize];
                 let which = t.map_or("crossing".to_string(), |i| i.to_string());
                 let id = note_id(lead, version, r, &which);
-                let transition = t.map(|i| transition_json(p, &transitions[i]));
+                let transition = t.map(|i| view::transition(p, &transitions[i]));
                 let at = t.map_or(now, |i| transitions[i].at);
                 let body = json!({
                     "id": id,
@@ -170,8 +165,8 @@ pub(super) fn notifications(
                     "crossing": crossing,
                     "score": e.total,
                     "scores": scores,
-                    "grade": p.grades[e.grade.index()].name,
-                    "tags": e.tags.iter().map(|&t| p.tags[t].name.clone()).collect::<Vec<_>>(),
+                    "grade": view::grade(p, &e),
+                    "tags": view::tags(p, &e),
                     "explanation": explanation,
                     "program": rules.hash,
                     "ruleset": p.name,

@@ -21,7 +21,7 @@ use crate::event::Event;
 use crate::state::LeadState;
 use crate::store::{Found, Pointer, StoreError, StoredEvent, Write};
 use crate::time::Micros;
-use serde_json::{json, Value as Json};
+use crate::view::{LeadScores, TransitionView};
 
 /// How a transaction moves a lead.
 pub(super) enum Change<'a> {
@@ -45,6 +45,15 @@ pub(super) enum JoinCause {
     Merge(String),
 }
 
+impl Done {
+    /// The lead after the change, which a change carrying events always has.
+    pub fn shown(self) -> Result<LeadScores, StoreError> {
+        let lead = self.lead;
+        self.view
+            .ok_or_else(|| StoreError::Failed(format!("{lead}: a write answered no lead")))
+    }
+}
+
 impl Change<'_> {
     /// Whether the change carries events that belong to the lead wherever it went: a
     /// conflict is retried and a merge pointer followed. The sweep and rescoring give up
@@ -66,7 +75,7 @@ pub(super) struct Done {
     pub duplicates: Vec<String>,
     /// The lead's scores after the change, with every transition it recorded (`None` when
     /// there was no lead to change).
-    pub view: Option<Json>,
+    pub view: Option<LeadScores>,
     /// Whether anything was committed.
     pub written: bool,
     /// A rescore changed the grade.
@@ -136,7 +145,7 @@ impl Service {
         let mut lead = lead.to_string();
         let max = self.store.max_events_per_commit().max(1);
         let mut done = Done::default();
-        let mut transitions: Vec<Json> = Vec::new();
+        let mut transitions: Vec<TransitionView> = Vec::new();
         let (mut start, mut hops) = (0, 0);
         loop {
             let end = (start + max).min(events.len());
@@ -151,9 +160,7 @@ impl Service {
                     done.written |= part.written;
                     done.regraded |= part.regraded;
                     if let Some(mut v) = part.view {
-                        if let Some(Json::Array(t)) = v.get_mut("transitions").map(Json::take) {
-                            transitions.extend(t);
-                        }
+                        transitions.append(&mut v.transitions);
                         done.view = Some(v);
                     }
                     start = end;
@@ -178,7 +185,7 @@ impl Service {
             }
         }
         if let Some(v) = done.view.as_mut() {
-            v["transitions"] = Json::Array(transitions);
+            v.transitions = transitions;
         }
         done.lead = lead;
         Ok(done)
@@ -244,8 +251,7 @@ impl Service {
         match plan {
             Plan::Nothing => Ok(Step::Done(Done::default())),
             Plan::Unchanged(state) => {
-                let (_, mut view) = summarize(&rules, &mut engine, &state, now);
-                view["transitions"] = json!([]);
+                let (_, view) = summarize(&rules, &mut engine, &state, now);
                 Ok(Step::Done(Done {
                     duplicates,
                     view: Some(view),
@@ -495,7 +501,7 @@ impl Service {
         state: LeadState,
         transitions: &[Transition],
         now: Micros,
-    ) -> Result<Json, StoreError> {
+    ) -> Result<LeadScores, StoreError> {
         let (summary, mut view) = summarize(rules, engine, &state, now);
         let events = c
             .events
@@ -515,7 +521,7 @@ impl Service {
             Vec::new()
         };
         let transitions = stored_transitions(rules, transitions);
-        view["transitions"] = transitions.iter().map(|t| t.json.clone()).collect();
+        view.transitions = transitions.iter().map(|t| t.view.clone()).collect();
         self.store
             .commit(Write {
                 lead: c.lead.to_string(),

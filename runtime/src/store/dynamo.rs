@@ -204,9 +204,8 @@ where
 }
 
 fn summary_of(item: &Item) -> Result<Summary, StoreError> {
-    let Json::Object(scores) = json_of(get_s(item, "scores")?)? else {
-        return Err(StoreError::Failed("stored scores are not an object".into()));
-    };
+    let scores = serde_json::from_str(get_s(item, "scores")?)
+        .map_err(|e| StoreError::Failed(format!("stored scores are unreadable: {e}")))?;
     Ok(Summary {
         grade: get_s(item, "grade").ok().map(str::to_string),
         score: get_n(item, "score")?,
@@ -584,7 +583,7 @@ impl Store for DynamoStore {
             ("score".into(), n(sm.score)),
             (
                 "scores".into(),
-                s(Json::Object(sm.scores.clone()).to_string()),
+                s(serde_json::to_string(&sm.scores).unwrap_or_default()),
             ),
             ("updated_at".into(), n(sm.updated_at)),
             ("program".into(), s(&sm.program)),
@@ -624,7 +623,7 @@ impl Store for DynamoStore {
                     s(format!("GRADE#{:020}#{version:010}#{i:03}", t.at)),
                 ),
                 ("at".into(), n(t.at)),
-                ("body".into(), s(t.json.to_string())),
+                ("body".into(), s(t.text())),
             ]);
             items.push(self.put(item, "attribute_not_exists(PK)", None)?);
         }
@@ -643,12 +642,7 @@ impl Store for DynamoStore {
             .await?;
         items
             .iter()
-            .map(|i| {
-                Ok(StoredTransition {
-                    at: get_n(i, "at")?,
-                    json: json_of(get_s(i, "body")?)?,
-                })
-            })
+            .map(|i| StoredTransition::parse(get_n(i, "at")?, get_s(i, "body")?))
             .collect()
     }
 
@@ -945,10 +939,7 @@ impl Store for DynamoStore {
                 // The same key on a retry: moving twice stores it once.
                 let t = super::memory::moved_transition(
                     from,
-                    StoredTransition {
-                        at: get_n(item, "at")?,
-                        json: json_of(get_s(item, "body")?)?,
-                    },
+                    StoredTransition::parse(get_n(item, "at")?, get_s(item, "body")?)?,
                 );
                 moved.push(HashMap::from([
                     ("PK".into(), s(pk(&p.lead))),
@@ -957,7 +948,7 @@ impl Store for DynamoStore {
                         s(format!("GRADE#{:020}#M#{from}#{rest}", t.at)),
                     ),
                     ("at".into(), n(t.at)),
-                    ("body".into(), s(t.json.to_string())),
+                    ("body".into(), s(t.text())),
                 ]));
                 retired.transitions += 1;
             } else if sk.starts_with("EVT#") {

@@ -90,9 +90,7 @@ pub(crate) fn pending(note: Notification) -> Outboxed {
 
 /// A transition moved into the lead a merged key joined, marked with where it came from.
 pub(crate) fn moved_transition(from: &str, mut t: StoredTransition) -> StoredTransition {
-    if let Json::Object(o) = &mut t.json {
-        o.insert("merged_from".into(), Json::String(from.to_string()));
-    }
+    t.view.merged_from = Some(from.to_string());
     t
 }
 

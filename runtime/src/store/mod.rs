@@ -13,6 +13,7 @@ pub mod sqlite;
 
 use crate::state::LeadState;
 use crate::time::Micros;
+use crate::view::{Scores, TransitionView};
 use serde_json::Value as Json;
 
 /// One event as stored in a lead's log: the request's JSON, so that a rebuild reads
@@ -30,7 +31,21 @@ pub struct StoredEvent {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredTransition {
     pub at: Micros,
-    pub json: Json,
+    pub view: TransitionView,
+}
+
+impl StoredTransition {
+    /// As stored: its JSON text.
+    pub fn text(&self) -> String {
+        serde_json::to_string(&self.view).unwrap_or_default()
+    }
+
+    /// Read back from its JSON text.
+    pub fn parse(at: Micros, text: &str) -> Result<StoredTransition, StoreError> {
+        let view = serde_json::from_str(text)
+            .map_err(|e| StoreError::Failed(format!("a stored transition is unreadable: {e}")))?;
+        Ok(StoredTransition { at, view })
+    }
 }
 
 /// What listings and the sweep read without decoding a state.
@@ -39,7 +54,7 @@ pub struct Summary {
     pub grade: Option<String>,
     /// The sum of the lead's scores.
     pub score: i64,
-    pub scores: serde_json::Map<String, Json>,
+    pub scores: Scores,
     /// When the lead's scores next change by time alone (for the sweep).
     pub next_change: Option<Micros>,
     pub updated_at: Micros,

@@ -113,7 +113,7 @@ impl Encoded {
             state: super::encode_state(&w.lead, &w.state)?,
             grade: w.summary.grade,
             score: w.summary.score,
-            scores: Json::Object(w.summary.scores).to_string(),
+            scores: serde_json::to_string(&w.summary.scores).unwrap_or_default(),
             next_change: w.summary.next_change,
             updated_at: w.summary.updated_at,
             program: w.summary.program,
@@ -122,7 +122,7 @@ impl Encoded {
             transitions: w
                 .transitions
                 .into_iter()
-                .map(|t| (t.at, t.json.to_string()))
+                .map(|t| (t.at, t.text()))
                 .collect(),
             notes: w
                 .notifications
@@ -675,9 +675,8 @@ fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryCo
 fn make_summary(
     (grade, score, scores, next_change, updated_at, program, ruleset): SummaryColumns,
 ) -> Result<Summary, StoreError> {
-    let Json::Object(scores) = json_column(scores)? else {
-        return Err(failed("stored scores are not an object"));
-    };
+    let scores = serde_json::from_str(&scores)
+        .map_err(|e| failed(format!("stored scores are unreadable: {e}")))?;
     Ok(Summary {
         grade,
         score,
@@ -760,10 +759,8 @@ impl Store for SqliteStore {
             let mut out = Vec::new();
             for row in rows {
                 let (at, body) = row.map_err(sql_error)?;
-                out.push(StoredTransition {
-                    at,
-                    json: json_column(body)?,
-                });
+                let body: String = body;
+                out.push(StoredTransition::parse(at, &body)?);
             }
             Ok(out)
         })
@@ -997,16 +994,10 @@ impl Store for SqliteStore {
                 rows.collect::<Result<_, _>>().map_err(sql_error)?
             };
             for (at, body) in &moved {
-                let t = super::memory::moved_transition(
-                    &from,
-                    StoredTransition {
-                        at: *at,
-                        json: json_column(body.clone())?,
-                    },
-                );
+                let t = super::memory::moved_transition(&from, StoredTransition::parse(*at, body)?);
                 tx.execute(
                     "INSERT INTO transitions (lead, at, body) VALUES (?1, ?2, ?3)",
-                    params![p.lead, t.at, t.json.to_string()],
+                    params![p.lead, t.at, t.text()],
                 )
                 .map_err(sql_error)?;
             }

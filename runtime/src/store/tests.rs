@@ -28,7 +28,7 @@ fn write(
         summary: Summary {
             grade: Some(grade.into()),
             score,
-            scores: serde_json::Map::new(),
+            scores: Default::default(),
             next_change: Some(score * 10),
             updated_at: 1,
             program: "p".into(),
@@ -46,7 +46,17 @@ fn write(
             .collect(),
         transitions: vec![StoredTransition {
             at: 5,
-            json: json!({"to": grade}),
+            view: crate::view::TransitionView {
+                at: crate::time::format(5),
+                cause: "event".into(),
+                event: None,
+                from: None,
+                merged: None,
+                merged_from: None,
+                program: None,
+                ruleset: None,
+                to: grade.to_string(),
+            },
         }],
         notifications: Vec::new(),
     }
@@ -366,7 +376,7 @@ async fn joins(s: Arc<dyn Store>) {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| t.json)
+        .map(|t| crate::view::to_json(&t.view))
         .collect();
     assert_eq!(moved.len(), 3, "{moved:?}");
     assert_eq!(
