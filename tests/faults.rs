@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::Request;
 use common::*;
 use leadscore_runtime::http::{App, Config};
-use leadscore_runtime::service::{parse_events, Service};
+use leadscore_runtime::service::{parse_events, Service, ServiceError};
 use leadscore_runtime::store::{sqlite::SqliteStore, Store, StoreError};
 use reqwest::Client;
 use serde_json::{json, Value};
@@ -279,7 +279,9 @@ async fn many_writers(store: Arc<dyn Store>, writers: usize, each: usize) {
                     match service.ingest(events).await {
                         Ok(_) => break,
                         // What a client does on a 503.
-                        Err(StoreError::Conflict | StoreError::Unavailable(_)) => {
+                        Err(ServiceError::Store(
+                            StoreError::Conflict | StoreError::Unavailable(_),
+                        )) => {
                             retries += 1;
                             tokio::time::sleep(Duration::from_millis(5 + (w as u64 % 7))).await;
                         }

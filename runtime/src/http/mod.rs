@@ -8,7 +8,7 @@ pub mod hooks;
 pub mod listen;
 mod track;
 
-use crate::service::{parse_events, LeadView, MergeError, Service};
+use crate::service::{parse_events, LeadView, MergeError, Service, ServiceError};
 use crate::store::{ListQuery, StoreError};
 use crate::time;
 use axum::body::Body;
@@ -108,6 +108,30 @@ impl From<crate::service::Invalid> for ApiError {
     }
 }
 
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        match e {
+            ServiceError::Store(e) => e.into(),
+            ServiceError::Corrupt { .. } => {
+                tracing::error!(error = %e, "stored data unreadable");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "stored data unreadable",
+                    e.to_string(),
+                )
+            }
+            ServiceError::Engine { .. } | ServiceError::Hops { .. } => {
+                tracing::error!(error = %e, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error",
+                    e.to_string(),
+                )
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -122,7 +146,15 @@ impl From<StoreError> for ApiError {
             StoreError::TooLarge(reason) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "lead too large", reason)
             }
-            StoreError::Failed(_) => {
+            StoreError::Corrupt(_) => {
+                tracing::error!(error = %e, "stored data unreadable");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "stored data unreadable",
+                    e.to_string(),
+                )
+            }
+            StoreError::Backend(_) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

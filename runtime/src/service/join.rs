@@ -12,9 +12,15 @@
 //! store's conditions (a redirect moves the merged lead's version).
 
 use super::txn::{incoming, Change, JoinCause};
-use super::{rekey, Incoming, Service, MAX_HOPS};
+use super::{rekey, Incoming, Service, ServiceError, MAX_HOPS};
 use crate::store::{StoreError, StoredEvent};
 use crate::view::LeadScores;
+
+impl From<StoreError> for MergeError {
+    fn from(e: StoreError) -> MergeError {
+        MergeError::Store(e.into())
+    }
+}
 
 /// What [`Service::track`] did with a visitor's events.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,13 +56,13 @@ pub enum MergeError {
     #[error("`{0}` was merged into `{1}` already")]
     MergedElsewhere(String, String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] ServiceError),
 }
 
 impl Service {
     /// The lead a key holds now: itself, or the lead it was merged into (a merge cut short
     /// is finished on the way).
-    pub async fn resolve(&self, lead: &str) -> Result<String, StoreError> {
+    pub async fn resolve(&self, lead: &str) -> Result<String, ServiceError> {
         let mut lead = lead.to_string();
         for _ in 0..MAX_HOPS {
             match self.store.load(&lead, &[]).await?.merged_into {
@@ -69,9 +75,7 @@ impl Service {
                 }
             }
         }
-        Err(StoreError::Failed(format!(
-            "{lead}: more than {MAX_HOPS} merged keys in a row"
-        )))
+        Err(ServiceError::Hops { lead })
     }
 
     /// Takes a browser's events for an anonymous visitor (their `event.lead` is ignored):
@@ -80,7 +84,7 @@ impl Service {
         &self,
         visitor: &str,
         mut events: Vec<Incoming>,
-    ) -> Result<Tracked, StoreError> {
+    ) -> Result<Tracked, ServiceError> {
         let n = events.len();
         let stored = events
             .iter()
@@ -119,7 +123,7 @@ impl Service {
         &self,
         visitor: &str,
         mut events: Vec<Incoming>,
-    ) -> Result<super::Outcome, StoreError> {
+    ) -> Result<super::Outcome, ServiceError> {
         let Some(first) = events.first() else {
             return Ok(super::Outcome::default());
         };
@@ -145,7 +149,7 @@ impl Service {
         visitor: &str,
         lead: &str,
         trigger: Vec<Incoming>,
-    ) -> Result<(usize, Vec<String>, LeadScores), StoreError> {
+    ) -> Result<(usize, Vec<String>, LeadScores), ServiceError> {
         let (_, anonymous) = self.store.visitor(visitor).await?;
         let mut events: Vec<Incoming> = anonymous
             .iter()
@@ -205,7 +209,7 @@ impl Service {
             {
                 Ok(()) => break,
                 Err(StoreError::Conflict) if attempts < super::MAX_ATTEMPTS => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(ServiceError::from(e).into()),
             }
         }
         let (view, retired) = self.finish_merge(&from, &into).await?;
@@ -224,7 +228,7 @@ impl Service {
         &self,
         from: &str,
         to: &str,
-    ) -> Result<(LeadScores, crate::store::Retired), StoreError> {
+    ) -> Result<(LeadScores, crate::store::Retired), ServiceError> {
         let events: Vec<Incoming> = self
             .store
             .history(from)
@@ -240,7 +244,7 @@ impl Service {
     }
 
     /// The lead's scores now, without writing.
-    async fn current_view(&self, lead: &str) -> Result<Option<LeadScores>, StoreError> {
+    async fn current_view(&self, lead: &str) -> Result<Option<LeadScores>, ServiceError> {
         Ok(match self.lead(lead).await? {
             super::LeadView::Found(v) => Some(LeadScores {
                 contributions: None,
@@ -263,7 +267,7 @@ impl Service {
         lead: &str,
         mut events: Vec<Incoming>,
         cause: JoinCause,
-    ) -> Result<(usize, Vec<String>, LeadScores), StoreError> {
+    ) -> Result<(usize, Vec<String>, LeadScores), ServiceError> {
         // One event per id (a visitor's event may come again as the trigger), in time order.
         let mut seen = std::collections::HashSet::new();
         let mut repeated = Vec::new();

@@ -28,6 +28,50 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use std::sync::{Arc, RwLock};
 
+/// Why a service call failed: the store, or the data or engine on top of it — never
+/// reported as one another.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine refused to apply an event to a lead: a bug in the service's bookkeeping
+    /// (an event for another lead, or one out of order without its history), never the
+    /// rules' or the store's doing.
+    #[error("lead {lead}: {source}")]
+    Engine {
+        lead: String,
+        #[source]
+        source: crate::engine::ApplyError,
+    },
+    /// Something stored cannot be read back (tampering, or a bug that wrote it).
+    #[error("lead {lead}: {what} is unreadable: {reason}")]
+    Corrupt {
+        lead: String,
+        what: String,
+        reason: String,
+    },
+    /// A chain of merged keys longer than merges make (they flatten chains).
+    #[error("{lead}: more than {MAX_HOPS} merged keys in a row")]
+    Hops { lead: String },
+}
+
+impl ServiceError {
+    /// The store's error, if that is what failed.
+    pub fn store(&self) -> Option<&StoreError> {
+        match self {
+            ServiceError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn engine(lead: &str) -> impl FnOnce(crate::engine::ApplyError) -> ServiceError + '_ {
+        move |source| ServiceError::Engine {
+            lead: lead.to_string(),
+            source,
+        }
+    }
+}
+
 /// The most events one request may carry.
 pub const MAX_EVENTS: usize = 1000;
 /// How far in the future an event's `at` may be (clock skew between sender and us).
@@ -250,12 +294,11 @@ fn summarize(
 
 /// A stored event as the engine reads it, under the key it is stored under (the JSON keeps
 /// the key it was sent with: a merged lead's, a visitor's).
-fn stored_event(s: &StoredEvent, lead: &str) -> Result<Event, StoreError> {
-    let mut e = Event::from_json(&s.json).map_err(|e| {
-        StoreError::Failed(format!(
-            "stored event {} of {lead} is unreadable: {e}",
-            s.id
-        ))
+fn stored_event(s: &StoredEvent, lead: &str) -> Result<Event, ServiceError> {
+    let mut e = Event::from_json(&s.json).map_err(|e| ServiceError::Corrupt {
+        lead: lead.to_string(),
+        what: format!("stored event {}", s.id),
+        reason: e.to_string(),
     })?;
     e.lead = lead.to_string();
     Ok(e)
@@ -401,7 +444,7 @@ impl Service {
 
     /// Stores and scores validated events. Ids repeated within the request or already
     /// stored are reported as duplicates and not counted again.
-    pub async fn ingest(&self, incoming: Vec<Incoming>) -> Result<Outcome, StoreError> {
+    pub async fn ingest(&self, incoming: Vec<Incoming>) -> Result<Outcome, ServiceError> {
         let mut out = Outcome::default();
         let mut seen = std::collections::HashSet::new();
         let mut by_lead: Vec<(String, Vec<Incoming>)> = Vec::new();
@@ -441,7 +484,7 @@ impl Service {
         &self,
         lead: &str,
         events: Vec<Incoming>,
-    ) -> Result<(usize, Vec<String>, LeadScores), StoreError> {
+    ) -> Result<(usize, Vec<String>, LeadScores), ServiceError> {
         let mut done = self.transact(lead, events, Change::Ingest).await?;
         let (accepted, duplicates) = (done.accepted, std::mem::take(&mut done.duplicates));
         Ok((accepted, duplicates, done.shown()?))
@@ -450,7 +493,7 @@ impl Service {
     /// `GET /leads/{lead}`: scores, grade and tags at now, the explanation, the recorded
     /// transitions, the attributes. A lead stored by another program is shown as this
     /// program scores it (it is stored so when next touched).
-    pub async fn lead(&self, lead: &str) -> Result<LeadView, StoreError> {
+    pub async fn lead(&self, lead: &str) -> Result<LeadView, ServiceError> {
         let found = self.store.load(lead, &[]).await?;
         if let Some(p) = found.merged_into {
             if p.pending {
@@ -500,13 +543,13 @@ impl Service {
         lead: &str,
         mut state: LeadState,
         now: Micros,
-    ) -> Result<(Explained, LeadState), StoreError> {
+    ) -> Result<(Explained, LeadState), ServiceError> {
         let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
         if !engine.is_current(&state) || engine.pending_due(&state, now) {
             let history = self.history_events(lead, true).await?;
             state = engine
                 .rebuild(lead, &history, now, &mut Vec::new())
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
+                .map_err(ServiceError::engine(lead))?;
         }
         engine.attach(&mut state);
         Ok((explained(rules, &mut engine, &state, now), state))
@@ -515,7 +558,7 @@ impl Service {
     /// Everything stored about a lead (data rights: export): the lead as
     /// [`Service::lead`] shows it and every stored event as it was sent.
     /// A merged key's lead is the one it was merged into.
-    pub async fn export(&self, lead: &str) -> Result<Option<Exported>, StoreError> {
+    pub async fn export(&self, lead: &str) -> Result<Option<Exported>, ServiceError> {
         let lead = self.resolve(lead).await?;
         let LeadView::Found(view) = self.lead(&lead).await? else {
             return Ok(None);
@@ -546,15 +589,15 @@ impl Service {
     /// without personal data: its state, events and transitions, the visitor ids linked to
     /// it and the keys merged into it. Erasing a merged key erases the lead it joined (the
     /// same person). Idempotent; an event arriving later starts a new lead.
-    pub async fn erase(&self, lead: &str) -> Result<(String, crate::store::Erased), StoreError> {
+    pub async fn erase(&self, lead: &str) -> Result<(String, crate::store::Erased), ServiceError> {
         let lead = self.resolve(lead).await?;
         let _turn = self.lock(&lead).lock().await;
         let erased = self.store.erase(&lead, self.now()).await?;
         Ok((lead, erased))
     }
 
-    pub async fn list(&self, query: &ListQuery) -> Result<Vec<Listed>, StoreError> {
-        self.store.list(query).await
+    pub async fn list(&self, query: &ListQuery) -> Result<Vec<Listed>, ServiceError> {
+        Ok(self.store.list(query).await?)
     }
 
     /// Rescoring after a rules change: brings up to `limit` stored leads made by another
@@ -566,7 +609,7 @@ impl Service {
         &self,
         limit: usize,
         after: Option<(i64, String)>,
-    ) -> Result<Rescored, StoreError> {
+    ) -> Result<Rescored, ServiceError> {
         let page = self
             .store
             .list(&ListQuery {
@@ -599,7 +642,7 @@ impl Service {
 
     /// Re-evaluates every lead whose scores change by time alone by `now`, recording the
     /// transitions (cause `time`). Returns how many leads were swept.
-    pub async fn sweep(&self, limit: usize) -> Result<usize, StoreError> {
+    pub async fn sweep(&self, limit: usize) -> Result<usize, ServiceError> {
         let now = self.now();
         let due = self.store.due(now, limit).await?;
         let mut n = 0;

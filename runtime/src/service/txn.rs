@@ -13,8 +13,8 @@
 
 use super::outbox::{self, Before};
 use super::{
-    rekey, stored_event, stored_transitions, summarize, Incoming, Rules, Service, MAX_ATTEMPTS,
-    MAX_HOPS,
+    rekey, stored_event, stored_transitions, summarize, Incoming, Rules, Service, ServiceError,
+    MAX_ATTEMPTS, MAX_HOPS,
 };
 use crate::engine::{Cause, Engine, Transition};
 use crate::event::Event;
@@ -47,10 +47,9 @@ pub(super) enum JoinCause {
 
 impl Done {
     /// The lead after the change, which a change carrying events always has.
-    pub fn shown(self) -> Result<LeadScores, StoreError> {
+    pub fn shown(self) -> Result<LeadScores, ServiceError> {
         let lead = self.lead;
-        self.view
-            .ok_or_else(|| StoreError::Failed(format!("{lead}: a write answered no lead")))
+        self.view.ok_or(ServiceError::Hops { lead })
     }
 }
 
@@ -141,7 +140,7 @@ impl Service {
         lead: &str,
         mut events: Vec<Incoming>,
         change: Change<'_>,
-    ) -> Result<Done, StoreError> {
+    ) -> Result<Done, ServiceError> {
         let mut lead = lead.to_string();
         let max = self.store.max_events_per_commit().max(1);
         let mut done = Done::default();
@@ -172,9 +171,7 @@ impl Service {
                 Step::Moved(p) => {
                     hops += 1;
                     if hops > MAX_HOPS {
-                        return Err(StoreError::Failed(format!(
-                            "{lead}: more than {MAX_HOPS} merged keys in a row"
-                        )));
+                        return Err(ServiceError::Hops { lead });
                     }
                     if p.pending {
                         Box::pin(self.finish_merge(&lead, &p.lead)).await?;
@@ -200,15 +197,15 @@ impl Service {
         lead: &str,
         events: &[Incoming],
         change: &Change<'_>,
-    ) -> Result<Step, StoreError> {
+    ) -> Result<Step, ServiceError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.attempt(lead, events, change).await {
-                Err(StoreError::Conflict) if !change.carries_events() => {
+                Err(ServiceError::Store(StoreError::Conflict)) if !change.carries_events() => {
                     return Ok(Step::Done(Done::default()))
                 }
-                Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => {
+                Err(ServiceError::Store(StoreError::Conflict)) if attempt < MAX_ATTEMPTS => {
                     super::backoff(attempt).await
                 }
                 other => return other,
@@ -222,7 +219,7 @@ impl Service {
         lead: &str,
         events: &[Incoming],
         change: &Change<'_>,
-    ) -> Result<Step, StoreError> {
+    ) -> Result<Step, ServiceError> {
         let ids: Vec<String> = events.iter().map(|e| e.event.id.clone()).collect();
         let found = self.store.load(lead, &ids).await?;
         if let Some(p) = found.merged_into {
@@ -301,7 +298,7 @@ impl Service {
         rules: &Rules,
         engine: &mut Engine<'_>,
         read: Read<'a>,
-    ) -> Result<Plan<'a>, StoreError> {
+    ) -> Result<Plan<'a>, ServiceError> {
         let Read {
             lead,
             found,
@@ -329,7 +326,7 @@ impl Service {
             let h = self.history_events(lead, exists).await?;
             engine
                 .catch_up(&mut state, &h, now, &mut transitions)
-                .map_err(|err| StoreError::Failed(format!("lead {lead}: {err}")))?;
+                .map_err(ServiceError::engine(lead))?;
             history = Some(h);
         }
         for (i, inc) in fresh.iter().enumerate() {
@@ -353,7 +350,7 @@ impl Service {
                     now,
                     &mut transitions,
                 )
-                .map_err(|err| StoreError::Failed(format!("event {}: {err}", e.id)))?;
+                .map_err(ServiceError::engine(lead))?;
         }
         engine.advance(&mut state, now, &mut transitions);
         state.shadow = self
@@ -371,7 +368,7 @@ impl Service {
         engine: &mut Engine<'_>,
         read: Read<'a>,
         cause: &JoinCause,
-    ) -> Result<Plan<'a>, StoreError> {
+    ) -> Result<Plan<'a>, ServiceError> {
         let Read {
             lead,
             found,
@@ -405,7 +402,7 @@ impl Service {
         }
         let mut state = engine
             .rebuild(lead, &history, now, &mut Vec::new())
-            .map_err(|e| StoreError::Failed(format!("{lead}: {e}")))?;
+            .map_err(ServiceError::engine(lead))?;
         // The log never gains an entry before what it already said.
         state.logged_at = state.logged_at.max(frontier);
         if fresh.is_empty() {
@@ -437,7 +434,7 @@ impl Service {
         rules: &Rules,
         engine: &mut Engine<'_>,
         read: Read<'a>,
-    ) -> Result<Plan<'a>, StoreError> {
+    ) -> Result<Plan<'a>, ServiceError> {
         let Some(loaded) = read.found.lead else {
             return Ok(Plan::Nothing);
         };
@@ -452,14 +449,14 @@ impl Service {
                 let history = self.history_events(lead, true).await?;
                 engine
                     .catch_up(&mut state, &history, now, &mut transitions)
-                    .map_err(|e| StoreError::Failed(e.to_string()))?;
+                    .map_err(ServiceError::engine(lead))?;
             }
             engine.advance(&mut state, now, &mut transitions);
         } else {
             let history = self.history_events(lead, true).await?;
             engine
                 .rescore(&mut state, &history, now, &mut transitions)
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
+                .map_err(ServiceError::engine(lead))?;
         }
         Ok(Plan::write(state, transitions, Vec::new(), true, before))
     }
@@ -470,7 +467,7 @@ impl Service {
         &self,
         engine: &mut Engine<'_>,
         read: Read<'a>,
-    ) -> Result<Plan<'a>, StoreError> {
+    ) -> Result<Plan<'a>, ServiceError> {
         let Some(loaded) = read.found.lead else {
             return Ok(Plan::Nothing);
         };
@@ -483,7 +480,7 @@ impl Service {
         let mut transitions = Vec::new();
         let regraded = engine
             .rescore(&mut state, &history, now, &mut transitions)
-            .map_err(|e| StoreError::Failed(format!("{lead}: {e}")))?;
+            .map_err(ServiceError::engine(lead))?;
         let mut plan = Plan::write(state, transitions, Vec::new(), false, None);
         if let Plan::Write { regraded: r, .. } = &mut plan {
             *r = regraded;
@@ -501,7 +498,7 @@ impl Service {
         state: LeadState,
         transitions: &[Transition],
         now: Micros,
-    ) -> Result<LeadScores, StoreError> {
+    ) -> Result<LeadScores, ServiceError> {
         let (summary, mut view) = summarize(rules, engine, &state, now);
         let events = c
             .events
@@ -541,7 +538,7 @@ impl Service {
         &self,
         lead: &str,
         exists: bool,
-    ) -> Result<Vec<Event>, StoreError> {
+    ) -> Result<Vec<Event>, ServiceError> {
         if !exists {
             return Ok(Vec::new());
         }
@@ -565,14 +562,12 @@ impl Service {
         history: Option<&[Event]>,
         exists: bool,
         now: Micros,
-    ) -> Result<Option<LeadState>, StoreError> {
+    ) -> Result<Option<LeadState>, ServiceError> {
         let Some(rules) = self.shadow_rules() else {
             return Ok(None);
         };
         let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
-        let fail = |e: crate::engine::ApplyError| {
-            StoreError::Failed(format!("shadow rules, lead {lead}: {e}"))
-        };
+        let fail = |e| ServiceError::engine(lead)(e);
         let mut discard = Vec::new();
         if let Some(mut s) = prev.filter(|s| engine.is_current(s) && !engine.pending_due(s, now)) {
             engine.attach(&mut s);
@@ -627,7 +622,7 @@ fn insert_in_order(h: &mut Vec<Event>, e: &Event) {
 }
 
 /// A stored event joining `lead`.
-pub(super) fn incoming(s: &StoredEvent, lead: &str) -> Result<Incoming, StoreError> {
+pub(super) fn incoming(s: &StoredEvent, lead: &str) -> Result<Incoming, ServiceError> {
     Ok(Incoming {
         event: stored_event(s, lead)?,
         json: s.json.clone(),

@@ -138,8 +138,9 @@ fn outboxed(i: &Item) -> Result<Outboxed, StoreError> {
             created_at: get_n(i, "created_at")?,
             body: json_of(get_s(i, "body")?)?,
         },
-        status: NoteStatus::parse(status)
-            .ok_or_else(|| failed(format!("unknown notification status `{status}`")))?,
+        status: NoteStatus::parse(status).ok_or_else(|| {
+            StoreError::Corrupt(format!("unknown notification status `{status}`"))
+        })?,
         attempts: get_n(i, "attempts")? as u32,
         next_at: get_n(i, "next_at")?,
         last_error: get_s(i, "last_error").ok().map(str::to_string),
@@ -147,7 +148,7 @@ fn outboxed(i: &Item) -> Result<Outboxed, StoreError> {
 }
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Failed(e.to_string())
+    StoreError::Backend(e.to_string())
 }
 
 /// Sorts by score descending, then lead ascending, as a string.
@@ -158,7 +159,7 @@ fn rank(score: i64, lead: &str) -> String {
 fn get_s<'a>(item: &'a Item, k: &str) -> Result<&'a str, StoreError> {
     match item.get(k) {
         Some(AttributeValue::S(v)) => Ok(v),
-        _ => Err(StoreError::Failed(format!(
+        _ => Err(StoreError::Backend(format!(
             "item attribute {k} is missing or not text"
         ))),
     }
@@ -168,8 +169,8 @@ fn get_n(item: &Item, k: &str) -> Result<i64, StoreError> {
     match item.get(k) {
         Some(AttributeValue::N(v)) => v
             .parse()
-            .map_err(|_| StoreError::Failed(format!("item attribute {k} is not an integer"))),
-        _ => Err(StoreError::Failed(format!(
+            .map_err(|_| StoreError::Corrupt(format!("item attribute {k} is not an integer"))),
+        _ => Err(StoreError::Backend(format!(
             "item attribute {k} is missing or not a number"
         ))),
     }
@@ -177,7 +178,7 @@ fn get_n(item: &Item, k: &str) -> Result<i64, StoreError> {
 
 fn json_of(text: &str) -> Result<Json, StoreError> {
     serde_json::from_str(text)
-        .map_err(|e| StoreError::Failed(format!("stored JSON is unreadable: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
 }
 
 /// Throttling, 5xx and transport failures may be retried; the rest is a failure.
@@ -199,13 +200,13 @@ where
     if retryable {
         StoreError::Unavailable(msg)
     } else {
-        StoreError::Failed(msg)
+        StoreError::Backend(msg)
     }
 }
 
 fn summary_of(item: &Item) -> Result<Summary, StoreError> {
     let scores = serde_json::from_str(get_s(item, "scores")?)
-        .map_err(|e| StoreError::Failed(format!("stored scores are unreadable: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("scores: {e}")))?;
     Ok(Summary {
         grade: get_s(item, "grade").ok().map(str::to_string),
         score: get_n(item, "score")?,
@@ -530,7 +531,9 @@ impl Store for DynamoStore {
                     let sk = get_s(&item, "SK")?;
                     if sk == STATE {
                         let state = serde_json::from_str(get_s(&item, "state")?).map_err(|e| {
-                            failed(format!("stored state of {lead} is unreadable: {e}"))
+                            StoreError::Corrupt(format!(
+                                "stored state of {lead} is unreadable: {e}"
+                            ))
                         })?;
                         found.lead = Some(Loaded {
                             state,
@@ -568,7 +571,7 @@ impl Store for DynamoStore {
     async fn commit(&self, w: Write) -> Result<(), StoreError> {
         let actions = 1 + w.events.len() + w.transitions.len() + w.notifications.len();
         if actions > MAX_ACTIONS {
-            return Err(StoreError::Failed(format!(
+            return Err(StoreError::Backend(format!(
                 "a write of {actions} actions exceeds DynamoDB's {MAX_ACTIONS} (the service commits in chunks of {} events)",
                 self.max_events_per_commit()
             )));

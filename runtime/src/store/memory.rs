@@ -330,7 +330,7 @@ impl Store for MemoryStore {
         self.with(|m| {
             let key = Joined::Lead(from.to_string());
             let Some(p) = m.pointers.get(&key).cloned() else {
-                return Err(StoreError::Failed(format!("{from} was not merged")));
+                return Err(StoreError::Backend(format!("{from} was not merged")));
             };
             if !p.pending {
                 return Ok(Retired::default());

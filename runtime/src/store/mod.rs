@@ -43,7 +43,7 @@ impl StoredTransition {
     /// Read back from its JSON text.
     pub fn parse(at: Micros, text: &str) -> Result<StoredTransition, StoreError> {
         let view = serde_json::from_str(text)
-            .map_err(|e| StoreError::Failed(format!("a stored transition is unreadable: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(format!("a transition: {e}")))?;
         Ok(StoredTransition { at, view })
     }
 }
@@ -139,7 +139,7 @@ pub async fn final_key(store: &dyn Store, key: &str) -> Result<String, StoreErro
             None => return Ok(key),
         }
     }
-    Err(StoreError::Failed(format!(
+    Err(StoreError::Backend(format!(
         "{key}: more than 8 merged keys in a row"
     )))
 }
@@ -261,9 +261,12 @@ pub enum StoreError {
     /// The store is overloaded or unreachable for now; the request may be retried.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// Stored data cannot be read (a bug or tampering), or the store failed for good.
+    /// Stored data cannot be read back (a bug that wrote it, or tampering).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// The store failed in a way a retry will not mend (a refused request, a broken file).
     #[error("store failure: {0}")]
-    Failed(String),
+    Backend(String),
     /// The write would make a lead larger than every store may hold
     /// ([`crate::limits::MAX_STATE_BYTES`]); nothing of it was written.
     #[error("{0}")]
@@ -272,7 +275,7 @@ pub enum StoreError {
 
 /// A lead state as stored (JSON), refused when larger than any store may hold.
 pub fn encode_state(lead: &str, state: &crate::state::LeadState) -> Result<String, StoreError> {
-    let text = serde_json::to_string(state).map_err(|e| StoreError::Failed(e.to_string()))?;
+    let text = serde_json::to_string(state).map_err(|e| StoreError::Backend(e.to_string()))?;
     crate::limits::check_state(lead, text.len()).map_err(StoreError::TooLarge)?;
     Ok(text)
 }

@@ -181,7 +181,7 @@ const READER_CACHE_KIB: i64 = 8 * 1024;
 const WAL_LIMIT_BYTES: u64 = 16 << 20;
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Failed(e.to_string())
+    StoreError::Backend(e.to_string())
 }
 
 fn sql_error(e: rusqlite::Error) -> StoreError {
@@ -307,7 +307,7 @@ impl SqliteStore {
         }
         answer
             .await
-            .map_err(|_| StoreError::Failed("the writer stopped before answering".into()))?
+            .map_err(|_| StoreError::Backend("the writer stopped before answering".into()))?
     }
 
     /// Runs `f` in one immediate transaction on a connection of its own, for the rare
@@ -430,7 +430,7 @@ fn commit_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<Done, StoreEr
                 .map(|()| Done::Committed),
             Op::Track { visitor, events } => track(&tx, visitor, events).map(Done::Tracked),
         };
-        if let Err(StoreError::Failed(_) | StoreError::Unavailable(_)) = &r {
+        if let Err(StoreError::Backend(_) | StoreError::Unavailable(_)) = &r {
             // A write failed part way: nothing of this group may commit.
             let e = r.err().unwrap_or(StoreError::Conflict);
             drop(tx.rollback());
@@ -634,8 +634,9 @@ fn notes_of(
         }
         out.push(Outboxed {
             note,
-            status: NoteStatus::parse(&status)
-                .ok_or_else(|| failed(format!("unknown notification status `{status}`")))?,
+            status: NoteStatus::parse(&status).ok_or_else(|| {
+                StoreError::Corrupt(format!("unknown notification status `{status}`"))
+            })?,
             attempts,
             next_at,
             last_error,
@@ -657,7 +658,8 @@ type SummaryColumns = (
 );
 
 fn json_column(text: String) -> Result<Json, StoreError> {
-    serde_json::from_str(&text).map_err(|e| failed(format!("stored JSON is unreadable: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
 }
 
 fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryColumns> {
@@ -676,7 +678,7 @@ fn make_summary(
     (grade, score, scores, next_change, updated_at, program, ruleset): SummaryColumns,
 ) -> Result<Summary, StoreError> {
     let scores = serde_json::from_str(&scores)
-        .map_err(|e| failed(format!("stored scores are unreadable: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("scores: {e}")))?;
     Ok(Summary {
         grade,
         score,
@@ -704,7 +706,7 @@ impl Store for SqliteStore {
                 None => None,
                 Some((state, version)) => Some(Loaded {
                     state: serde_json::from_str(&state).map_err(|e| {
-                        failed(format!("stored state of {lead} is unreadable: {e}"))
+                        StoreError::Corrupt(format!("the state of {lead}: {e}"))
                     })?,
                     version: version as u64,
                 }),
