@@ -1,6 +1,7 @@
 //! Scoring benchmarks on the seed-001 example (docs/performance.md):
 //! (d) one incoming event applied to a stored in-memory lead — target ≤ 150 ns median;
-//! (e) the same with 10 vs 10,000 rules of other event types — target ≤ 1.5x.
+//! (e) the same with 10 vs 10,000 rules of other event types — target ≤ 1.5x;
+//! and what `domain()` costs per address.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use leadscore_runtime::bytecode::Program;
@@ -65,6 +66,12 @@ fn bench(c: &mut Criterion) {
     bench_apply(c, "apply_event/seed001", &program(0));
     bench_apply(c, "apply_event/seed001+10_other_rules", &program(10));
     bench_apply(c, "apply_event/seed001+10000_other_rules", &program(10_000));
+    // `domain()`: host extraction and a public-suffix lookup, per address.
+    for email in ["buyer@acme.de", "buyer@sales.eu.acme.co.uk"] {
+        c.bench_function(&format!("domain/{email}"), |b| {
+            b.iter(|| black_box(leadscore_runtime::text::domain(black_box(email))))
+        });
+    }
 }
 
 criterion_group! {

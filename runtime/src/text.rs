@@ -79,9 +79,28 @@ pub fn sentence_count(s: &str) -> usize {
         .count()
 }
 
-/// The domain of an e-mail address (after the last `@`) or of a URL (its host), without
-/// a leading `www.` or trailing dot. Empty when there is none.
+/// The registrable domain of an e-mail address (after the last `@`) or of a URL (its
+/// host): the public suffix and the label before it, by the Public Suffix List
+/// (`buyer@sales.acme.co.uk` → `acme.co.uk`). A host the list does not place (an IP
+/// address, `localhost`, a bare suffix) is kept whole, without a leading `www.` or
+/// trailing dot. Empty when there is none.
 pub fn domain(s: &str) -> &str {
+    let host = host(s);
+    // Two labels or fewer are their own registrable domain, or a bare suffix kept whole:
+    // either way the host, without a lookup (most addresses: `acme.de`, `gmail.com`).
+    if host.bytes().filter(|&b| b == b'.').count() < 2
+        || host.parse::<std::net::IpAddr>().is_ok()
+        || host.starts_with('[')
+    {
+        return host;
+    }
+    psl2::lookup(host)
+        .and_then(|d| d.registrable_domain())
+        .unwrap_or(host)
+}
+
+/// The host of an e-mail address or URL, without a leading `www.` or trailing dot.
+fn host(s: &str) -> &str {
     let s = s.trim();
     let host = match s.rfind('@') {
         Some(i) => &s[i + 1..],
@@ -150,6 +169,16 @@ mod tests {
     #[test]
     fn domains() {
         assert_eq!(domain("Buyer@Acme.de"), "Acme.de");
+        // The registrable domain, by the public-suffix list.
+        assert_eq!(domain("buyer@sub.acme.co.uk"), "acme.co.uk");
+        assert_eq!(domain("buyer@sales.eu.acme.de"), "acme.de");
+        assert_eq!(domain("li@vip.163.com"), "163.com");
+        assert_eq!(domain("https://shop.acme.com.cn/x"), "acme.com.cn");
+        assert_eq!(domain("ann@acme.github.io"), "acme.github.io");
+        // Hosts the list does not place are kept whole.
+        assert_eq!(domain("http://192.168.0.10:8080/x"), "192.168.0.10");
+        assert_eq!(domain("root@localhost"), "localhost");
+        assert_eq!(domain("co.uk"), "co.uk");
         assert_eq!(domain("https://www.acme.de/contact?x=1"), "acme.de");
         assert_eq!(domain("acme.de"), "acme.de");
         assert_eq!(domain(""), "");

@@ -177,8 +177,7 @@ fn get_n(item: &Item, k: &str) -> Result<i64, StoreError> {
 }
 
 fn json_of(text: &str) -> Result<Json, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
 }
 
 /// Throttling, 5xx and transport failures may be retried; the rest is a failure.

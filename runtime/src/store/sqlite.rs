@@ -658,8 +658,7 @@ type SummaryColumns = (
 );
 
 fn json_column(text: String) -> Result<Json, StoreError> {
-    serde_json::from_str(&text)
-        .map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
 }
 
 fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryColumns> {
@@ -677,8 +676,8 @@ fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryCo
 fn make_summary(
     (grade, score, scores, next_change, updated_at, program, ruleset): SummaryColumns,
 ) -> Result<Summary, StoreError> {
-    let scores = serde_json::from_str(&scores)
-        .map_err(|e| StoreError::Corrupt(format!("scores: {e}")))?;
+    let scores =
+        serde_json::from_str(&scores).map_err(|e| StoreError::Corrupt(format!("scores: {e}")))?;
     Ok(Summary {
         grade,
         score,
@@ -705,9 +704,8 @@ impl Store for SqliteStore {
             let loaded = match row {
                 None => None,
                 Some((state, version)) => Some(Loaded {
-                    state: serde_json::from_str(&state).map_err(|e| {
-                        StoreError::Corrupt(format!("the state of {lead}: {e}"))
-                    })?,
+                    state: serde_json::from_str(&state)
+                        .map_err(|e| StoreError::Corrupt(format!("the state of {lead}: {e}")))?,
                     version: version as u64,
                 }),
             };
