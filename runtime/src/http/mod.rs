@@ -422,14 +422,15 @@ fn found(key: &str, view: LeadView) -> Result<Response, ApiError> {
 
 /// A key as one path segment (percent-encoded where a URL needs it).
 fn path_segment(key: &str) -> String {
-    key.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' | b'+' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    /// RFC 3986's unreserved characters and the `@` and `+` of e-mail keys stay as they are.
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'@')
+        .remove(b'+');
+    percent_encoding::utf8_percent_encode(key, SEGMENT).to_string()
 }
 
 #[derive(Deserialize)]

@@ -659,13 +659,12 @@ impl Service {
     }
 }
 
-/// Waits before attempt `attempt + 1` of a write that conflicted: a random time up to a
-/// cap that doubles each time ("full jitter").
-async fn backoff(attempt: u32) {
-    use std::hash::{BuildHasher, Hasher};
-    let cap_micros = (2_000u64 << attempt.min(6)).min(100_000);
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    tokio::time::sleep(std::time::Duration::from_micros(random % cap_micros)).await;
+/// The pauses between attempts of a write that conflicted with another writer: doubling
+/// from 1 ms up to 50 ms, each with random jitter, `MAX_ATTEMPTS` attempts in all.
+fn conflict_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(1))
+        .with_max_delay(std::time::Duration::from_millis(50))
+        .with_jitter()
+        .with_max_times(MAX_ATTEMPTS as usize - 1)
 }

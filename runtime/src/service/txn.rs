@@ -14,7 +14,7 @@
 use super::outbox::{self, Before};
 use super::{
     rekey, stored_event, stored_transitions, summarize, Incoming, Rules, Service, ServiceError,
-    MAX_ATTEMPTS, MAX_HOPS,
+    MAX_HOPS,
 };
 use crate::engine::{Cause, Engine, Transition};
 use crate::event::Event;
@@ -22,6 +22,7 @@ use crate::state::LeadState;
 use crate::store::{Found, Pointer, StoreError, StoredEvent, Write};
 use crate::time::Micros;
 use crate::view::{LeadScores, TransitionView};
+use backon::Retryable;
 
 /// How a transaction moves a lead.
 pub(super) enum Change<'a> {
@@ -189,28 +190,25 @@ impl Service {
     }
 
     /// One chunk, attempted again from a fresh read while it conflicts with another writer
-    /// (up to `MAX_ATTEMPTS` times) when the change carries events, pausing a random time
-    /// up to a cap that doubles each time ("full jitter"): writers that collided spread out
-    /// instead of colliding again in step. Otherwise a conflict writes nothing.
+    /// when the change carries events ([`super::conflict_backoff`]: writers that collided
+    /// spread out instead of colliding again in step). Otherwise a conflict writes nothing.
     async fn attempts(
         &self,
         lead: &str,
         events: &[Incoming],
         change: &Change<'_>,
     ) -> Result<Step, ServiceError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.attempt(lead, events, change).await {
-                Err(ServiceError::Store(StoreError::Conflict)) if !change.carries_events() => {
-                    return Ok(Step::Done(Done::default()))
-                }
-                Err(ServiceError::Store(StoreError::Conflict)) if attempt < MAX_ATTEMPTS => {
-                    super::backoff(attempt).await
-                }
-                other => return other,
-            }
+        if !change.carries_events() {
+            return match self.attempt(lead, events, change).await {
+                Err(ServiceError::Store(StoreError::Conflict)) => Ok(Step::Done(Done::default())),
+                other => other,
+            };
         }
+        (|| self.attempt(lead, events, change))
+            .retry(super::conflict_backoff())
+            .sleep(tokio::time::sleep)
+            .when(|e| matches!(e, ServiceError::Store(StoreError::Conflict)))
+            .await
     }
 
     /// Read, apply, commit.
