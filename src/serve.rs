@@ -11,10 +11,14 @@ use leadscore_runtime::store::sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How often the rules file is checked for changes, and time-based rules swept.
-const RELOAD_EVERY: Duration = Duration::from_secs(1);
+/// How long the events of one save are let settle before the rules file is read.
+const RELOAD_SETTLE: Duration = Duration::from_millis(100);
+/// How often the file is polled where the system has no file events.
+const RELOAD_POLL: Duration = Duration::from_secs(1);
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Options {
@@ -152,8 +156,40 @@ async fn shutdown() {
     tracing::info!("shutting down: draining requests in flight");
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// Watches the directory of the rules file (editors and deploys replace a file by a rename,
+/// which a watch on the file itself would lose) and says when the file may have changed.
+/// Where the system's file events are unavailable, the file is polled instead.
+fn rules_changes(
+    path: &Path,
+) -> Option<(Box<dyn ::notify::Watcher + Send>, UnboundedReceiver<()>)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let name = path.file_name()?.to_owned();
+    let handler = move |res: ::notify::Result<::notify::Event>| {
+        if let Ok(event) = res {
+            let ours = event.paths.iter().any(|p| p.file_name() == Some(&name));
+            if ours && !event.kind.is_access() {
+                let _ = tx.send(());
+            }
+        }
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut watcher: Box<dyn ::notify::Watcher + Send> =
+        match ::notify::recommended_watcher(handler.clone()) {
+            Ok(w) => Box::new(w),
+            Err(e) => {
+                tracing::warn!("file events unavailable ({e}); polling the rules file");
+                let config = ::notify::Config::default().with_poll_interval(RELOAD_POLL);
+                Box::new(::notify::PollWatcher::new(handler, config).ok()?)
+            }
+        };
+    if let Err(e) = watcher.watch(&dir, ::notify::RecursiveMode::NonRecursive) {
+        tracing::warn!(dir = %dir.display(), "rules reload on change is off: {e}");
+        return None;
+    }
+    Some((watcher, rx))
 }
 
 /// Reloads the rules on SIGHUP or when the file changes. A file that fails to compile
@@ -161,30 +197,33 @@ fn modified(path: &Path) -> Option<SystemTime> {
 async fn watch_rules(path: PathBuf, service: Arc<Service>) {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut seen = modified(&path);
-    let mut tick = tokio::time::interval(RELOAD_EVERY);
+    // Kept alive for as long as the loop runs.
+    let (_watcher, mut changes) = match rules_changes(&path) {
+        Some((w, rx)) => (Some(w), rx),
+        None => (None, tokio::sync::mpsc::unbounded_channel().1),
+    };
     loop {
+        let changed = changes.recv();
         #[cfg(unix)]
-        let forced = match hup.as_mut() {
+        match hup.as_mut() {
             Some(h) => tokio::select! {
-                _ = tick.tick() => false,
-                _ = h.recv() => true,
+                Some(()) = changed => {}
+                _ = h.recv() => {}
             },
             None => {
-                tick.tick().await;
-                false
+                if changed.await.is_none() {
+                    std::future::pending::<()>().await;
+                }
             }
-        };
-        #[cfg(not(unix))]
-        let forced = {
-            tick.tick().await;
-            false
-        };
-        let now = modified(&path);
-        if !forced && now == seen {
-            continue;
         }
-        seen = now;
+        #[cfg(not(unix))]
+        if changed.await.is_none() {
+            std::future::pending::<()>().await;
+        }
+        // A save is often several events (truncate, write, rename): let them settle, then
+        // read the file once.
+        tokio::time::sleep(RELOAD_SETTLE).await;
+        while changes.try_recv().is_ok() {}
         let p = path.clone();
         let loaded =
             tokio::task::spawn_blocking(move || load_program_as(&p, DiagFormat::Short)).await;

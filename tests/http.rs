@@ -493,6 +493,18 @@ async fn rules_reload_when_the_file_changes_and_a_broken_file_is_refused() {
     }
     let (_, lead) = get_lead(&c, &s, "r@x.com").await;
     assert_eq!(lead["score"], 7);
+    // An atomic save (a new file renamed over the old one, as editors and deploys do).
+    let second = health(c.clone(), s.at("/healthz")).await;
+    let tmp_file = dir.join("r.rules.tmp");
+    std::fs::write(&tmp_file, "when ping add 9\ngrade A otherwise\n").unwrap();
+    std::fs::rename(&tmp_file, &rules).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while health(c.clone(), s.at("/healthz")).await == second {
+        assert!(std::time::Instant::now() < deadline, "{}", s.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, lead) = get_lead(&c, &s, "r@x.com").await;
+    assert_eq!(lead["score"], 9);
     s.stop();
 }
 
