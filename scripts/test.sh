@@ -58,7 +58,7 @@ stage "cargo test"
 cargo test --workspace --no-fail-fast
 
 stage "leadscore check examples"
-cargo run --quiet -- check examples/*.rules tests/data/ok/*.rules
+cargo run --quiet -- check examples/*.rules compiler/tests/data/ok/*.rules
 
 stage "leadscore test: the hand-worked cases of every example"
 for rules in examples/*.rules; do

@@ -38,7 +38,7 @@ fn check_exit_codes() {
     let ok = leadscore(&[
         "check",
         "examples/001-zoho.rules",
-        "tests/data/ok/contract.rules",
+        "compiler/tests/data/ok/contract.rules",
     ]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     let out = text(&ok.stdout);
@@ -48,7 +48,7 @@ fn check_exit_codes() {
         "{out}"
     );
 
-    let bad = leadscore(&["check", "tests/data/err/02-unknown-set.rules"]);
+    let bad = leadscore(&["check", "compiler/tests/data/err/02-unknown-set.rules"]);
     assert_eq!(bad.status.code(), Some(1));
     let err = text(&bad.stderr);
     assert!(err.contains("02-unknown-set.rules:2:17"), "{err}");
@@ -70,9 +70,9 @@ fn check_reports_every_file_and_fails_if_any_fails() {
         "check",
         "--diagnostics",
         "short",
-        "tests/data/err/01-typo-keyword.rules",
+        "compiler/tests/data/err/01-typo-keyword.rules",
         "examples/000-scorecard.rules",
-        "tests/data/err/03-missing-otherwise.rules",
+        "compiler/tests/data/err/03-missing-otherwise.rules",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -126,7 +126,7 @@ fn compile_refuses_broken_rules_and_writes_nothing() {
     let out_path = tmp("never.lsb");
     let out = leadscore(&[
         "compile",
-        "tests/data/err/16-expires-without-max.rules",
+        "compiler/tests/data/err/16-expires-without-max.rules",
         "-o",
         out_path.to_str().unwrap(),
     ]);

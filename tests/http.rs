@@ -1415,9 +1415,9 @@ async fn pathological_rules_are_refused_on_reload_and_the_server_keeps_answering
     s.stop();
 }
 
-/// Generators for rules files no one should write, shared with tests/robustness.rs.
+/// Generators for rules files no one should write, shared with compiler/tests/robustness.rs.
 mod leadscore_test_rules {
-    include!("common/pathological.rs");
+    include!("../compiler/tests/common/pathological.rs");
 }
 
 /// Clients that open a connection and never finish their request head — silent, or

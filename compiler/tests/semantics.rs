@@ -577,13 +577,13 @@ fn stored_state_round_trips_and_replay_is_deterministic() {
     let p = program(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/examples/001-zoho.rules"
+            "/../examples/001-zoho.rules"
         ))
         .unwrap(),
     );
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/examples/001-zoho.events.jsonl"
+        "/../examples/001-zoho.events.jsonl"
     ))
     .unwrap();
     let evs: Vec<Event> = text

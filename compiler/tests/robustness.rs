@@ -82,7 +82,7 @@ fn example_programs() -> Vec<Vec<u8>> {
 }
 
 fn compile_examples() -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -109,11 +109,6 @@ fn reseal(bytes: &mut [u8]) {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
-
-    #[test]
-    fn parsing_any_string_never_panics(s in ".{0,300}") {
-        let _ = leadscore_dsl::parse(&s);
-    }
 
     #[test]
     fn compiling_token_soup_never_panics(s in soup()) {
