@@ -3,7 +3,8 @@
 use crate::commands::load_program_as;
 use crate::DiagFormat;
 use anyhow::{Context, Result};
-use leadscore_runtime::http::{self, App, Config};
+use leadscore_runtime::config::Config;
+use leadscore_runtime::http::{self, App};
 use leadscore_runtime::keys::KeyPolicy;
 use leadscore_runtime::notify::{self, Notifier};
 use leadscore_runtime::service::{MergeError, Service};

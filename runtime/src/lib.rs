@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 pub mod bytecode;
+#[cfg(feature = "http")]
+pub mod config;
 pub mod engine;
 pub mod event;
 #[cfg(feature = "http")]
@@ -22,6 +24,8 @@ pub mod notify;
 pub mod offline;
 #[cfg(feature = "store")]
 pub mod service;
+#[cfg(feature = "http")]
+pub mod signing;
 pub mod split;
 pub mod state;
 #[cfg(feature = "store")]

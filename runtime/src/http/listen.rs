@@ -5,7 +5,7 @@
 //! Requests carry their peer address (`ConnectInfo<SocketAddr>`), as `axum::serve` gives.
 //! On `shutdown`, no connection is accepted and those open finish their requests.
 
-use super::config::Limits;
+use crate::config::Limits;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};

@@ -2,13 +2,14 @@
 //! Lambda entry. Reference: docs/http-api.md.
 
 pub mod auth;
-pub mod config;
 mod forms;
 pub mod hooks;
 pub mod listen;
 mod track;
 
-use crate::service::{parse_events, LeadView, MergeError, Service, ServiceError};
+/// The deployment configuration lives at the crate root (offline commands read it too).
+pub use crate::config::{self, Config};
+use crate::service::{parse_events, LeadView, MergeError, Retried, Service, ServiceError};
 use crate::store::{ListQuery, StoreError};
 use crate::time;
 use axum::body::Body;
@@ -18,7 +19,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-pub use config::Config;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
@@ -680,7 +680,7 @@ async fn list_notifications(
         })?,
     };
     let (limit, after) = page(p.limit, 50, p.after.as_deref(), "invalid query")?;
-    let rows = app.service.store().notes(status, limit, after).await?;
+    let rows = app.service.notifications(status, limit, after).await?;
     let next = (rows.len() == limit)
         .then(|| rows.last().map(|o| format!("{}:{}", o.next_at, o.note.id)))
         .flatten();
@@ -697,22 +697,21 @@ async fn retry_notification(
 ) -> Result<Response, ApiError> {
     signed_body(&app, &signed, body, 4096).await?;
     let key = app.service.key(&lead);
-    let store = app.service.store();
-    match store.note(&key, &id).await? {
-        None => Err(ApiError::new(
+    match app.service.retry_notification(&key, &id).await? {
+        Retried::Missing => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no such notification",
             format!("lead `{key}` has no notification `{id}`"),
         )),
-        Some(_) if store.requeue_note(&key, &id, app.service.now()).await? => {
+        Retried::Requeued => {
             Ok(Json(json!({"lead": key, "id": id, "status": "pending"})).into_response())
         }
-        Some(o) => Err(ApiError::new(
+        Retried::NotFailed(status) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "not failed",
             format!(
                 "the notification is {}; only failed ones are retried",
-                o.status.name()
+                status.name()
             ),
         )),
     }

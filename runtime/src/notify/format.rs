@@ -10,7 +10,7 @@
 //! | `wecom` | `{"msgtype": "markdown", "markdown": {content}}` | none (the URL is the secret) |
 //! | `http` | the configuration's template, `{{placeholders}}` filled | as the template's headers say |
 
-use crate::http::config::HttpTemplate;
+use crate::config::HttpTemplate;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value as Json};
@@ -197,7 +197,7 @@ pub fn render(
             headers.push(("idempotency-key".into(), id));
             if let Some(secret) = signing {
                 let ts = now_millis.div_euclid(1000);
-                headers.push((crate::http::auth::TIMESTAMP_HEADER.into(), ts.to_string()));
+                headers.push((crate::signing::TIMESTAMP_HEADER.into(), ts.to_string()));
                 // v2: the receiver's path and query are bound too, so a captured
                 // notification cannot be replayed to another of its endpoints.
                 let uri: Option<axum::http::Uri> = url.parse().ok();
@@ -205,13 +205,13 @@ pub fn render(
                     .as_ref()
                     .and_then(|u| u.path_and_query())
                     .map_or("/", |p| p.as_str());
-                let target = crate::http::auth::Target {
+                let target = crate::signing::Target {
                     method: "POST",
                     path_and_query,
                 };
                 headers.push((
-                    crate::http::auth::SIGNATURE_HEADER.into(),
-                    crate::http::auth::sign_v2(&secret, ts, target, &body),
+                    crate::signing::SIGNATURE_HEADER.into(),
+                    crate::signing::sign_v2(&secret, ts, target, &body),
                 ));
             }
             out(url, headers, body, false)

@@ -12,7 +12,7 @@
 
 pub mod format;
 
-use crate::http::config::{Config, HttpTemplate, Notify};
+use crate::config::{Config, HttpTemplate, Notify};
 use crate::store::{Delivery, NoteStatus, Outboxed, Store, StoreError};
 use crate::time::Micros;
 use format::{Outgoing, Secrets, Unsendable};

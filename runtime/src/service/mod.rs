@@ -11,7 +11,7 @@ mod outbox;
 mod txn;
 
 pub use join::{MergeError, Merged, Tracked};
-pub use outbox::channel_json;
+pub use outbox::{channel_json, Retried};
 use txn::Change;
 
 use crate::bytecode::Program;

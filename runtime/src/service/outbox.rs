@@ -3,11 +3,12 @@
 //! the outbox in the same commit, so a change and its notifications are stored together
 //! or not at all; a worker delivers them (crate::notify).
 
-use super::Rules;
+use super::{Rules, Service, ServiceError};
 use crate::bytecode::{ChannelDef, ChannelTarget, NotifyTrigger};
 use crate::engine::{Cause, Engine, Transition};
 use crate::state::LeadState;
 use crate::store::Notification;
+use crate::store::{NoteStatus, Outboxed};
 use crate::time::{self, Micros};
 use crate::view;
 use serde_json::{json, Value as Json};
@@ -214,4 +215,36 @@ fn note_id(lead: &str, version: u64, rule: usize, which: &str) -> String {
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// What [`Service::retry_notification`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Retried {
+    /// The lead has no notification with that id.
+    Missing,
+    /// The dead letter is pending again.
+    Requeued,
+    /// Only failed notifications are retried; this one is in this state.
+    NotFailed(NoteStatus),
+}
+
+impl Service {
+    /// One page of the outbox in `status`, in due (or finished) order after `after`.
+    pub async fn notifications(
+        &self,
+        status: NoteStatus,
+        limit: usize,
+        after: Option<(i64, String)>,
+    ) -> Result<Vec<Outboxed>, ServiceError> {
+        Ok(self.store.notes(status, limit, after).await?)
+    }
+
+    /// Puts a dead letter of `lead` back into the outbox, due now.
+    pub async fn retry_notification(&self, lead: &str, id: &str) -> Result<Retried, ServiceError> {
+        Ok(match self.store.note(lead, id).await? {
+            None => Retried::Missing,
+            Some(_) if self.store.requeue_note(lead, id, self.now()).await? => Retried::Requeued,
+            Some(o) => Retried::NotFailed(o.status),
+        })
+    }
 }
