@@ -167,7 +167,7 @@ impl History<'_> {
 /// Every stored event of every lead in a SQLite store, lead by lead.
 fn read_store(path: &Path) -> Result<Vec<Event>> {
     use leadscore_runtime::store::{ListQuery, Store};
-    crate::serve::with_existing_store(path, |store| async move {
+    crate::store::with_existing_store(path, |store| async move {
         let mut events = Vec::new();
         let mut after = None;
         loop {

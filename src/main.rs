@@ -1,10 +1,12 @@
 //! The `leadscore` command line.
 
+mod admin;
 mod backtest;
 mod cases;
 mod commands;
 mod score;
 mod serve;
+mod store;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -338,15 +340,15 @@ fn main() -> ExitCode {
             outcomes,
             config,
         } => keys(config)
-            .and_then(|k| serve::import(&file, &db, events.as_deref(), outcomes.as_deref(), k)),
+            .and_then(|k| admin::import(&file, &db, events.as_deref(), outcomes.as_deref(), k)),
         Command::Export {
             file,
             lead,
             db,
             config,
-        } => keys(config).and_then(|k| serve::export(&file, &lead, &db, k)),
+        } => keys(config).and_then(|k| admin::export(&file, &lead, &db, k)),
         Command::Erase { lead, db, config } => {
-            keys(config).and_then(|k| serve::erase(&lead, &db, k))
+            keys(config).and_then(|k| admin::erase(&lead, &db, k))
         }
         Command::Merge {
             file,
@@ -354,9 +356,9 @@ fn main() -> ExitCode {
             from,
             db,
             config,
-        } => keys(config).and_then(|k| serve::merge(&file, &into, &from, &db, k)),
-        Command::Rescore { file, db, batch } => serve::rescore(&file, &db, batch),
-        Command::Sweep { file, db, now } => serve::sweep(&file, &db, now.as_deref()),
+        } => keys(config).and_then(|k| admin::merge(&file, &into, &from, &db, k)),
+        Command::Rescore { file, db, batch } => admin::rescore(&file, &db, batch),
+        Command::Sweep { file, db, now } => admin::sweep(&file, &db, now.as_deref()),
     };
     match result {
         Ok(code) => code,
