@@ -1,6 +1,11 @@
 //! The leadscore compiler: resolves and checks a rules file, then lowers it to the
 //! runtime's verified bytecode.
 //!
+//! **Owns** names, types, every check and its diagnostic code, and lowering. **Depends on**
+//! the dsl and the runtime's pure core (no features: no IO, no async). **Invariant**: a
+//! program it emits passes the runtime's verifier; compiling never panics and runs on a
+//! thread with a known stack.
+//!
 //! ```
 //! let out = leadscore_compiler::compile(r#"
 //!     set tier1 = ["US", "DE", "JP"]

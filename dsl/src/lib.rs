@@ -1,5 +1,10 @@
 //! The leadscore rules language: grammar, syntax tree and diagnostics.
 //!
+//! **Owns** the text: the grammar (pest, private to `parser`), the AST with byte spans, and
+//! diagnostics as data with their one renderer. **Depends on** pest and ariadne only — not
+//! on the compiler or the runtime. **Invariant**: any string parses to a tree or located
+//! diagnostics, never a panic (dsl/tests/grammar.rs).
+//!
 //! ```
 //! let file = leadscore_dsl::parse(r#"
 //!     set tier1 = ["US", "DE"]

@@ -1,5 +1,19 @@
-//! leadscore's runtime: the bytecode format and its verifier, and (with the scoring
-//! engine) everything needed to score leads from a compiled program.
+//! leadscore's runtime: the bytecode format and its verifier, the engine that scores leads
+//! from a compiled program, and (behind features) the stores, the service, the HTTP API,
+//! the notifier and the Lambda entry.
+//!
+//! **Owns**, by layer: the pure core (bytecode, VM, engine, lead state, the typed views of
+//! `view`, offline scoring, limits) — no async, no IO; `store` (the `Store` trait and its
+//! memory, SQLite and DynamoDB adapters); `service` (the lead transaction and everything
+//! written or read through it); `http` (the deployment configuration, request signing, the
+//! router and the notifier); `lambda`.
+//!
+//! **May depend on**: nothing of the language (no parser, no compiler); each layer only on
+//! the ones below it. The compiler links this crate with no features.
+//!
+//! **Invariants**: a loaded program is verified before the VM runs it; scores are a pure
+//! function of program, events and time; every write of a lead is one
+//! `service::Service::transact`. See ARCHITECTURE.md.
 //!
 //! ```
 //! use leadscore_runtime::bytecode::{Program, VerifyError};
