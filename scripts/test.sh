@@ -32,6 +32,15 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy -p leadscore-runtime --all-features --all-targets --quiet -- -D warnings
 cargo clippy -p leadscore-runtime --no-default-features --quiet -- -D warnings
 cargo build -p leadscore-runtime --features lambda --bin leadscore-lambda --quiet
+# The Lambda binary links no parser, no compiler and no SQLite (ARCHITECTURE.md).
+linked=$(cargo tree -p leadscore-runtime --no-default-features --features lambda -e normal \
+  --prefix none | awk '{print $1}' | sort -u)
+for forbidden in pest pest_derive leadscore-dsl leadscore-compiler rusqlite; do
+  if grep -qx "$forbidden" <<<"$linked"; then
+    echo "the Lambda binary links $forbidden" >&2
+    exit 1
+  fi
+done
 
 stage "moto: a DynamoDB-compatible server on 127.0.0.1 for the tests"
 # The Python tools, from PyPI into .venv: moto (the DynamoDB-compatible server), cfn-lint and
