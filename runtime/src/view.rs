@@ -225,6 +225,21 @@ impl LeadDetail {
     }
 }
 
+impl From<LeadDetail> for LeadScores {
+    /// The lead's scores, grade, tags and every recorded transition, without the rest.
+    fn from(d: LeadDetail) -> LeadScores {
+        LeadScores {
+            contributions: None,
+            grade: d.grade,
+            lead: d.lead,
+            score: d.score,
+            scores: d.scores,
+            tags: d.tags,
+            transitions: d.transitions,
+        }
+    }
+}
+
 /// The JSON of a view (infallible for these types: string keys, no floats).
 pub fn to_json<T: Serialize>(view: &T) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or(serde_json::Value::Null)

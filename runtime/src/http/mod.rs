@@ -120,7 +120,9 @@ impl From<ServiceError> for ApiError {
                     e.to_string(),
                 )
             }
-            ServiceError::Engine { .. } | ServiceError::Hops { .. } => {
+            ServiceError::Engine { .. }
+            | ServiceError::Hops { .. }
+            | ServiceError::Invariant(_) => {
                 tracing::error!(error = %e, "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -479,19 +481,28 @@ async fn merge_lead(
             }
             MergeError::Store(e) => e.into(),
         })?;
-    let v = m.view;
+    let (grade, score, scores, tags, transitions) = match m.view {
+        Some(v) => (
+            Some(v.grade),
+            Some(v.score),
+            Some(v.scores),
+            Some(v.tags),
+            Some(v.transitions),
+        ),
+        None => (None, None, None, None, None),
+    };
     Ok(Json(MergeAnswer {
-        grade: v.as_ref().map(|v| v.grade.clone()),
+        grade,
         lead: m.lead,
         merged: m.merged,
         moved: Moved {
             events: m.events,
             transitions: m.transitions,
         },
-        score: v.as_ref().map(|v| v.score),
-        scores: v.as_ref().map(|v| v.scores.clone()),
-        tags: v.as_ref().map(|v| v.tags.clone()),
-        transitions: v.map(|v| v.transitions),
+        score,
+        scores,
+        tags,
+        transitions,
     })
     .into_response())
 }

@@ -246,15 +246,7 @@ impl Service {
     /// The lead's scores now, without writing.
     async fn current_view(&self, lead: &str) -> Result<Option<LeadScores>, ServiceError> {
         Ok(match self.lead(lead).await? {
-            super::LeadView::Found(v) => Some(LeadScores {
-                contributions: None,
-                grade: v.grade,
-                lead: v.lead,
-                score: v.score,
-                scores: v.scores,
-                tags: v.tags,
-                transitions: v.transitions,
-            }),
+            super::LeadView::Found(v) => Some(LeadScores::from(*v)),
             _ => None,
         })
     }

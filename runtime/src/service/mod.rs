@@ -53,17 +53,12 @@ pub enum ServiceError {
     /// A chain of merged keys longer than merges make (they flatten chains).
     #[error("{lead}: more than {MAX_HOPS} merged keys in a row")]
     Hops { lead: String },
+    /// The service's own bookkeeping broke (a bug, named in the message).
+    #[error("{0}")]
+    Invariant(String),
 }
 
 impl ServiceError {
-    /// The store's error, if that is what failed.
-    pub fn store(&self) -> Option<&StoreError> {
-        match self {
-            ServiceError::Store(e) => Some(e),
-            _ => None,
-        }
-    }
-
     fn engine(lead: &str) -> impl FnOnce(crate::engine::ApplyError) -> ServiceError + '_ {
         move |source| ServiceError::Engine {
             lead: lead.to_string(),

@@ -50,7 +50,8 @@ impl Done {
     /// The lead after the change, which a change carrying events always has.
     pub fn shown(self) -> Result<LeadScores, ServiceError> {
         let lead = self.lead;
-        self.view.ok_or(ServiceError::Hops { lead })
+        self.view
+            .ok_or_else(|| ServiceError::Invariant(format!("{lead}: a write answered no lead")))
     }
 }
 
@@ -225,7 +226,7 @@ impl Service {
         }
         let rules = self.rules_for(lead);
         let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
-        let read = Read {
+        let mut read = Read {
             lead,
             fresh: events
                 .iter()
@@ -236,7 +237,8 @@ impl Service {
         };
         let expect = read.found.lead.as_ref().map(|l| l.version);
         let first_seq = read.found.lead.as_ref().map_or(0, |l| l.state.events);
-        let (now, duplicates) = (read.now, read.found.seen.clone());
+        // The ids stored before are the answer's duplicates; no plan reads them.
+        let (now, duplicates) = (read.now, std::mem::take(&mut read.found.seen));
         let plan = match change {
             Change::Ingest => self.ingest_plan(&rules, &mut engine, read).await?,
             Change::Join(cause) => self.join_plan(&rules, &mut engine, read, cause).await?,
@@ -479,11 +481,14 @@ impl Service {
         let regraded = engine
             .rescore(&mut state, &history, now, &mut transitions)
             .map_err(ServiceError::engine(lead))?;
-        let mut plan = Plan::write(state, transitions, Vec::new(), false, None);
-        if let Plan::Write { regraded: r, .. } = &mut plan {
-            *r = regraded;
-        }
-        Ok(plan)
+        Ok(Plan::Write {
+            state,
+            transitions,
+            fresh: Vec::new(),
+            notify: false,
+            before: None,
+            regraded,
+        })
     }
 
     /// Writes a lead with its new events (numbered from `first_seq` in arrival order) and
