@@ -5,9 +5,9 @@
 //!
 //! `cargo bench --bench ingest` (`-- SECONDS` to change the 10 s per batch size).
 
-use leadscore_runtime::http::{router, App, Config};
-use leadscore_runtime::service::Service;
-use leadscore_runtime::store::sqlite::SqliteStore;
+use leadscore_http::{router, App, Config};
+use leadscore_service::Service;
+use leadscore_store::sqlite::SqliteStore;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

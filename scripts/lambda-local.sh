@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The release Lambda artifact, as SAM builds it and AWS runs it, on this machine:
-#   1. `cargo lambda build --release` of leadscore-lambda run in runtime/, as `sam build`
+#   1. `cargo lambda build --release` of leadscore-lambda run in lambda/, as `sam build`
 #      runs it (scripts/lambda-build.sh), for the host's x86_64;
 #   2. a table shaped by template.yaml on the DynamoDB-compatible server named by
 #      LEADSCORE_DYNAMODB_ENDPOINT (scripts/test.sh starts one);
@@ -26,7 +26,7 @@ if [ ! -x .venv/bin/cargo-lambda ] || ! .venv/bin/python -c 'import boto3, yaml'
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 
-echo "-- cargo lambda build --release in runtime/, as sam build does (x86_64)"
+echo "-- cargo lambda build --release in lambda/, as sam build does (x86_64)"
 bootstrap=$(bash scripts/lambda-build.sh)
 echo "bootstrap: $(stat -c %s "$bootstrap") bytes ($(file -b "$bootstrap" | grep -o 'stripped\|not stripped'))"
 

@@ -28,19 +28,27 @@ cargo fmt --all -- --check
 
 stage "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-# The runtime on its own, with every feature (the Lambda binary) and with none (bytecode only).
-cargo clippy -p leadscore-runtime --all-features --all-targets --quiet -- -D warnings
-cargo clippy -p leadscore-runtime --no-default-features --quiet -- -D warnings
-cargo build -p leadscore-runtime --features lambda --bin leadscore-lambda --quiet
-# The Lambda binary links no parser, no compiler and no SQLite (ARCHITECTURE.md).
-linked=$(cargo tree -p leadscore-runtime --no-default-features --features lambda -e normal \
-  --prefix none | awk '{print $1}' | sort -u)
-for forbidden in pest pest_derive leadscore-dsl leadscore-compiler rusqlite; do
-  if grep -qx "$forbidden" <<<"$linked"; then
-    echo "the Lambda binary links $forbidden" >&2
-    exit 1
-  fi
-done
+# The stores one by one: each adapter builds and lints on its own.
+cargo clippy -p leadscore-store --no-default-features --all-targets --quiet -- -D warnings
+cargo clippy -p leadscore-store --features sqlite --all-targets --quiet -- -D warnings
+cargo clippy -p leadscore-store --features dynamodb --all-targets --quiet -- -D warnings
+# The Lambda binary links no parser, no compiler and no SQLite (ARCHITECTURE.md), and the
+# runtime no async, IO, HTTP or database crate.
+forbid() { # crate, forbidden dependencies...
+  local crate=$1; shift
+  local linked
+  linked=$(cargo tree -p "$crate" -e normal --prefix none | awk '{print $1}' | sort -u)
+  for forbidden in "$@"; do
+    if grep -qx "$forbidden" <<<"$linked"; then
+      echo "$crate links $forbidden" >&2
+      exit 1
+    fi
+  done
+}
+forbid leadscore-lambda pest pest_derive leadscore-dsl leadscore-compiler rusqlite
+forbid leadscore-runtime tokio axum hyper rusqlite aws-sdk-dynamodb leadscore-store
+forbid leadscore-dsl tokio rusqlite aws-sdk-dynamodb leadscore-runtime
+forbid leadscore-compiler tokio rusqlite aws-sdk-dynamodb leadscore-store
 
 stage "moto: a DynamoDB-compatible server on 127.0.0.1 for the tests"
 # The Python tools, from PyPI into .venv: moto (the DynamoDB-compatible server), cfn-lint and

@@ -7,7 +7,7 @@ use crate::store::{with_existing_store, with_store};
 use crate::DiagFormat;
 use anyhow::{Context, Result};
 use leadscore_runtime::keys::KeyPolicy;
-use leadscore_runtime::service::{MergeError, Service};
+use leadscore_service::{MergeError, Service};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -48,7 +48,7 @@ pub fn rescore(file: &Path, db: &Path, batch: usize) -> Result<ExitCode> {
     };
     let total = with_existing_store(db, move |store| async move {
         let service = Service::new(program, store.clone());
-        let mut total = leadscore_runtime::service::Rescored::default();
+        let mut total = leadscore_service::Rescored::default();
         let mut after = None;
         loop {
             let page = service.rescore(batch.max(1), after).await?;
@@ -83,8 +83,8 @@ pub fn import(
     outcomes: Option<&Path>,
     keys: KeyPolicy,
 ) -> Result<ExitCode> {
-    use leadscore_runtime::service::parse_events;
     use leadscore_runtime::time;
+    use leadscore_service::parse_events;
     use serde_json::{json, Value};
     if events.is_none() && outcomes.is_none() {
         anyhow::bail!("nothing to import: give --events FILE and/or --outcomes FILE");
@@ -176,7 +176,7 @@ pub fn export(file: &Path, lead: &str, db: &Path, keys: KeyPolicy) -> Result<Exi
 /// linked to it and the keys merged into it — leaving an erasure record without personal
 /// data (data rights). A merged key erases the lead it joined. Idempotent.
 pub fn erase(lead: &str, db: &Path, keys: KeyPolicy) -> Result<ExitCode> {
-    use leadscore_runtime::store::{final_key, Store};
+    use leadscore_store::{final_key, LeadLog};
     let asked = keys.normalise(lead);
     let k = &asked;
     let (key, e) = with_existing_store(db, move |store| async move {
@@ -184,7 +184,7 @@ pub fn erase(lead: &str, db: &Path, keys: KeyPolicy) -> Result<ExitCode> {
         let e = store.erase(&key, leadscore_runtime::time::now()).await?;
         anyhow::Ok((key, e))
     })?;
-    if e == leadscore_runtime::store::Erased::default() {
+    if e == leadscore_store::Erased::default() {
         println!("nothing stored for `{asked}`: nothing erased");
     } else {
         let links = match e.links {

@@ -248,7 +248,7 @@ pub enum ScoreFormat {
 fn keys(config: Option<PathBuf>) -> anyhow::Result<leadscore_runtime::keys::KeyPolicy> {
     let path = config.or_else(|| std::env::var_os("LEADSCORE_CONFIG").map(PathBuf::from));
     let config =
-        leadscore_runtime::config::Config::load(path.as_deref()).map_err(anyhow::Error::msg)?;
+        leadscore_service::config::Config::load(path.as_deref()).map_err(anyhow::Error::msg)?;
     Ok(config.keys)
 }
 

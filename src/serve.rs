@@ -3,11 +3,11 @@
 use crate::commands::load_program_as;
 use crate::DiagFormat;
 use anyhow::{Context, Result};
-use leadscore_runtime::config::Config;
-use leadscore_runtime::http::{self, App};
-use leadscore_runtime::notify::{self, Notifier};
-use leadscore_runtime::service::Service;
-use leadscore_runtime::store::sqlite::SqliteStore;
+use leadscore_http::notify::{self, Notifier};
+use leadscore_http::App;
+use leadscore_service::config::Config;
+use leadscore_service::Service;
+use leadscore_store::sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -107,7 +107,7 @@ async fn run(
         tracing::warn!("{problem}: its notifications will fail");
     }
     let notifier = config.notify.enabled.then(|| {
-        let store: Arc<dyn leadscore_runtime::store::Store> = store.clone();
+        let store: Arc<dyn leadscore_store::Store> = store.clone();
         Arc::new(Notifier::new(
             store,
             &config,
@@ -125,7 +125,7 @@ async fn run(
     let sweep = tokio::spawn(sweep_loop(service.clone()));
     let deliver = notifier.map(|n| tokio::spawn(deliver_loop(n, poll)));
     let limits = app.config.limits.clone();
-    http::listen::serve(listener, http::router(app), &limits, shutdown())
+    leadscore_http::listen::serve(listener, leadscore_http::router(app), &limits, shutdown())
         .await
         .context("server failed")?;
     reload.abort();

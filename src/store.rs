@@ -1,7 +1,7 @@
 //! The one place the CLI's one-shot commands open the SQLite store.
 
 use anyhow::{Context, Result};
-use leadscore_runtime::store::sqlite::SqliteStore;
+use leadscore_store::sqlite::SqliteStore;
 use std::path::Path;
 use std::sync::Arc;
 

@@ -595,12 +595,23 @@ fn merge_export_and_erase_on_the_file() {
     let db = tmp("merge.db");
     let db_s = db.to_str().unwrap();
     let events = tmp("merge.jsonl");
+    // Days before now: merge reads at the real clock, and the rules take 10 off a lead
+    // inactive for 30 days, so fixed dates would change the answer as the calendar moves.
+    let ago = |days: i64| {
+        (chrono::Utc::now() - chrono::Duration::days(days))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
     std::fs::write(
         &events,
-        r#"{"id":"1","lead":"Ann.Lee+fair@gmail.com","type":"email.opened","at":"2026-11-01T10:00:00Z","attributes":{"country":"DE"}}
-{"id":"2","lead":"ann@lee-trading.de","type":"email.opened","at":"2026-11-02T10:00:00Z"}
-{"id":"3","lead":"annlee@googlemail.com","type":"email.clicked","at":"2026-11-03T10:00:00Z"}
+        format!(
+            r#"{{"id":"1","lead":"Ann.Lee+fair@gmail.com","type":"email.opened","at":"{}","attributes":{{"country":"DE"}}}}
+{{"id":"2","lead":"ann@lee-trading.de","type":"email.opened","at":"{}"}}
+{{"id":"3","lead":"annlee@googlemail.com","type":"email.clicked","at":"{}"}}
 "#,
+            ago(3),
+            ago(2),
+            ago(1)
+        ),
     )
     .unwrap();
     let config = tmp("merge.toml");

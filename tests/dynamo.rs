@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use common::{moto, moto_config, table_name};
-use leadscore_runtime::service::{parse_events, Service};
-use leadscore_runtime::store::dynamo::DynamoStore;
+use leadscore_service::{parse_events, Service};
+use leadscore_store::dynamo::DynamoStore;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 

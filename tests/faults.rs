@@ -10,9 +10,9 @@ mod common;
 use axum::body::Body;
 use axum::http::Request;
 use common::*;
-use leadscore_runtime::http::{App, Config};
-use leadscore_runtime::service::{parse_events, Service, ServiceError};
-use leadscore_runtime::store::{sqlite::SqliteStore, Store, StoreError};
+use leadscore_http::{App, Config};
+use leadscore_service::{parse_events, Service, ServiceError};
+use leadscore_store::{sqlite::SqliteStore, Store, StoreError};
 use reqwest::Client;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -204,7 +204,7 @@ async fn dynamodb_faults_answer_503_and_retries_count_once() {
     let proxy = FaultProxy::start(moto()).await;
     let store = new_table(dynamo_client(&proxy.url).await, "faults").await;
     let service = Arc::new(Service::new(program(), Arc::new(store)));
-    let router = leadscore_runtime::http::router(App::new(service.clone(), Config::default()));
+    let router = leadscore_http::router(App::new(service.clone(), Config::default()));
     let lead = "fault@x.com";
     assert_eq!(post(&router, &ping("f0", lead)).await.0, 200);
 

@@ -7,9 +7,9 @@ mod common;
 
 use common::{dynamo_client, moto, new_table};
 use leadscore_runtime::keys::KeyPolicy;
-use leadscore_runtime::service::{parse_events, LeadView, MergeError, Service, Tracked};
-use leadscore_runtime::store::{memory::MemoryStore, sqlite::SqliteStore, Store};
 use leadscore_runtime::time::{self, Micros};
+use leadscore_service::{parse_events, LeadView, MergeError, Service, Tracked};
+use leadscore_store::{memory::MemoryStore, sqlite::SqliteStore, Store};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -56,7 +56,7 @@ fn fixture(store: Arc<dyn Store>, keys: KeyPolicy) -> Fixture {
     Fixture { s, store, clock }
 }
 
-fn incoming(body: Value, now: Micros) -> Vec<leadscore_runtime::service::Incoming> {
+fn incoming(body: Value, now: Micros) -> Vec<leadscore_service::Incoming> {
     parse_events(&body, now).expect("valid")
 }
 

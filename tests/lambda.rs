@@ -2,8 +2,8 @@
 //! converted by `lambda_http` and answered by the same router as `leadscore serve`.
 
 use base64::Engine as _;
-use leadscore_runtime::http::auth::sign;
-use leadscore_runtime::lambda::{handle, init};
+use leadscore_http::auth::sign;
+use leadscore_lambda::{handle, init};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -118,7 +118,7 @@ async fn function_url_and_http_api_requests_are_served_by_the_router() {
         ("LEADSCORE_READ_TOKEN", TOKEN.into()),
     ]))
     .await
-    .map(leadscore_runtime::http::router)
+    .map(leadscore_http::router)
     .expect("init");
 
     let now = std::time::SystemTime::now()
@@ -351,7 +351,7 @@ async fn init_fails_clearly_on_a_bad_program_or_missing_secrets() {
 #[tokio::test(flavor = "multi_thread")]
 async fn on_dynamodb_a_large_batch_is_committed_in_chunks_exactly_once() {
     use aws_sdk_dynamodb::config::{Credentials, Region};
-    use leadscore_runtime::store::dynamo::DynamoStore;
+    use leadscore_store::dynamo::DynamoStore;
     let endpoint = std::env::var("LEADSCORE_DYNAMODB_ENDPOINT").expect(
         "LEADSCORE_DYNAMODB_ENDPOINT must name a DynamoDB-compatible server (scripts/test.sh starts moto)",
     );
@@ -381,7 +381,7 @@ async fn on_dynamodb_a_large_batch_is_committed_in_chunks_exactly_once() {
         ("LEADSCORE_ALLOW_OPEN", "1".into()),
     ]))
     .await
-    .map(leadscore_runtime::http::router)
+    .map(leadscore_http::router)
     .expect("init");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -9,10 +9,10 @@ mod common;
 
 use axum::body::Body;
 use axum::http::Request;
-use leadscore_runtime::http::{router, App, Config};
+use leadscore_http::{router, App, Config};
 use leadscore_runtime::limits::{MAX_EVENT_BYTES, MAX_STATE_BYTES};
-use leadscore_runtime::service::Service;
-use leadscore_runtime::store::{memory::MemoryStore, sqlite::SqliteStore, Store};
+use leadscore_service::Service;
+use leadscore_store::{memory::MemoryStore, sqlite::SqliteStore, Store};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -142,7 +142,7 @@ async fn sizes_are_bounded_on_sqlite() {
 async fn sizes_are_bounded_on_dynamodb() {
     let client = common::dynamo_client(&common::moto()).await;
     let table = common::table_name("limits");
-    let store = leadscore_runtime::store::dynamo::DynamoStore::new(client.clone(), table.clone());
+    let store = leadscore_store::dynamo::DynamoStore::new(client.clone(), table.clone());
     store.create_table().await.expect("table created");
     sizes_are_bounded_alike(Arc::new(store)).await;
 }

@@ -212,10 +212,10 @@ async fn a_delivery_cut_by_a_kill_is_sent_again_with_the_same_id() {
         .unwrap();
     assert_eq!(
         got[1].header("x-leadscore-signature").unwrap(),
-        leadscore_runtime::http::auth::sign_v2(
+        leadscore_http::auth::sign_v2(
             "h00k",
             ts,
-            leadscore_runtime::http::auth::Target {
+            leadscore_http::auth::Target {
                 method: "POST",
                 path_and_query: &got[1].uri
             },

@@ -5,11 +5,11 @@
 mod common;
 
 use common::{Receiver, Script};
-use leadscore_runtime::http::Config;
-use leadscore_runtime::notify::{format, Notifier, Pass};
-use leadscore_runtime::service::{parse_events, Service};
-use leadscore_runtime::store::{memory::MemoryStore, Delivery, NoteStatus, Store};
+use leadscore_http::notify::{format, Notifier, Pass};
+use leadscore_http::Config;
 use leadscore_runtime::time::{self, Micros};
+use leadscore_service::{parse_events, Service};
+use leadscore_store::{memory::MemoryStore, Delivery, NoteStatus, Outbox};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -371,10 +371,10 @@ body = '{{"properties": {{"leadscore_grade": {{{{grade}}}}, "leadscore_score": {
     let ts: i64 = h.header("x-leadscore-timestamp").unwrap().parse().unwrap();
     assert_eq!(
         h.header("x-leadscore-signature").unwrap(),
-        leadscore_runtime::http::auth::sign_v2(
+        leadscore_http::auth::sign_v2(
             "hook-secret",
             ts,
-            leadscore_runtime::http::auth::Target {
+            leadscore_http::auth::Target {
                 method: "POST",
                 path_and_query: &h.uri
             },
@@ -553,7 +553,7 @@ async fn the_stream_event_names_the_new_notifications() {
     let event: Value =
         serde_json::from_str(include_str!("data/lambda/dynamodb_stream.json")).unwrap();
     assert_eq!(
-        leadscore_runtime::lambda::stream_notes(&event),
+        leadscore_lambda::stream_notes(&event),
         vec![(
             "buyer@acme.de".to_string(),
             "5f1d0c8a9b2e4f6a7c3d1e0f9a8b7c6d".to_string()

@@ -17,13 +17,13 @@ mod common;
 
 use axum::body::Body;
 use axum::http::Request;
+use leadscore_http::{router, App, Config};
 use leadscore_runtime::bytecode::Program;
 use leadscore_runtime::event::Event;
-use leadscore_runtime::http::{router, App, Config};
 use leadscore_runtime::offline;
-use leadscore_runtime::service::Service;
-use leadscore_runtime::store::{memory::MemoryStore, sqlite::SqliteStore, Store};
 use leadscore_runtime::time::{self, Micros};
+use leadscore_service::Service;
+use leadscore_store::{memory::MemoryStore, sqlite::SqliteStore, Store};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunConfig, TestCaseError, TestRunner};
 use serde_json::{json, Value};
@@ -304,9 +304,10 @@ impl Backend {
         match self {
             Backend::Memory(m) => m.clone(),
             Backend::Sqlite(path) => Arc::new(SqliteStore::open(path).expect("opens")),
-            Backend::Dynamo(client, table) => Arc::new(
-                leadscore_runtime::store::dynamo::DynamoStore::new(client.clone(), table.clone()),
-            ),
+            Backend::Dynamo(client, table) => Arc::new(leadscore_store::dynamo::DynamoStore::new(
+                client.clone(),
+                table.clone(),
+            )),
         }
     }
 }
@@ -662,7 +663,7 @@ fn http_on_dynamodb_equals_the_offline_reference() {
         async move {
             let client = common::dynamo_client(&endpoint).await;
             let table = common::table_name("oracle");
-            leadscore_runtime::store::dynamo::DynamoStore::new(client.clone(), table.clone())
+            leadscore_store::dynamo::DynamoStore::new(client.clone(), table.clone())
                 .create_table()
                 .await
                 .expect("table created");

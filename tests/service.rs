@@ -1,9 +1,9 @@
 //! The ingest service on the in-memory store with a clock the test moves: the time sweep,
 //! rescoring after a rules change, and duplicates inside one request.
 
-use leadscore_runtime::service::{parse_events, Service};
-use leadscore_runtime::store::memory::MemoryStore;
 use leadscore_runtime::time::{self, Micros};
+use leadscore_service::{parse_events, Service};
+use leadscore_store::memory::MemoryStore;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

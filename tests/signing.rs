@@ -4,10 +4,10 @@
 
 use axum::body::Body;
 use axum::http::Request;
-use leadscore_runtime::http::auth::{sign, sign_v2, Target};
-use leadscore_runtime::http::{router, App, Config};
-use leadscore_runtime::service::Service;
-use leadscore_runtime::store::memory::MemoryStore;
+use leadscore_http::auth::{sign, sign_v2, Target};
+use leadscore_http::{router, App, Config};
+use leadscore_service::Service;
+use leadscore_store::memory::MemoryStore;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tower::ServiceExt;

@@ -19,12 +19,12 @@
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
+use leadscore_http::{App, Config};
 use leadscore_runtime::bytecode::{disassemble, Program};
 use leadscore_runtime::engine::Engine;
 use leadscore_runtime::event::Event;
-use leadscore_runtime::http::{App, Config};
-use leadscore_runtime::service::{parse_events, Service};
-use leadscore_runtime::store::memory::MemoryStore;
+use leadscore_service::{parse_events, Service};
+use leadscore_store::memory::MemoryStore;
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
 
@@ -120,7 +120,7 @@ fn send(req: Request<Body>) {
             Arc::new(MemoryStore::new()),
             Arc::new(|| NOW),
         );
-        let app = leadscore_runtime::http::router(App::new(Arc::new(service), config));
+        let app = leadscore_http::router(App::new(Arc::new(service), config));
         let what = format!("{} {}", req.method(), req.uri());
         let Ok(res) = app.oneshot(req).await;
         assert!(

@@ -1,19 +1,17 @@
-//! leadscore's runtime: the bytecode format and its verifier, the engine that scores leads
-//! from a compiled program, and (behind features) the stores, the service, the HTTP API,
-//! the notifier and the Lambda entry.
+//! leadscore's runtime: the bytecode format and its verifier, the VM and the engine that
+//! scores leads from a compiled program, and the typed views of what it computes.
 //!
-//! **Owns**, by layer: the pure core (bytecode, VM, engine, lead state, the typed views of
-//! `view`, offline scoring, limits) — no async, no IO; `store` (the `Store` trait and its
-//! memory, SQLite and DynamoDB adapters); `service` (the lead transaction and everything
-//! written or read through it); `http` (the deployment configuration, request signing, the
-//! router and the notifier); `lambda`.
+//! **Owns**: bytecode (format, verifier, disassembler), the VM, the engine (transitions,
+//! explanations), lead state, events, the typed views of `view` with their one serde
+//! shape, offline scoring (`offline`, the reference every online path is tested
+//! against), the sizes every store holds (`limits`), key policy, A/B arms, time.
 //!
-//! **May depend on**: nothing of the language (no parser, no compiler); each layer only on
-//! the ones below it. The compiler links this crate with no features.
+//! **May depend on**: nothing of the language (no parser, no compiler) and nothing
+//! asynchronous or doing IO — no tokio, HTTP or database crate (CI checks the tree). The
+//! stores, the service and the HTTP edge are crates above this one.
 //!
 //! **Invariants**: a loaded program is verified before the VM runs it; scores are a pure
-//! function of program, events and time; every write of a lead is one
-//! `service::Service::transact`. See ARCHITECTURE.md.
+//! function of program, events and time; the VM allocates nothing. See ARCHITECTURE.md.
 //!
 //! ```
 //! use leadscore_runtime::bytecode::{Program, VerifyError};
@@ -23,27 +21,13 @@
 #![forbid(unsafe_code)]
 
 pub mod bytecode;
-#[cfg(feature = "http")]
-pub mod config;
 pub mod engine;
 pub mod event;
-#[cfg(feature = "http")]
-pub mod http;
 pub mod keys;
-#[cfg(feature = "lambda")]
-pub mod lambda;
 pub mod limits;
-#[cfg(feature = "http")]
-pub mod notify;
 pub mod offline;
-#[cfg(feature = "store")]
-pub mod service;
-#[cfg(feature = "http")]
-pub mod signing;
 pub mod split;
 pub mod state;
-#[cfg(feature = "store")]
-pub mod store;
 pub mod text;
 pub mod time;
 pub mod value;

@@ -2,7 +2,7 @@
 //! real SQLite file, signing, reads, and a headless Chromium.
 #![allow(dead_code)]
 
-use leadscore_runtime::http::auth::sign;
+use leadscore_http::auth::sign;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -319,10 +319,10 @@ pub fn sign_v2(secret: &str, ts: i64, method: &str, url: &str, body: &[u8]) -> S
         Some(q) => format!("{}?{q}", u.path()),
         None => u.path().to_string(),
     };
-    leadscore_runtime::http::auth::sign_v2(
+    leadscore_http::auth::sign_v2(
         secret,
         ts,
-        leadscore_runtime::http::auth::Target {
+        leadscore_http::auth::Target {
             method,
             path_and_query: &path_and_query,
         },
@@ -726,8 +726,8 @@ pub fn table_name(name: &str) -> String {
 pub async fn new_table(
     client: aws_sdk_dynamodb::Client,
     name: &str,
-) -> leadscore_runtime::store::dynamo::DynamoStore {
-    let store = leadscore_runtime::store::dynamo::DynamoStore::new(client, table_name(name));
+) -> leadscore_store::dynamo::DynamoStore {
+    let store = leadscore_store::dynamo::DynamoStore::new(client, table_name(name));
     store.create_table().await.expect("table created");
     store
 }

@@ -1,0 +1,166 @@
+//! Declarations: the ruleset's name, protected fields, sets and scores, declared before
+//! any rule is read; sets never used are reported at the end.
+
+use super::*;
+
+impl Resolver<'_> {
+    pub(super) fn declarations(&mut self, file: &ast::File, default_name: &str) {
+        let mut ruleset: Option<Span> = None;
+        for item in &file.items {
+            match item {
+                ast::Item::Ruleset(d) => {
+                    if let Some(first) = ruleset {
+                        self.err(
+                            Diagnostic::error("E0215", d.span, "the ruleset is named twice")
+                                .label("second `ruleset`")
+                                .related(first, "first named here"),
+                        );
+                    } else if d.name.value.trim().is_empty() {
+                        self.err(Diagnostic::error(
+                            "E0216",
+                            d.name.span,
+                            "the ruleset name is empty",
+                        ));
+                    }
+                    ruleset = Some(d.span);
+                    self.ir.name = d.name.value.clone();
+                }
+                ast::Item::Set(d) => self.declare_set(d),
+                ast::Item::Score(d) => self.declare_score(d),
+                ast::Item::Grade(d) => {
+                    if let Some((_, first)) =
+                        self.grade_names.iter().find(|(n, _)| *n == d.name.name)
+                    {
+                        let first = *first;
+                        self.err(
+                            Diagnostic::error(
+                                "E0210",
+                                d.name.span,
+                                format!("grade `{}` is declared twice", d.name.name),
+                            )
+                            .label("second declaration")
+                            .related(first, "first declared here"),
+                        );
+                    } else {
+                        self.grade_names.push((d.name.name.clone(), d.name.span));
+                    }
+                }
+                ast::Item::Field(d) => self.declare_protected(d),
+                _ => {}
+            }
+        }
+        if ruleset.is_none() {
+            self.ir.name = default_name.to_string();
+        }
+        if self.ir.scores.is_empty() {
+            self.implicit_score = true;
+            self.scores.insert("score".into(), ScoreId(0));
+            self.ir.scores.push(ir::Score {
+                name: "score".into(),
+                range: None,
+                line: 0,
+                span: Span::default(),
+            });
+        } else if self.ir.scores.len() > 1 {
+            if let Some(s) = self.ir.scores.iter().find(|s| s.name == "score") {
+                let span = s.span;
+                self.err(
+                    Diagnostic::error(
+                        "E0214",
+                        span,
+                        "a score cannot be named `score` when there are several scores",
+                    )
+                    .label("`score` means the sum of all scores")
+                    .help("give this score another name"),
+                );
+            }
+        }
+    }
+
+    pub(super) fn declare_protected(&mut self, d: &ast::FieldDecl) {
+        for n in &d.names {
+            if self.ir.protected.contains(&n.name) {
+                self.err(
+                    Diagnostic::warning(
+                        "W0004",
+                        n.span,
+                        format!("field `{}` is already protected", n.name),
+                    )
+                    .label("said again here"),
+                );
+            } else {
+                self.ir.protected.push(n.name.clone());
+            }
+        }
+        self.ir.protected.sort();
+    }
+
+    pub(super) fn declare_set(&mut self, d: &ast::SetDecl) {
+        if let Some((_, first)) = self.sets.get(&d.name.name) {
+            let first = *first;
+            self.err(
+                Diagnostic::error(
+                    "E0212",
+                    d.name.span,
+                    format!("set `{}` is declared twice", d.name.name),
+                )
+                .label("second declaration")
+                .related(first, "first declared here"),
+            );
+            return;
+        }
+        let items = folded_items(&d.items);
+        let r = SetRef(self.ir.sets.len());
+        self.ir.sets.push(ir::Set {
+            name: Some(d.name.name.clone()),
+            items,
+        });
+        self.set_used.push(false);
+        self.sets.insert(d.name.name.clone(), (r, d.name.span));
+    }
+
+    pub(super) fn declare_score(&mut self, d: &ast::ScoreDecl) {
+        if let Some(&id) = self.scores.get(&d.name.name) {
+            let first = self.ir.scores[id.index()].span;
+            self.err(
+                Diagnostic::error(
+                    "E0213",
+                    d.name.span,
+                    format!("score `{}` is declared twice", d.name.name),
+                )
+                .label("second declaration")
+                .related(first, "first declared here"),
+            );
+            return;
+        }
+        let range = d.range.map(|r| (r.lo.value, r.hi.value));
+        if let Some(r) = d.range {
+            if r.lo.value > r.hi.value {
+                self.err(
+                    Diagnostic::error("E0317", r.span, "this range is empty")
+                        .label(format!("{} is greater than {}", r.lo.value, r.hi.value))
+                        .help("write the smaller number first, e.g. `range 0..60`"),
+                );
+            }
+        }
+        let id = ScoreId(self.ir.scores.len() as u32);
+        self.scores.insert(d.name.name.clone(), id);
+        self.ir.scores.push(ir::Score {
+            name: d.name.name.clone(),
+            range,
+            line: self.line(d.span),
+            span: d.name.span,
+        });
+    }
+
+    pub(super) fn unused_sets(&mut self) {
+        for (name, (r, span)) in &self.sets {
+            if !self.set_used[r.0] {
+                self.diags.push(
+                    Diagnostic::warning("W0002", *span, format!("set `{name}` is never used"))
+                        .label("declared here"),
+                );
+            }
+        }
+    }
+}

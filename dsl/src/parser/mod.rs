@@ -1,0 +1,654 @@
+//! pest → AST. The only module (with its `errors`) that sees pest's `Rule` and `Pair`.
+// Lowering returns `Result<_, Diagnostic>`; errors are rare and end the statement, so the
+// size of the error variant does not matter here.
+#![allow(clippy::result_large_err)]
+
+mod errors;
+
+use crate::ast::{self, *};
+use crate::diagnostic::{closest, Diagnostic};
+use crate::span::Span;
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+use errors::{recover, syntax_error, too_deep};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar.pest"]
+struct Grammar;
+
+/// How many syntax errors one file reports before giving up.
+const MAX_SYNTAX_ERRORS: usize = 50;
+/// Durations longer than this are almost certainly typos (and would overflow timestamps).
+const MAX_DURATION_SECONDS: i64 = 100 * 366 * 86_400;
+
+/// Deepest nesting of parentheses (or run of `not`) a rules file may use. The parser and
+/// every later pass recurse on nesting, so this bounds their stack use.
+const MAX_NESTING: usize = 64;
+/// The most operands one arithmetic expression, `and` or `or` may join (E0007): the
+/// syntax tree of a longer chain is as deep as it is long.
+pub const MAX_TERMS: usize = 256;
+
+fn too_long(span: Span, what: &str) -> Diagnostic {
+    Diagnostic::error("E0007", span, format!("this {what} is too long"))
+        .label(format!("more than {MAX_TERMS} operands from here"))
+        .help("split it into several rules, or sum parts into scores of their own")
+}
+
+pub fn parse(src: &str) -> Result<File, Vec<Diagnostic>> {
+    if let Some(d) = too_deep(src) {
+        return Err(vec![d]);
+    }
+    let mut diags = Vec::new();
+    let file = match Grammar::parse(Rule::file, src) {
+        Ok(mut pairs) => {
+            let root = pairs.next().map(|p| p.into_inner());
+            let items = root.map_or_else(Vec::new, |inner| items(inner, &mut diags));
+            File { items }
+        }
+        Err(err) => {
+            diags.push(syntax_error(src, &err));
+            recover(src, &err, &mut diags);
+            File { items: Vec::new() }
+        }
+    };
+    if diags.is_empty() {
+        Ok(file)
+    } else {
+        Err(diags)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Lowering. The grammar guarantees the shape of each pair; `Lower` still never panics on a
+// shape it does not expect (it reports an internal diagnostic instead).
+
+fn span_of(p: &Pair<Rule>) -> Span {
+    let s = p.as_span();
+    Span::new(s.start(), s.end())
+}
+
+fn internal(p: &Pair<Rule>) -> Diagnostic {
+    Diagnostic::error(
+        "E0000",
+        span_of(p),
+        format!(
+            "internal error: unexpected {:?} in the parse tree",
+            p.as_rule()
+        ),
+    )
+}
+
+type Res<T> = Result<T, Diagnostic>;
+
+fn items(pairs: pest::iterators::Pairs<Rule>, diags: &mut Vec<Diagnostic>) -> Vec<Item> {
+    let mut out = Vec::new();
+    for p in pairs {
+        if p.as_rule() == Rule::EOI {
+            continue;
+        }
+        match item(p) {
+            Ok(i) => out.push(i),
+            Err(d) => diags.push(d),
+        }
+    }
+    out
+}
+
+fn item(p: Pair<Rule>) -> Res<Item> {
+    let span = span_of(&p);
+    let kind = p.as_rule();
+    let mut inner = p.clone().into_inner().filter(|c| !is_keyword(c.as_rule()));
+    let mut next = || inner.next().ok_or_else(|| internal(&p));
+    Ok(match kind {
+        Rule::ruleset_decl => Item::Ruleset(RulesetDecl {
+            name: string(next()?)?,
+            span,
+        }),
+        Rule::set_decl => Item::Set(SetDecl {
+            name: ident(next()?),
+            items: list(next()?)?,
+            span,
+        }),
+        Rule::score_decl => {
+            let name = ident(next()?);
+            let range = match next() {
+                Ok(r) => Some(range(r)?),
+                Err(_) => None,
+            };
+            Item::Score(ScoreDecl { name, range, span })
+        }
+        Rule::grade_decl => {
+            let name = ident(next()?);
+            let c = next()?;
+            let entry = match c.as_rule() {
+                Rule::otherwise => None,
+                _ => Some(cond(c)?),
+            };
+            let until = match next() {
+                Ok(u) => {
+                    let c = u.clone().into_inner().find(|c| c.as_rule() == Rule::cond);
+                    Some(cond(c.ok_or_else(|| internal(&u))?)?)
+                }
+                Err(_) => None,
+            };
+            Item::Grade(GradeDecl {
+                name,
+                cond: entry,
+                until,
+                span,
+            })
+        }
+        Rule::field_decl => Item::Field(FieldDecl {
+            names: inner.map(ident).collect(),
+            span,
+        }),
+        Rule::tag_decl => Item::Tag(TagDecl {
+            name: ident(next()?),
+            cond: cond(next()?)?,
+            span,
+        }),
+        Rule::if_block => {
+            let c = cond(next()?)?;
+            let mut body = Vec::new();
+            for child in inner {
+                match child.as_rule() {
+                    Rule::block_open | Rule::block_close => {}
+                    _ => body.push(item(child)?),
+                }
+            }
+            Item::If(IfBlock {
+                cond: c,
+                body,
+                span,
+            })
+        }
+        Rule::rule_decl => rule_item(p)?,
+        Rule::channel_decl => {
+            let name = ident(next()?);
+            let kind = ident(next()?);
+            let t = next()?;
+            let target = match t.clone().into_inner().next() {
+                Some(r) if r.as_rule() == Rule::secret_ref => {
+                    let s = r.into_inner().find(|c| c.as_rule() == Rule::string);
+                    ChannelTarget::Secret(string(s.ok_or_else(|| internal(&t))?)?)
+                }
+                Some(r) if r.as_rule() == Rule::string => ChannelTarget::Literal(string(r)?),
+                _ => return Err(internal(&t)),
+            };
+            let signed = match next() {
+                Ok(s) => {
+                    let lit = s.clone().into_inner().find(|c| c.as_rule() == Rule::string);
+                    Some(string(lit.ok_or_else(|| internal(&s))?)?)
+                }
+                Err(_) => None,
+            };
+            Item::Channel(ChannelDecl {
+                name,
+                kind,
+                target,
+                signed,
+                span,
+            })
+        }
+        Rule::notify_decl => {
+            let channel = ident(next()?);
+            let t = next()?;
+            let parts = children(&t);
+            let trigger = match (t.as_rule(), parts.as_slice()) {
+                (Rule::grade_becomes, [g]) => NotifyTrigger::Becomes(ident(g.clone())),
+                (Rule::grade_leaves, [g]) => NotifyTrigger::Leaves(ident(g.clone())),
+                (Rule::grade_changes, []) => NotifyTrigger::Changes(span_of(&t)),
+                (Rule::score_crosses, [score, n]) => NotifyTrigger::Crosses {
+                    score: ident(score.clone()),
+                    threshold: int(n)?,
+                },
+                _ => return Err(internal(&t)),
+            };
+            Item::Notify(NotifyDecl {
+                channel,
+                trigger,
+                span,
+            })
+        }
+        _ => return Err(internal(&p)),
+    })
+}
+
+/// A signed whole number, at most a billion either way.
+fn int(p: &Pair<Rule>) -> Res<Int> {
+    let span = span_of(p);
+    p.as_str()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| v.abs() <= 1_000_000_000)
+        .map(|value| Int { value, span })
+        .ok_or_else(|| Diagnostic::error("E0002", span, "this number is too large"))
+}
+
+fn is_keyword(r: Rule) -> bool {
+    matches!(
+        r,
+        Rule::equals
+            | Rule::dotdot
+            | Rule::lparen
+            | Rule::rparen
+            | Rule::lbracket
+            | Rule::rbracket
+            | Rule::comma
+            | Rule::kw_ruleset
+            | Rule::kw_set
+            | Rule::kw_score
+            | Rule::kw_range
+            | Rule::kw_grade
+            | Rule::kw_tag
+            | Rule::kw_if
+            | Rule::kw_when
+            | Rule::kw_where
+            | Rule::kw_otherwise
+            | Rule::kw_add
+            | Rule::kw_subtract
+            | Rule::kw_each
+            | Rule::kw_max
+            | Rule::kw_expires
+            | Rule::kw_after
+            | Rule::kw_to
+            | Rule::kw_from
+            | Rule::kw_count
+            | Rule::kw_within
+            | Rule::kw_inactive
+            | Rule::kw_for
+            | Rule::kw_until
+            | Rule::kw_and
+            | Rule::kw_or
+            | Rule::kw_not
+            | Rule::kw_in
+            | Rule::kw_is
+            | Rule::kw_contains
+            | Rule::kw_any
+            | Rule::kw_word
+            | Rule::kw_channel
+            | Rule::kw_notify
+            | Rule::kw_secret
+            | Rule::kw_signed
+            | Rule::kw_becomes
+            | Rule::kw_leaves
+            | Rule::kw_changes
+            | Rule::kw_crosses
+            | Rule::kw_field
+            | Rule::kw_protected
+    )
+}
+
+/// Children of `p` without keyword tokens.
+fn children<'i>(p: &Pair<'i, Rule>) -> Vec<Pair<'i, Rule>> {
+    p.clone()
+        .into_inner()
+        .filter(|c| !is_keyword(c.as_rule()))
+        .collect()
+}
+
+fn rule_item(p: Pair<Rule>) -> Res<Item> {
+    let span = span_of(&p);
+    let kids = children(&p);
+    let [trig, act] = kids.as_slice() else {
+        return Err(internal(&p));
+    };
+    let trigger = match trig.as_rule() {
+        Rule::event_trigger => {
+            let mut event_type = None;
+            let mut filter = None;
+            let mut win = None;
+            for c in children(trig) {
+                match c.as_rule() {
+                    Rule::event_type => event_type = Some(ident(c)),
+                    Rule::cond => filter = Some(cond(c)?),
+                    Rule::window => win = Some(window(c)?),
+                    _ => return Err(internal(&c)),
+                }
+            }
+            Trigger::Event(EventTrigger {
+                event_type: event_type.ok_or_else(|| internal(trig))?,
+                filter,
+                window: win,
+            })
+        }
+        _ => Trigger::Field(cond(trig.clone())?),
+    };
+    Ok(Item::Rule(ast::Rule {
+        trigger,
+        action: action(act.clone())?,
+        span,
+    }))
+}
+
+fn window(p: Pair<Rule>) -> Res<Window> {
+    let kids = children(&p);
+    let [n, d] = kids.as_slice() else {
+        return Err(internal(&p));
+    };
+    Ok(Window {
+        count: uint(n)?,
+        within: duration(d)?,
+        span: span_of(&p),
+    })
+}
+
+fn action(p: Pair<Rule>) -> Res<Action> {
+    let span = span_of(&p);
+    let mut verb = Verb::Add;
+    let mut verb_span = span;
+    let mut points = None;
+    let mut each = None;
+    let mut max = None;
+    let mut expires = None;
+    let mut target = None;
+    for c in children(&p) {
+        match c.as_rule() {
+            Rule::verb => {
+                verb_span = span_of(&c);
+                verb = if c.as_str() == "subtract" {
+                    Verb::Subtract
+                } else {
+                    Verb::Add
+                };
+            }
+            Rule::points => {
+                let v = c.clone().into_inner().next().ok_or_else(|| internal(&c))?;
+                points = Some(match v.as_rule() {
+                    Rule::uint => Points::Const(uint(&v)?),
+                    _ => Points::Field(path(v)),
+                });
+            }
+            Rule::each => each = Some(span_of(&c)),
+            Rule::max => {
+                let v = children(&c)
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| internal(&c))?;
+                max = Some(uint(&v)?);
+            }
+            Rule::expires => {
+                let v = children(&c)
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| internal(&c))?;
+                expires = Some(duration(&v)?);
+            }
+            Rule::target => {
+                let v = children(&c)
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| internal(&c))?;
+                target = Some(ident(v));
+            }
+            _ => return Err(internal(&c)),
+        }
+    }
+    Ok(Action {
+        verb,
+        verb_span,
+        points: points.ok_or_else(|| internal(&p))?,
+        each,
+        max,
+        expires,
+        target,
+        span,
+    })
+}
+
+fn cond(p: Pair<Rule>) -> Res<Cond> {
+    let span = span_of(&p);
+    match p.as_rule() {
+        Rule::cond | Rule::conj => {
+            let is_or = p.as_rule() == Rule::cond;
+            let kids = children(&p);
+            if let Some(past) = kids.get(MAX_TERMS) {
+                let what = if is_or { "`or`" } else { "`and`" };
+                return Err(too_long(span_of(past), what));
+            }
+            let mut parts = kids.into_iter().map(cond).collect::<Res<Vec<_>>>()?;
+            if parts.len() == 1 {
+                return parts.pop().ok_or_else(|| internal(&p));
+            }
+            Ok(if is_or {
+                Cond::Or(parts, span)
+            } else {
+                Cond::And(parts, span)
+            })
+        }
+        Rule::neg => {
+            let kids = children(&p);
+            match kids.as_slice() {
+                [not, rest] if not.as_rule() == Rule::not_op => {
+                    Ok(Cond::Not(Box::new(cond(rest.clone())?), span))
+                }
+                [one] => cond(one.clone()),
+                _ => Err(internal(&p)),
+            }
+        }
+        Rule::inactive => {
+            let d = children(&p)
+                .into_iter()
+                .next()
+                .ok_or_else(|| internal(&p))?;
+            Ok(Cond::Inactive(duration(&d)?, span))
+        }
+        Rule::comparison => {
+            let kids = children(&p);
+            let [lhs, op] = kids.as_slice() else {
+                return Err(internal(&p));
+            };
+            Ok(Cond::Test(Box::new(Test {
+                lhs: expr(lhs.clone())?,
+                op: test_op(op.clone())?,
+                op_span: span_of(op),
+                span,
+            })))
+        }
+        _ => Err(internal(&p)),
+    }
+}
+
+fn test_op(p: Pair<Rule>) -> Res<TestOp> {
+    let kind = p.as_rule();
+    let arg = children(&p).into_iter().next();
+    let arg = || arg.clone().ok_or_else(|| internal(&p));
+    Ok(match kind {
+        Rule::is_set => TestOp::IsSet,
+        Rule::is_not_set => TestOp::IsNotSet,
+        Rule::in_set => TestOp::In(collection(arg()?)?),
+        Rule::not_in => TestOp::NotIn(collection(arg()?)?),
+        Rule::contains => TestOp::Contains(string(arg()?)?),
+        Rule::contains_word => TestOp::ContainsWord(string(arg()?)?),
+        Rule::contains_any => TestOp::ContainsAny(collection(arg()?)?),
+        Rule::contains_any_word => TestOp::ContainsAnyWord(collection(arg()?)?),
+        Rule::compare => {
+            let kids = children(&p);
+            let [op, rhs] = kids.as_slice() else {
+                return Err(internal(&p));
+            };
+            let op = match op.as_str() {
+                "=" => CmpOp::Eq,
+                "!=" => CmpOp::Ne,
+                "<" => CmpOp::Lt,
+                "<=" => CmpOp::Le,
+                ">" => CmpOp::Gt,
+                _ => CmpOp::Ge,
+            };
+            TestOp::Compare(op, expr(rhs.clone())?)
+        }
+        _ => return Err(internal(&p)),
+    })
+}
+
+fn collection(p: Pair<Rule>) -> Res<Collection> {
+    Ok(match p.as_rule() {
+        Rule::list => Collection::List(list(p)?),
+        _ => Collection::Named(ident(p)),
+    })
+}
+
+fn expr(p: Pair<Rule>) -> Res<Expr> {
+    let span = span_of(&p);
+    match p.as_rule() {
+        Rule::expr => {
+            if let Some(past) = p.clone().into_inner().nth(2 * MAX_TERMS - 1) {
+                // The operator after the last operand allowed.
+                return Err(too_long(span_of(&past), "expression"));
+            }
+            let mut kids = p.clone().into_inner();
+            let mut acc = expr(kids.next().ok_or_else(|| internal(&p))?)?;
+            while let Some(op) = kids.next() {
+                let rhs = expr(kids.next().ok_or_else(|| internal(&p))?)?;
+                let span = acc.span().to(rhs.span());
+                let op = if op.as_str() == "+" {
+                    ArithOp::Add
+                } else {
+                    ArithOp::Sub
+                };
+                acc = Expr::Binary {
+                    op,
+                    lhs: Box::new(acc),
+                    rhs: Box::new(rhs),
+                    span,
+                };
+            }
+            Ok(acc)
+        }
+        Rule::callable => {
+            let mut kids = children(&p).into_iter();
+            let path_pair = kids.next().ok_or_else(|| internal(&p))?;
+            let Some(args) = kids.next() else {
+                return Ok(Expr::Path(path(path_pair)));
+            };
+            let arg = children(&args)
+                .into_iter()
+                .next()
+                .ok_or_else(|| internal(&args))?;
+            let callee = path(path_pair);
+            Ok(Expr::Call {
+                func: Ident {
+                    name: callee.dotted(),
+                    span: callee.span,
+                },
+                arg: Box::new(expr(arg)?),
+                span,
+            })
+        }
+        Rule::number => p
+            .as_str()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(|n| Expr::Number(n, span))
+            .ok_or_else(|| Diagnostic::error("E0002", span, "this number is out of range")),
+        Rule::string => Ok(Expr::Str(string(p)?)),
+        Rule::boolean => Ok(Expr::Bool(p.as_str() == "true", span)),
+        Rule::path => Ok(Expr::Path(path(p))),
+        _ => Err(internal(&p)),
+    }
+}
+
+fn path(p: Pair<Rule>) -> Path {
+    let span = span_of(&p);
+    let segments = if p.as_rule() == Rule::path {
+        p.into_inner().map(ident).collect()
+    } else {
+        vec![ident(p)]
+    };
+    Path { segments, span }
+}
+
+fn ident(p: Pair<Rule>) -> Ident {
+    Ident {
+        name: p.as_str().to_string(),
+        span: span_of(&p),
+    }
+}
+
+fn uint(p: &Pair<Rule>) -> Res<Int> {
+    let span = span_of(p);
+    p.as_str()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v <= 1_000_000_000)
+        .map(|value| Int { value, span })
+        .ok_or_else(|| {
+            Diagnostic::error("E0002", span, "this number is too large").label("at most 1000000000")
+        })
+}
+
+fn range(p: Pair<Rule>) -> Res<Range> {
+    let span = span_of(&p);
+    let kids = children(&p);
+    let [lo, hi] = kids.as_slice() else {
+        return Err(internal(&p));
+    };
+    Ok(Range {
+        lo: int(lo)?,
+        hi: int(hi)?,
+        span,
+    })
+}
+
+fn duration(p: &Pair<Rule>) -> Res<Duration> {
+    let span = span_of(p);
+    let text = p.as_str();
+    let (digits, unit) = text.split_at(text.len() - 1);
+    let per = match unit {
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 7 * 86_400,
+    };
+    digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per))
+        .filter(|s| *s <= MAX_DURATION_SECONDS)
+        .map(|seconds| Duration { seconds, span })
+        .ok_or_else(|| {
+            Diagnostic::error("E0003", span, "this duration is too long")
+                .label("durations are limited to 100 years")
+        })
+}
+
+fn list(p: Pair<Rule>) -> Res<ListLit> {
+    let span = span_of(&p);
+    let items = children(&p)
+        .into_iter()
+        .map(string)
+        .collect::<Res<Vec<_>>>()?;
+    Ok(ListLit { items, span })
+}
+
+fn string(p: Pair<Rule>) -> Res<StringLit> {
+    let span = span_of(&p);
+    let mut value = String::new();
+    let mut chars = p.as_str()[1..p.as_str().len().saturating_sub(1).max(1)].chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            value.push(c);
+            continue;
+        }
+        let esc = chars.next();
+        let c = match esc {
+            Some('"') => '"',
+            Some('\\') => '\\',
+            Some('n') => '\n',
+            Some('t') => '\t',
+            _ => {
+                return Err(Diagnostic::error(
+                    "E0004",
+                    span,
+                    format!("unknown escape `\\{}` in text", esc.unwrap_or(' ')),
+                )
+                .help("the escapes are \\\" \\\\ \\n and \\t"))
+            }
+        };
+        value.push(c);
+    }
+    Ok(StringLit { value, span })
+}

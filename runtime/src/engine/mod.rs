@@ -1,0 +1,513 @@
+//! The scoring engine: applies events to lead state, evaluates scores, grades and tags at
+//! any instant, records grade transitions and explains every point.
+
+mod evaluate;
+mod rebuild;
+
+use crate::bytecode::*;
+use crate::event::Event;
+use crate::state::{Cache, LeadState, RuleState, STATE_VERSION};
+use crate::time::{self, Micros};
+use crate::value::Val;
+use crate::vm::{eval, Env};
+use std::collections::HashMap;
+
+/// Why a grade changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The event with this id.
+    Event(String),
+    /// Time alone (an inactivity threshold, an expiry).
+    Time,
+    /// A new program.
+    Rescore,
+    /// Another lead (this key) was merged into the lead.
+    Merge(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub from: Option<GradeId>,
+    pub to: GradeId,
+    pub at: Micros,
+    pub cause: Cause,
+    /// The named scores after the change.
+    pub scores: Vec<i64>,
+}
+
+/// One line of an explanation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contribution {
+    /// The rule, or `None` for the clamp of a `range`.
+    pub rule: Option<RuleIndex>,
+    pub score: ScoreId,
+    pub points: i64,
+}
+
+/// Scores, grade and tags at one instant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Named scores, clamped to their ranges.
+    pub scores: Vec<i64>,
+    pub total: i64,
+    pub grade: GradeId,
+    pub tags: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("event {id} is for lead {event_lead}, not {lead}")]
+    WrongLead {
+        id: String,
+        event_lead: String,
+        lead: String,
+    },
+    #[error("event {id} is older than the lead's latest event: rebuild the lead from its events")]
+    OutOfOrder { id: String },
+}
+
+pub struct Engine<'p> {
+    program: &'p Program,
+    hash: String,
+    fields: HashMap<&'p str, FieldId>,
+    /// Every `inactive for` duration in the program, in microseconds.
+    inactivity: Vec<Micros>,
+    /// Per field rule: whether its condition reads the time (`inactive for`).
+    timed_field: Vec<bool>,
+    /// The event rules with `expires after`: the only ones time changes.
+    expiring: Vec<usize>,
+    /// Scratch: rule sums before clamping, clamped scores, their total.
+    raw: Vec<i64>,
+    scores: Vec<i64>,
+    total: i64,
+}
+
+impl<'p> Engine<'p> {
+    pub fn new(program: &'p Program) -> Engine<'p> {
+        Engine::with_hash(program, program.hash_hex())
+    }
+
+    /// As [`Engine::new`] with the program's hash already known (hashing serialises the
+    /// whole program: a service computes it once per program, not once per request).
+    pub fn with_hash(program: &'p Program, hash: String) -> Engine<'p> {
+        let fields = program
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.as_str(), FieldId(i as u32)))
+            .collect();
+        let mut inactivity: Vec<Micros> = program
+            .code
+            .iter()
+            .filter_map(|op| match op {
+                Op::Inactive(s) => Some(time::seconds(*s)),
+                _ => None,
+            })
+            .collect();
+        inactivity.sort_unstable();
+        inactivity.dedup();
+        let timed_field = program
+            .field_rules
+            .iter()
+            .map(|r| {
+                program.code[r.cond.index()..]
+                    .iter()
+                    .take_while(|op| **op != Op::Return)
+                    .any(|op| matches!(op, Op::Inactive(_)))
+            })
+            .collect();
+        Engine {
+            program,
+            hash,
+            fields,
+            inactivity,
+            timed_field,
+            expiring: (0..program.event_rules.len())
+                .filter(|&i| program.event_rules[i].expires.is_some())
+                .collect(),
+            raw: vec![0; program.scores.len()],
+            scores: vec![0; program.scores.len()],
+            total: 0,
+        }
+    }
+
+    pub fn program(&self) -> &'p Program {
+        self.program
+    }
+
+    /// The program's hash, as stored in lead state.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    pub fn new_lead(&self, key: &str) -> LeadState {
+        LeadState {
+            version: STATE_VERSION,
+            key: key.to_string(),
+            program: self.hash.clone(),
+            attributes: serde_json::Map::new(),
+            public: Default::default(),
+            rules: self
+                .program
+                .event_rules
+                .iter()
+                .map(|r| (r.id, RuleState::default()))
+                .collect(),
+            first_at: None,
+            last_at: None,
+            events: 0,
+            grade: None,
+            grade_name: None,
+            evaluated_at: None,
+            pending: None,
+            logged_at: None,
+            shadow: None,
+            slots: vec![None; self.program.fields.len()],
+            cache: Cache::default(),
+        }
+    }
+
+    /// Whether a stored state was made by this program (and format); if not, the lead is
+    /// rebuilt from its events.
+    pub fn is_current(&self, lead: &LeadState) -> bool {
+        lead.version == STATE_VERSION
+            && lead.program == self.hash
+            && lead.rules.len() == self.program.event_rules.len()
+    }
+
+    /// Rebuilds the attribute slots of a deserialised state.
+    pub fn attach(&self, lead: &mut LeadState) {
+        lead.cache.valid = false;
+        lead.slots.clear();
+        lead.slots.resize(self.program.fields.len(), None);
+        for (k, v) in &lead.attributes {
+            if let Some(&f) = self.fields.get(k.as_str()) {
+                lead.slots[f.index()] = Val::from_json(v).ok().flatten();
+            }
+        }
+    }
+
+    /// Applies one event (its `at` not before the lead's latest), recording the time
+    /// transitions before it and the transition it causes.
+    pub fn apply(
+        &mut self,
+        lead: &mut LeadState,
+        event: &Event,
+        out: &mut Vec<Transition>,
+    ) -> Result<(), ApplyError> {
+        if event.lead != lead.key {
+            return Err(ApplyError::WrongLead {
+                id: event.id.clone(),
+                event_lead: event.lead.clone(),
+                lead: lead.key.clone(),
+            });
+        }
+        if lead.last_at.is_some_and(|l| event.at < l) {
+            return Err(ApplyError::OutOfOrder {
+                id: event.id.clone(),
+            });
+        }
+        self.advance_before(lead, event.at, out);
+        if !lead.cache.valid {
+            self.fill_cache(lead, event.at);
+        }
+        let mut attrs_changed = false;
+        for (k, v) in &event.attributes {
+            if event.public {
+                // A public input adds what no trusted sender said, and never sets a
+                // protected field (docs/security.md).
+                let trusted = lead.attributes.contains_key(k) && !lead.public.contains(k);
+                if trusted || self.program.is_protected(k) {
+                    continue;
+                }
+            }
+            match event.raw_attributes.get(k) {
+                Some(serde_json::Value::Null) | None => {
+                    lead.attributes.remove(k);
+                    lead.public.remove(k);
+                }
+                Some(raw) => {
+                    lead.attributes.insert(k.clone(), raw.clone());
+                    if event.public {
+                        lead.public.insert(k.clone());
+                    } else {
+                        lead.public.remove(k);
+                    }
+                }
+            };
+            if let Some(&f) = self.fields.get(k.as_str()) {
+                lead.slots[f.index()] = v.clone();
+                attrs_changed = true;
+            }
+        }
+        lead.first_at.get_or_insert(event.at);
+        lead.last_at = Some(event.at);
+        lead.events += 1;
+        let p = self.program;
+        for &i in p.rules_for(&event.event_type) {
+            let rule = &p.event_rules[i as usize];
+            let holds = rule.cond.is_none_or(|c| {
+                eval(
+                    &Env {
+                        program: p,
+                        attrs: &lead.slots,
+                        event: Some(event),
+                        scores: &[],
+                        total: 0,
+                        grade: None,
+                        now: event.at,
+                        last_at: event.at,
+                    },
+                    c,
+                )
+            });
+            if holds {
+                let value = match rule.points.amount {
+                    Amount::Const(_) => Some(0),
+                    Amount::Prop(f) => event.prop(&p.fields[f.index()]).and_then(Val::points),
+                    Amount::Attr(f) => lead.slots[f.index()].as_ref().and_then(Val::points),
+                };
+                if let Some(value) = value {
+                    let st = &mut lead.rules[i as usize].1;
+                    record(rule, st, event.at, value);
+                    if rule.expires.is_none() {
+                        let new = contribution(rule, st, event.at);
+                        let c = &mut lead.cache;
+                        let old = std::mem::replace(&mut c.event[i as usize], new);
+                        let s = &mut c.event_sum[rule.score.index()];
+                        *s = s.saturating_sub(old).saturating_add(new);
+                    }
+                }
+            }
+        }
+        if attrs_changed {
+            self.fill_fields(lead, event.at);
+        }
+        let grade = self.compute_fast(lead, event.at);
+        self.transition(
+            lead,
+            grade,
+            event.at,
+            || Cause::Event(event.id.clone()),
+            out,
+        );
+        lead.evaluated_at = Some(event.at);
+        Ok(())
+    }
+
+    /// Brings the lead up to `now`, recording a transition at each instant in between where
+    /// time alone changed the grade.
+    pub fn advance(&mut self, lead: &mut LeadState, now: Micros, out: &mut Vec<Transition>) {
+        self.advance_to(lead, now, true, out);
+    }
+
+    fn advance_before(&mut self, lead: &mut LeadState, t: Micros, out: &mut Vec<Transition>) {
+        self.advance_to(lead, t, false, out);
+    }
+
+    fn advance_to(
+        &mut self,
+        lead: &mut LeadState,
+        until: Micros,
+        inclusive: bool,
+        out: &mut Vec<Transition>,
+    ) {
+        let Some(mut from) = lead.evaluated_at else {
+            return;
+        };
+        while let Some(c) = self.next_change(lead, from) {
+            if c > until || (c == until && !inclusive) {
+                break;
+            }
+            if !lead.cache.valid {
+                self.fill_cache(lead, c);
+            }
+            let grade = self.compute_fast(lead, c);
+            self.transition(lead, grade, c, || Cause::Time, out);
+            from = c;
+            lead.evaluated_at = Some(c);
+        }
+        if inclusive && until > from {
+            lead.evaluated_at = Some(until);
+        }
+    }
+
+    /// The first instant after `t` at which time alone may change the lead's scores or
+    /// grade: an inactivity threshold or an award's expiry.
+    pub fn next_change(&self, lead: &LeadState, t: Micros) -> Option<Micros> {
+        let mut next: Option<Micros> = None;
+        let mut consider = |c: Micros| {
+            if c > t && next.is_none_or(|n| c < n) {
+                next = Some(c);
+            }
+        };
+        if let Some(last) = lead.last_at {
+            for d in &self.inactivity {
+                consider(last.saturating_add(*d));
+            }
+        }
+        for &i in &self.expiring {
+            if let Some(secs) = self.program.event_rules[i].expires {
+                for at in &lead.rules[i].1.recent {
+                    consider(at.saturating_add(time::seconds(secs)));
+                }
+            }
+        }
+        next
+    }
+
+    /// Records a transition when `grade` differs from the lead's; the scores are those
+    /// last computed.
+    fn transition(
+        &self,
+        lead: &mut LeadState,
+        grade: GradeId,
+        at: Micros,
+        cause: impl FnOnce() -> Cause,
+        out: &mut Vec<Transition>,
+    ) {
+        let from = lead.grade.map(GradeId);
+        if from != Some(grade) {
+            out.push(Transition {
+                from,
+                to: grade,
+                at,
+                cause: cause(),
+                scores: self.scores.clone(),
+            });
+            lead.grade = Some(grade.0);
+            lead.grade_name = Some(self.program.grades[grade.index()].name.clone());
+            lead.logged_at = lead.logged_at.max(Some(at));
+        }
+    }
+}
+
+/// Records a stored event at `at` that is not applied yet (after the clock).
+fn defer(lead: &mut LeadState, at: Micros) {
+    lead.pending = Some(lead.pending.map_or(at, |p| p.min(at)));
+}
+
+/// Puts a lead's rebuild in its place, keeping what a rebuild cannot know: the shadow
+/// rules' state and the instant of the latest transition recorded.
+fn replace(lead: &mut LeadState, mut rebuilt: LeadState) {
+    rebuilt.shadow = lead.shadow.take();
+    rebuilt.logged_at = rebuilt.logged_at.max(lead.logged_at);
+    *lead = rebuilt;
+}
+
+/// How [`Engine::ingest`] took an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ingested {
+    /// Applied to the stored state.
+    Applied,
+    /// Older than the lead's latest event: the lead was rebuilt from its events.
+    Reordered,
+    /// The state was another program's: the lead was rebuilt with this one.
+    Rescored,
+    /// After the clock: stored, applied when the clock reaches it.
+    Pending,
+}
+
+/// What a condition reads about a lead at `now`, outside any event.
+fn lead_env<'a>(program: &'a Program, lead: &'a LeadState, now: Micros) -> Env<'a> {
+    Env {
+        program,
+        attrs: &lead.slots,
+        event: None,
+        scores: &[],
+        total: 0,
+        grade: None,
+        now,
+        last_at: lead.last_at.unwrap_or(now),
+    }
+}
+
+/// Points after `max` and sign.
+fn signed(raw: i64, p: &Points) -> i64 {
+    let capped = match p.max {
+        Some(m) => raw.clamp(-i64::from(m), i64::from(m)),
+        None => raw,
+    };
+    if p.negative {
+        -capped
+    } else {
+        capped
+    }
+}
+
+/// Updates an event rule's state for a matching event at `at`; `value` is the event's
+/// points when they come from a field.
+fn record(rule: &EventRule, st: &mut RuleState, at: Micros, value: i64) {
+    if let Some(w) = rule.window {
+        if st.fired_at.is_none() {
+            st.recent.push(at);
+            if st.recent.len() > w.count as usize {
+                st.recent.remove(0);
+            }
+            if st.recent.len() == w.count as usize && st.recent[0] > at - time::seconds(w.seconds) {
+                st.fired_at = Some(at);
+                st.recent.clear();
+            }
+        }
+        return;
+    }
+    if rule.expires.is_some() {
+        // Only the newest max/points awards can ever count.
+        if let (Amount::Const(n), Some(m)) = (rule.points.amount, rule.points.max) {
+            let keep = m.div_ceil(n.max(1)) as usize;
+            st.recent.push(at);
+            if st.recent.len() > keep {
+                st.recent.remove(0);
+            }
+        }
+        st.count = st.count.saturating_add(1);
+        return;
+    }
+    match rule.points.amount {
+        Amount::Const(_) => st.count = st.count.saturating_add(1),
+        _ if rule.each => {
+            st.count = st.count.saturating_add(1);
+            st.sum = st.sum.saturating_add(value);
+        }
+        _ => {
+            if st.count == 0 {
+                st.sum = value;
+            }
+            st.count = st.count.saturating_add(1);
+        }
+    }
+}
+
+/// An event rule's contribution at `now`.
+fn contribution(rule: &EventRule, st: &RuleState, now: Micros) -> i64 {
+    let per = match rule.points.amount {
+        Amount::Const(n) => i64::from(n),
+        _ => 0,
+    };
+    let raw = if rule.window.is_some() {
+        if st.fired_at.is_some_and(|t| t <= now) {
+            per
+        } else {
+            return 0;
+        }
+    } else if let Some(secs) = rule.expires {
+        let d = time::seconds(secs);
+        let live = st
+            .recent
+            .iter()
+            .filter(|&&t| t <= now && now - t < d)
+            .count() as i64;
+        per.saturating_mul(live)
+    } else if st.count == 0 {
+        return 0;
+    } else {
+        match (rule.points.amount, rule.each) {
+            (Amount::Const(_), true) => {
+                per.saturating_mul(i64::try_from(st.count).unwrap_or(i64::MAX))
+            }
+            (Amount::Const(_), false) => per,
+            _ => st.sum,
+        }
+    };
+    signed(raw, &rule.points)
+}
