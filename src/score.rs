@@ -112,14 +112,18 @@ pub fn score_each(
     leadscore_runtime::offline::score_each(program, events, now, sink)
 }
 
-/// A readable table: one row per lead.
+/// A readable table: one row per lead, columns two spaces apart, numbers right-aligned,
+/// widths by display width (a CJK key takes two columns per character).
 pub fn table(p: &Program, results: &[Scored]) -> String {
+    use comfy_table::{presets::NOTHING, Cell, CellAlignment, Table};
     let mut header = vec!["lead".to_string(), "score".into(), "grade".into()];
     if p.scores.len() > 1 {
         header.extend(p.scores.iter().map(|s| s.name.clone()));
     }
     header.push("tags".into());
-    let mut rows = vec![header];
+    let mut t = Table::new();
+    t.load_preset(NOTHING);
+    t.set_header(header);
     for r in results {
         let v = &r.view;
         let mut row = vec![r.lead.clone(), v.score.to_string(), v.grade.clone()];
@@ -131,27 +135,21 @@ pub fn table(p: &Program, results: &[Scored]) -> String {
             }));
         }
         row.push(v.tags.join(","));
-        rows.push(row);
-    }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(c, v)| {
-                let pad = widths[c] - v.chars().count();
-                // Numbers right-aligned, text left-aligned.
-                if c > 0 && v.parse::<i64>().is_ok() {
-                    format!("{}{v}", " ".repeat(pad))
-                } else {
-                    format!("{v}{}", " ".repeat(pad))
-                }
+        t.add_row(row.into_iter().enumerate().map(|(c, v)| {
+            // Numbers right-aligned, text left-aligned (the lead's key is text).
+            let number = c > 0 && v.parse::<i64>().is_ok();
+            Cell::new(v).set_alignment(if number {
+                CellAlignment::Right
+            } else {
+                CellAlignment::Left
             })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
+        }));
+    }
+    // Each cell is padded one space either side: the lines lose their first space and
+    // the last column's padding.
+    let mut out = String::new();
+    for line in t.lines() {
+        out.push_str(line.strip_prefix(' ').unwrap_or(&line).trim_end());
         out.push('\n');
     }
     out

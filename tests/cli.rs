@@ -735,3 +735,41 @@ fn ids_are_unique_per_lead_so_two_leads_may_send_the_same_id() {
         "{leads:#?}"
     );
 }
+
+#[test]
+fn the_score_table_aligns_by_display_width() {
+    // Columns two spaces apart, numbers right-aligned; a CJK character takes two columns,
+    // so the rows line up on a terminal whatever script the keys are in.
+    let rules = tmp("table.rules");
+    std::fs::write(
+        &rules,
+        "when email.opened add 10 each\nwhen email.bounced subtract 5\ngrade A when score >= 20\ngrade B otherwise\n",
+    )
+    .unwrap();
+    let events = tmp("table.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"id":"1","lead":"王@例子.cn","type":"email.opened","at":"2026-11-01T10:00:00Z"}
+{"id":"2","lead":"王@例子.cn","type":"email.opened","at":"2026-11-02T10:00:00Z"}
+{"id":"3","lead":"bob@x.com","type":"email.bounced","at":"2026-11-02T10:00:00Z"}
+"#,
+    )
+    .unwrap();
+    let out = leadscore(&[
+        "score",
+        rules.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+        "--now",
+        "2026-11-03T00:00:00Z",
+        "--format",
+        "table",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "lead        score  grade  tags\n\
+         bob@x.com      -5  B\n\
+         王@例子.cn     20  A\n"
+    );
+}
