@@ -22,12 +22,13 @@ mod events;
 mod join;
 mod outbox;
 mod reads;
+mod shadow;
 pub mod signing;
 mod txn;
 
 pub use events::{parse_events, Incoming, Invalid, MAX_EVENTS, MAX_SKEW};
 pub use join::{MergeError, Merged, Tracked};
-pub use outbox::{channel_json, Retried};
+pub use outbox::Retried;
 use txn::Change;
 
 use leadscore_runtime::bytecode::Program;

@@ -77,7 +77,7 @@ pub(super) fn crosses(rules: &Rules) -> bool {
 }
 
 /// A channel as the outbox keeps it: enough to deliver without the program.
-pub fn channel_json(c: &ChannelDef) -> Json {
+fn channel_json(c: &ChannelDef) -> Json {
     let (url, secret, template) = match &c.target {
         ChannelTarget::Url(u) => (Some(u.as_str()), None, None),
         ChannelTarget::Secret(n) => (None, Some(n.as_str()), None),
