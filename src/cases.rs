@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Events take an `id` (default: the case's name and the event's position) and a `lead`
-//! (default: "lead"); all events of a case belong to one lead. `expect` may give `score`,
+//! (default: "lead"); all events of a case belong to one lead (a case whose events name
+//! two is refused). The whole format: docs/language.md, "Rule test cases". `expect` may give `score`,
 //! `scores`, `grade`, `tags` (in declaration order) and `transitions`
 //! (`{ from, to, at, cause, event }`, each field optional but `to`; `from = ""` is a
 //! lead's first grade, as TOML has no null); only what it gives is checked.
@@ -185,6 +186,18 @@ pub fn run(program: &Program, path: &Path) -> Result<Report> {
                     i + 1
                 )
             })?);
+        }
+        let mut leads: Vec<&str> = events.iter().map(|e| e.lead.as_str()).collect();
+        leads.sort_unstable();
+        leads.dedup();
+        if leads.len() > 1 {
+            anyhow::bail!(
+                "{}: case \"{}\": its events name {} leads ({}); a case scores one lead",
+                path.display(),
+                case.name,
+                leads.len(),
+                leads.join(", ")
+            );
         }
         let (results, _) = score::score_all(program, events, now)?;
         let got = results.first().map(|r| r.json()).unwrap_or(Json::Null);

@@ -247,6 +247,51 @@ attributes = { country = "MX", title = "Admin Assistant" }
 }
 
 #[test]
+fn a_case_scores_one_lead_and_refuses_unknown_keys() {
+    // docs/language.md, "Rule test cases": events naming two leads are refused (only one
+    // would be checked), and a misspelled key is an error rather than a check never run.
+    let two = tmp("two-leads.cases.toml");
+    std::fs::write(
+        &two,
+        r#"
+[[case]]
+name = "two people"
+now = "2026-11-20T00:00:00Z"
+expect = { score = 0 }
+[[case.event]]
+lead = "a@x.com"
+type = "email.opened"
+at = "2026-11-01T10:00:00Z"
+[[case.event]]
+lead = "B@x.com "
+type = "email.opened"
+at = "2026-11-01T11:00:00Z"
+"#,
+    )
+    .unwrap();
+    let out = leadscore(&["test", "examples/001-zoho.rules", two.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("case \"two people\": its events name 2 leads (a@x.com, b@x.com)"),
+        "{err}"
+    );
+    let typo = tmp("typo.cases.toml");
+    std::fs::write(
+        &typo,
+        "[[case]]\nname = \"t\"\nnow = \"2026-11-20T00:00:00Z\"\nexpect = { scroe = 1 }\n",
+    )
+    .unwrap();
+    let out = leadscore(&["test", "examples/001-zoho.rules", typo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("unknown field `scroe`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn bad_events_are_named_by_line_and_field() {
     let events = tmp("bad.jsonl");
     std::fs::write(

@@ -476,3 +476,49 @@ async fn an_event_ahead_of_the_clock_counts_from_its_instant_and_is_never_lost()
 fn ahead_rules() -> String {
     OPENS.replace(">= 30", ">= 40")
 }
+
+const KEYED: &str = "when domain(key) = \"acme.co.uk\" add 10\nwhen email.opened add 1 each\nwhen lead.key = \"vip\" add 100\ntag internal when domain(key) = \"ourfirm.com\"\ngrade A when score >= 10\ngrade B otherwise\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_read_the_leads_key_on_every_request_and_no_event_sets_it() {
+    // docs/language.md, "The lead's key": `key` is the lead's own key, read again from the
+    // stored lead on every request (SQLite: the state round-trips through the file), and
+    // an event's attributes cannot stand in for it; `lead.key` is an attribute.
+    let dir = std::env::temp_dir().join(format!("leadscore-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = leadscore_store::sqlite::SqliteStore::open(dir.join("k.db")).unwrap();
+    let now = time::parse("2026-11-10T00:00:00Z").unwrap();
+    let s = Service::with_clock(program(KEYED), Arc::new(store), Arc::new(move || now));
+    let e = |id: &str, lead: &str, attrs: Value| {
+        json!({"id": id, "lead": lead, "type": "email.opened",
+               "at": format!("2026-11-0{id}T10:00:00Z"), "attributes": attrs})
+    };
+    let first = e("1", "Buyer@Sales.ACME.co.uk", json!({}));
+    let second = e(
+        "2",
+        "buyer@sales.acme.co.uk",
+        json!({"@key": "x@ourfirm.com", "key": "x@ourfirm.com"}),
+    );
+    post(&s, first.clone()).await;
+    post(&s, second.clone()).await;
+    let lead = s
+        .lead("buyer@sales.acme.co.uk")
+        .await
+        .unwrap()
+        .found()
+        .unwrap();
+    assert_eq!(lead["score"], 12, "{lead:#}");
+    assert_eq!(lead["tags"], json!([]), "{lead:#}");
+    assert_eq!(lead["attributes"]["key"], "x@ourfirm.com");
+    assert!(lead["attributes"].get("@key").is_none(), "{lead:#}");
+    same_scores(&lead, &offline(KEYED, &[first, second], now));
+    // A lead keyed in the firm's own domain is tagged by its key alone; `lead.key` reads
+    // the attribute of that name.
+    let own = e("3", "me@ourfirm.com", json!({"key": "vip"}));
+    post(&s, own.clone()).await;
+    let lead = s.lead("me@ourfirm.com").await.unwrap().found().unwrap();
+    assert_eq!(lead["tags"], json!(["internal"]), "{lead:#}");
+    assert_eq!(lead["score"], 101, "{lead:#}");
+    same_scores(&lead, &offline(KEYED, &[own], now));
+    let _ = std::fs::remove_dir_all(&dir);
+}

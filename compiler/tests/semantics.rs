@@ -788,3 +788,36 @@ fn public_events_add_to_trusted_attributes_and_never_set_protected_ones() {
     let bad = json!({"id": "x", "lead": "l", "type": "t", "at": day(0.0), "source": "crm"});
     assert_eq!(Event::from_json(&bad).unwrap_err().field, "source");
 }
+
+#[test]
+fn key_is_the_leads_own_key_except_where_it_names_an_event_property() {
+    // The events' lead is "l": `key` reads it in a lead condition; in `where` it is the
+    // event's own property; `lead.key` is the attribute named `key`.
+    assert_eq!(total("when key = \"l\" add 10", &[ev("x", 0.0)], 1.0), 10);
+    assert_eq!(total("when key = \"m\" add 10", &[ev("x", 0.0)], 1.0), 0);
+    let prop = (
+        "page.viewed",
+        day(0.0),
+        json!({}),
+        json!({"key": "pricing"}),
+    );
+    assert_eq!(
+        total(
+            "when page.viewed where key = \"pricing\" add 5",
+            std::slice::from_ref(&prop),
+            1.0
+        ),
+        5
+    );
+    let attr = attrs(0.0, json!({"key": "vip", "@key": "m"}));
+    assert_eq!(
+        total(
+            "when lead.key = \"vip\" add 7",
+            std::slice::from_ref(&attr),
+            1.0
+        ),
+        7
+    );
+    // An attribute spelled like the engine's own field does not replace the key.
+    assert_eq!(total("when key = \"l\" add 10", &[attr], 1.0), 10);
+}

@@ -411,6 +411,10 @@ impl Resolver<'_> {
         if let Some(attr) = dotted.strip_prefix("lead.") {
             return Some(Expr::Attr(attr.to_string()));
         }
+        if dotted == "key" && ctx != Ctx::Where {
+            // The lead's own key (an attribute named `key` is `lead.key`).
+            return Some(Expr::Attr(KEY_FIELD.to_string()));
+        }
         match ctx {
             Ctx::Field | Ctx::Guard => {
                 if self.is_score_name(&dotted) {

@@ -11,7 +11,7 @@ use leadscore_dsl::diagnostic::closest;
 use leadscore_dsl::span::LineIndex;
 use leadscore_dsl::{Diagnostic, Span};
 use leadscore_runtime::bytecode::verify::{MAX_EXPIRY_SLOTS, MAX_WINDOW_COUNT};
-use leadscore_runtime::bytecode::{Cmp, Func, GradeId, ScoreId};
+use leadscore_runtime::bytecode::{Cmp, Func, GradeId, ScoreId, KEY_FIELD};
 use leadscore_runtime::text::fold;
 use rustc_hash::FxHashMap as HashMap;
 

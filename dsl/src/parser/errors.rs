@@ -79,6 +79,21 @@ const STARTS: [&str; 11] = [
     "ruleset", "set", "score", "when", "if", "grade", "tag", "channel", "notify", "field", "}",
 ];
 
+/// The statement keyword a line's first word misspells (`wehn` → `when`), if it is not
+/// one itself.
+fn misspelled_start(word: &str) -> Option<&'static str> {
+    if word.is_empty() || STARTS.contains(&word) {
+        return None;
+    }
+    closest(word, STARTS.iter().copied().filter(|k| *k != "}"))
+}
+
+/// Whether a line whose first word is `word` begins a statement, or one with a
+/// misspelled keyword (reported there, then recovery goes on).
+fn starts_statement(word: &str) -> bool {
+    STARTS.contains(&word) || misspelled_start(word).is_some()
+}
+
 /// The first word of the line at `line_start`, and its offset.
 fn first_word(src: &str, line_start: usize) -> (usize, String) {
     let line = &src[line_start..];
@@ -101,13 +116,14 @@ fn first_word(src: &str, line_start: usize) -> (usize, String) {
 fn next_statement(src: &str, pos: usize, last: usize) -> Option<usize> {
     let this_line = src[..pos].rfind('\n').map_or(0, |i| i + 1);
     let (offset, word) = first_word(src, this_line);
+    // (A misspelled keyword there was itself the error: resume after it.)
     if offset == pos && pos > last && STARTS.contains(&word.as_str()) {
         return Some(pos);
     }
     let mut line_start = src.get(pos..)?.find('\n').map(|i| pos + i + 1)?;
     while line_start < src.len() {
         let (offset, word) = first_word(src, line_start);
-        if STARTS.contains(&word.as_str()) && offset > last {
+        if starts_statement(&word) && offset > last {
             return Some(offset);
         }
         line_start = src[line_start..].find('\n').map(|i| line_start + i + 1)?;
@@ -256,6 +272,21 @@ fn join_or(items: &[&str]) -> String {
 
 pub(crate) fn syntax_error(src: &str, err: &pest::error::Error<Rule>) -> Diagnostic {
     let mut pos = error_pos(err).min(src.len());
+    // A line's first word that misspells a statement keyword: said there, not as the
+    // previous line ending too early.
+    let line_start = src[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let (offset, word) = first_word(src, line_start);
+    if offset == pos {
+        if let Some(keyword) = misspelled_start(&word) {
+            return Diagnostic::error(
+                "E0001",
+                Span::new(pos, pos + word.len()),
+                format!("expected a new statement, found `{word}`"),
+            )
+            .label("not a statement keyword")
+            .help(format!("did you mean `{keyword}`?"));
+        }
+    }
     let mut found = found_at(src, pos);
     // An error on the first word of a line usually means the previous line ended too
     // early: blame the end of that line.

@@ -20,6 +20,10 @@ pub const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 32;
 /// Programs larger than this are refused before decoding.
 pub const MAX_BODY_LEN: usize = 64 << 20;
 
+/// The field that holds the lead's own key (`key` in the rules): the engine fills it from
+/// the lead, never from an event (no rules name can spell `@`).
+pub const KEY_FIELD: &str = "@key";
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Program {
     /// `ruleset "NAME"`, or the file's stem.

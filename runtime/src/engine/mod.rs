@@ -162,9 +162,20 @@ impl<'p> Engine<'p> {
             pending: None,
             logged_at: None,
             shadow: None,
-            slots: vec![None; self.program.fields.len()],
+            slots: self.key_slots(key),
             cache: Cache::default(),
         }
+    }
+
+    /// Empty attribute slots, but for the lead's key where the rules read it.
+    fn key_slots(&self, key: &str) -> Vec<Option<Val>> {
+        let mut slots = vec![None; self.program.fields.len()];
+        if let Some(&f) = self.fields.get(KEY_FIELD) {
+            slots[f.index()] = Val::from_json(&serde_json::Value::String(key.to_string()))
+                .ok()
+                .flatten();
+        }
+        slots
     }
 
     /// Whether a stored state was made by this program (and format); if not, the lead is
@@ -178,8 +189,7 @@ impl<'p> Engine<'p> {
     /// Rebuilds the attribute slots of a deserialised state.
     pub fn attach(&self, lead: &mut LeadState) {
         lead.cache.valid = false;
-        lead.slots.clear();
-        lead.slots.resize(self.program.fields.len(), None);
+        lead.slots = self.key_slots(&lead.key);
         for (k, v) in &lead.attributes {
             if let Some(&f) = self.fields.get(k.as_str()) {
                 lead.slots[f.index()] = Val::from_json(v).ok().flatten();
@@ -213,6 +223,10 @@ impl<'p> Engine<'p> {
         }
         let mut attrs_changed = false;
         for (k, v) in &event.attributes {
+            if k == KEY_FIELD {
+                // The lead's key is the lead's, whatever an event says.
+                continue;
+            }
             if event.public {
                 // A public input adds what no trusted sender said, and never sets a
                 // protected field (docs/security.md).
