@@ -87,13 +87,35 @@ fn bound(x: f64) -> String {
     }
 }
 
-pub fn check(files: &[std::path::PathBuf], format: DiagFormat) -> Result<ExitCode> {
+pub fn check(
+    files: &[std::path::PathBuf],
+    format: DiagFormat,
+    events: Option<&Path>,
+) -> Result<ExitCode> {
+    let sample = match events {
+        Some(p) => Some((p, crate::sample::Sample::of(&crate::score::read_events(p)?))),
+        None => None,
+    };
     let mut failed = false;
     for path in files {
         let Some(c) = compile_file(path, format)? else {
             failed = true;
             continue;
         };
+        if let Some((sample_path, sample)) = &sample {
+            let (diags, unread) = crate::sample::compare(&c.reads, sample);
+            print_diags(&diags, path, &read_source(path)?, format);
+            for line in &unread {
+                eprintln!("{}: {line}", path.display());
+            }
+            eprintln!(
+                "{}: checked against {} events in {}: {} warning(s)",
+                path.display(),
+                sample.len(),
+                sample_path.display(),
+                diags.len() + unread.len()
+            );
+        }
         let p = &c.program;
         let notify = match p.notifies.len() {
             0 => String::new(),

@@ -4,6 +4,7 @@ mod admin;
 mod backtest;
 mod cases;
 mod commands;
+mod sample;
 mod score;
 mod serve;
 mod store;
@@ -37,6 +38,10 @@ enum Command {
         /// How to print problems.
         #[arg(long, value_enum, default_value_t)]
         diagnostics: DiagFormat,
+        /// A sample of real events (JSON Lines): warn about event types, attributes and
+        /// props the rules read that never occur in it, and its types no rule reads.
+        #[arg(long)]
+        events: Option<PathBuf>,
     },
     /// Compile a rules file to verified bytecode.
     Compile {
@@ -265,7 +270,11 @@ fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
-        Command::Check { files, diagnostics } => commands::check(&files, diagnostics),
+        Command::Check {
+            files,
+            diagnostics,
+            events,
+        } => commands::check(&files, diagnostics, events.as_deref()),
         Command::Compile { file, output } => commands::compile(&file, &output),
         Command::Disasm { file } => commands::disasm(&file),
         Command::Test {

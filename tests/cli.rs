@@ -818,3 +818,41 @@ fn the_score_table_aligns_by_display_width() {
          王@例子.cn     20  A\n"
     );
 }
+
+#[test]
+fn check_against_a_sample_warns_about_what_never_occurs_in_it() {
+    let rules = tmp("sample.rules");
+    std::fs::write(
+        &rules,
+        "when email.opend add 5 each\nwhen contry = \"DE\" add 10\nwhen page.viewed where pag = \"pricing\" add 20\nwhen email.opened add 1\nwhen title contains \"ceo\" add 3\ngrade A when score >= 20\ngrade B otherwise\n",
+    )
+    .unwrap();
+    let sample = tmp("sample.jsonl");
+    std::fs::write(
+        &sample,
+        r#"{"id":"1","lead":"a@x.com","type":"email.opened","at":"2026-11-01T10:00:00Z"}
+{"id":"2","lead":"a@x.com","type":"page.viewed","at":"2026-11-01T10:01:00Z","props":{"page":"pricing"}}
+{"id":"3","lead":"a@x.com","type":"lead.updated","at":"2026-11-01T10:02:00Z","attributes":{"country":"DE","title":"CEO"}}
+{"id":"4","lead":"a@x.com","type":"deal.won","at":"2026-11-02T10:00:00Z"}
+"#,
+    )
+    .unwrap();
+    let (r, s) = (rules.to_str().unwrap(), sample.to_str().unwrap());
+    let out = leadscore(&["check", r, "--events", s, "--diagnostics", "short"]);
+    assert_eq!(out.status.code(), Some(0), "warnings do not fail the check");
+    let err = text(&out.stderr);
+    for want in [
+        ":1:6: warning[W0201]: no event of type `email.opend` in the sample (did you mean `email.opened`? (1 event in the sample))",
+        ":2:6: warning[W0202]: no event in the sample sets the attribute `contry` (did you mean `country`?)",
+        ":3:24: warning[W0203]: no `page.viewed` event in the sample carries the prop `pag` (did you mean `page`?)",
+        "warning[W0204]: no rule reads the sample's event type `deal.won` (1 event)",
+        "checked against 4 events",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in\n{err}");
+    }
+    // lead.updated sets an attribute the rules read: it feeds them and is not reported.
+    assert!(!err.contains("`lead.updated`"), "{err}");
+    // Without a sample, none of this.
+    let out = leadscore(&["check", r, "--diagnostics", "short"]);
+    assert!(!text(&out.stderr).contains("W02"), "{}", text(&out.stderr));
+}

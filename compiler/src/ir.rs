@@ -22,6 +22,8 @@ pub struct Ir {
     pub notifies: Vec<NotifyDef>,
     /// `field NAME protected`: attributes only signed senders may set, sorted.
     pub protected: Vec<String>,
+    /// What the rules read from events (not lowered: for `check --events`).
+    pub reads: crate::Reads,
 }
 
 #[derive(Debug, Clone)]

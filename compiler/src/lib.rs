@@ -30,9 +30,23 @@ use leadscore_runtime::bytecode::Program;
 use sha2::{Digest, Sha256};
 
 /// A compiled program with what `check` reports about it.
+/// What a program reads from events, where the rules say so: for `check --events`, which
+/// compares it with a sample of real events.
+#[derive(Debug, Default)]
+pub struct Reads {
+    /// Event types the event rules take (folded), each where it is named.
+    pub events: Vec<(String, leadscore_dsl::Span)>,
+    /// Lead attributes the conditions and points read.
+    pub attributes: Vec<(String, leadscore_dsl::Span)>,
+    /// Event properties (`where` filters, points from a prop): (event type, prop, span).
+    pub props: Vec<(String, String, leadscore_dsl::Span)>,
+}
+
 #[derive(Debug)]
 pub struct Compiled {
     pub program: Program,
+    /// What the rules read from events.
+    pub reads: Reads,
     /// Warnings (never errors).
     pub warnings: Vec<Diagnostic>,
     /// The possible range of each score, in declaration order.
@@ -88,6 +102,7 @@ fn compile_here(src: &str, default_name: &str) -> Result<Compiled, Vec<Diagnosti
     };
     Ok(Compiled {
         program,
+        reads: ir.reads,
         warnings: diags,
         bounds,
     })

@@ -409,6 +409,7 @@ impl Resolver<'_> {
     pub(super) fn path(&mut self, p: &ast::Path, ctx: Ctx) -> Option<Expr> {
         let dotted = p.dotted();
         if let Some(attr) = dotted.strip_prefix("lead.") {
+            self.ir.reads.attributes.push((attr.to_string(), p.span));
             return Some(Expr::Attr(attr.to_string()));
         }
         if dotted == "key" && ctx != Ctx::Where {
@@ -421,9 +422,13 @@ impl Resolver<'_> {
                     self.score_in_rule(p.span, &dotted);
                     return None;
                 }
+                self.ir.reads.attributes.push((dotted.clone(), p.span));
                 Some(Expr::Attr(dotted))
             }
-            Ctx::Where => Some(Expr::Prop(dotted)),
+            Ctx::Where => {
+                self.read_prop(&dotted, p.span);
+                Some(Expr::Prop(dotted))
+            }
             Ctx::Grade | Ctx::Tag => {
                 if let Some(id) = self.scores.get(&dotted) {
                     return Some(if self.implicit_score {

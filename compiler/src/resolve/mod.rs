@@ -49,6 +49,8 @@ pub struct Resolver<'a> {
     implicit_score: bool,
     grade_names: Vec<(String, Span)>,
     usage: HashMap<String, (Usage, Span)>,
+    /// The event type of the event rule being resolved (its `where` reads its props).
+    event_type: Option<String>,
 }
 
 pub fn resolve(file: &ast::File, src: &str, default_name: &str) -> (ir::Ir, Vec<Diagnostic>) {
@@ -64,6 +66,7 @@ pub fn resolve(file: &ast::File, src: &str, default_name: &str) -> (ir::Ir, Vec<
         implicit_score: false,
         grade_names: Vec::new(),
         usage: HashMap::default(),
+        event_type: None,
     };
     r.declarations(file, default_name);
     r.bodies(file);
@@ -127,6 +130,14 @@ impl Resolver<'_> {
         let a = &r.action;
         let score = self.target(a);
         let event = matches!(r.trigger, ast::Trigger::Event(_));
+        self.event_type = match &r.trigger {
+            ast::Trigger::Event(t) => {
+                let ty = fold(&t.event_type.name);
+                self.ir.reads.events.push((ty.clone(), t.event_type.span));
+                Some(ty)
+            }
+            ast::Trigger::Field(_) => None,
+        };
         let amount = match &a.points {
             ast::Points::Const(n) => {
                 if n.value == 0 {
@@ -358,9 +369,11 @@ impl Resolver<'_> {
     fn points_field(&mut self, p: &ast::Path, event: bool) -> Option<ir::Amount> {
         let dotted = p.dotted();
         if let Some(attr) = dotted.strip_prefix("lead.") {
+            self.ir.reads.attributes.push((attr.to_string(), p.span));
             return Some(ir::Amount::Attr(attr.to_string()));
         }
         if event {
+            self.read_prop(&dotted, p.span);
             Some(ir::Amount::Prop(dotted))
         } else {
             if self.is_score_name(&dotted) {
@@ -368,8 +381,15 @@ impl Resolver<'_> {
                 return None;
             }
             self.record(&dotted, Usage::Num, p.span);
+            self.ir.reads.attributes.push((dotted.clone(), p.span));
             Some(ir::Amount::Attr(dotted))
         }
+    }
+
+    /// Notes that the event rule being resolved reads its event's `prop`.
+    fn read_prop(&mut self, prop: &str, span: Span) {
+        let ty = self.event_type.clone().unwrap_or_default();
+        self.ir.reads.props.push((ty, prop.to_string(), span));
     }
 
     fn is_score_name(&self, name: &str) -> bool {
