@@ -84,7 +84,21 @@ pub fn compile(src: &str, default_name: &str) -> Result<Compiled, Vec<Diagnostic
 }
 
 fn compile_here(src: &str, default_name: &str) -> Result<Compiled, Vec<Diagnostic>> {
-    let file = leadscore_dsl::parse(src)?;
+    let partial = leadscore_dsl::parse_partial(src);
+    if !partial.diags.is_empty() {
+        // Syntax errors: still resolve and check the statements that parsed, and report
+        // what they say beside the syntax errors, so one run shows every problem.
+        let (_, diags) = resolve::resolve(&partial.file, src, default_name);
+        let mut all = partial.diags;
+        all.extend(
+            diags
+                .into_iter()
+                .filter(|d| d.is_error() && !about_broken(d, src, &partial.broken)),
+        );
+        all.sort_by_key(|d| d.span.start);
+        return Err(all);
+    }
+    let file = partial.file;
     let (ir, mut diags) = resolve::resolve(&file, src, default_name);
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
@@ -106,4 +120,37 @@ fn compile_here(src: &str, default_name: &str) -> Result<Compiled, Vec<Diagnosti
         warnings: diags,
         bounds,
     })
+}
+
+/// Whether a check's error may come from a statement that did not parse — a name declared
+/// there (`unknown set \`tier1\``), a grade or score list it would have completed — and so
+/// is left out beside the syntax errors rather than reported wrongly.
+fn about_broken(d: &Diagnostic, src: &str, broken: &[leadscore_dsl::Span]) -> bool {
+    let text: Vec<&str> = broken.iter().map(|s| s.text(src)).collect();
+    let mentions = |word: &str| {
+        text.iter().any(|t| {
+            t.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+                .any(|w| w == word)
+        })
+    };
+    // The first name the message quotes.
+    let named = d.message.split('`').nth(1);
+    if named.is_some_and(mentions) {
+        return true;
+    }
+    // Grade order and completeness, scores a rule must name: a broken `grade` or `score`
+    // statement (or one whose keyword is misspelled) would have changed them.
+    let statement_words = |t: &&str| {
+        t.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let firsts: Vec<String> = text.iter().flat_map(statement_words).collect();
+    let near = |kw: &str| {
+        firsts
+            .iter()
+            .any(|w| w == kw || leadscore_dsl::diagnostic::closest(w, [kw]).is_some())
+    };
+    (d.code.starts_with("E04") && near("grade")) || (d.code == "E0209" && near("score"))
 }

@@ -30,3 +30,12 @@ pub use span::Span;
 pub fn parse(src: &str) -> Result<ast::File, Vec<Diagnostic>> {
     parser::parse(src)
 }
+
+pub use parser::Partial;
+
+/// Parses what it can of a rules file: the statements that parse (a syntax error costs only
+/// the statement it is in), every syntax error, and where the broken statements are — so
+/// the checks of the statements that did parse can still be reported with the errors.
+pub fn parse_partial(src: &str) -> Partial {
+    parser::parse_partial(src)
+}

@@ -50,28 +50,61 @@ pub(crate) fn too_deep(src: &str) -> Option<Diagnostic> {
 }
 
 /// After a syntax error, resumes at the next line that starts a statement and parses the
-/// rest as a fragment, so that every broken statement in the file is reported.
-pub(crate) fn recover(src: &str, first: &pest::error::Error<Rule>, diags: &mut Vec<Diagnostic>) {
+/// rest as a fragment, so that every broken statement in the file is reported. Returns the
+/// regions between the broken statements, `(start, end)`: each read cleanly up to the
+/// statement the next error is in.
+pub(crate) fn recover(
+    src: &str,
+    first: &pest::error::Error<Rule>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<(usize, usize)> {
     let mut at = error_pos(first);
+    let mut good = vec![(0, broken_statement_start(src, at))];
     let mut last_resume = 0;
     while diags.len() < MAX_SYNTAX_ERRORS {
         let Some(resume) = next_statement(src, at, last_resume) else {
-            return;
+            break;
         };
         last_resume = resume;
         // Blank out what was already reported, keeping byte offsets (and so spans) intact.
         let masked = format!("{}{}", " ".repeat(resume), &src[resume..]);
         match Grammar::parse(Rule::fragment, &masked) {
-            Ok(_) => return,
+            Ok(_) => {
+                good.push((resume, src.len()));
+                break;
+            }
             Err(err) => {
                 let pos = error_pos(&err);
                 if pos < resume {
-                    return;
+                    break;
                 }
                 diags.push(syntax_error(src, &err));
+                good.push((resume, broken_statement_start(src, pos).max(resume)));
                 at = pos;
             }
         }
+    }
+    good
+}
+
+/// Where the statement an error at `pos` is in begins: a misspelled keyword at `pos`
+/// begins its own; an error at the first word of a statement means the one before it
+/// ended too early; else the last line before `pos` that starts a statement.
+fn broken_statement_start(src: &str, pos: usize) -> usize {
+    let mut line = src[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let (offset, word) = first_word(src, line);
+    if offset == pos && misspelled_start(&word).is_some() {
+        return pos;
+    }
+    loop {
+        let (offset, word) = first_word(src, line);
+        if offset < pos && STARTS.contains(&word.as_str()) && word != "}" {
+            return offset;
+        }
+        if line == 0 {
+            return 0;
+        }
+        line = src[..line - 1].rfind('\n').map_or(0, |i| i + 1);
     }
 }
 

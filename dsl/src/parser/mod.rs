@@ -39,26 +39,90 @@ fn too_long(span: Span, what: &str) -> Diagnostic {
 }
 
 pub fn parse(src: &str) -> Result<File, Vec<Diagnostic>> {
+    let p = parse_partial(src);
+    if p.diags.is_empty() {
+        Ok(p.file)
+    } else {
+        Err(p.diags)
+    }
+}
+
+/// What a file with syntax errors still says: the statements that parsed, every syntax
+/// error, and where the broken statements are.
+pub struct Partial {
+    pub file: File,
+    pub diags: Vec<Diagnostic>,
+    /// The broken statements' text, each from its start to where reading resumed.
+    pub broken: Vec<Span>,
+}
+
+pub fn parse_partial(src: &str) -> Partial {
     if let Some(d) = too_deep(src) {
-        return Err(vec![d]);
+        return Partial {
+            file: File { items: Vec::new() },
+            diags: vec![d],
+            broken: vec![Span::new(0, src.len())],
+        };
     }
     let mut diags = Vec::new();
-    let file = match Grammar::parse(Rule::file, src) {
+    match Grammar::parse(Rule::file, src) {
         Ok(mut pairs) => {
             let root = pairs.next().map(|p| p.into_inner());
             let items = root.map_or_else(Vec::new, |inner| items(inner, &mut diags));
-            File { items }
+            Partial {
+                file: File { items },
+                diags,
+                broken: Vec::new(),
+            }
         }
         Err(err) => {
             diags.push(syntax_error(src, &err));
-            recover(src, &err, &mut diags);
-            File { items: Vec::new() }
+            let good = recover(src, &err, &mut diags);
+            // The statements between the broken ones, each region parsed on its own.
+            let mut items = Vec::new();
+            for &(start, end) in &good {
+                items.extend(region(src, start, end, &mut diags));
+            }
+            let mut broken = Vec::new();
+            let mut at = 0;
+            for &(start, end) in &good {
+                if start > at {
+                    broken.push(Span::new(at, start));
+                }
+                at = at.max(end);
+            }
+            if at < src.len() {
+                broken.push(Span::new(at, src.len()));
+            }
+            Partial {
+                file: File { items },
+                diags,
+                broken,
+            }
         }
-    };
-    if diags.is_empty() {
-        Ok(file)
-    } else {
-        Err(diags)
+    }
+}
+
+/// The statements in `src[start..end]` (which parsed when read as part of the file), the
+/// rest blanked so that spans stay those of the file; nothing if it does not parse alone.
+fn region(src: &str, start: usize, end: usize, diags: &mut Vec<Diagnostic>) -> Vec<Item> {
+    if start >= end {
+        return Vec::new();
+    }
+    let masked = format!(
+        "{}{}{}",
+        " ".repeat(start),
+        &src[start..end],
+        " ".repeat(src.len() - end)
+    );
+    match Grammar::parse(Rule::fragment, &masked) {
+        Ok(mut pairs) => {
+            let inner = pairs.next().map(|p| p.into_inner());
+            inner.map_or_else(Vec::new, |inner| {
+                items(inner.filter(|p| p.as_rule() != Rule::stray_close), diags)
+            })
+        }
+        Err(_) => Vec::new(),
     }
 }
 
@@ -84,7 +148,10 @@ fn internal(p: &Pair<Rule>) -> Diagnostic {
 
 type Res<T> = Result<T, Diagnostic>;
 
-fn items(pairs: pest::iterators::Pairs<Rule>, diags: &mut Vec<Diagnostic>) -> Vec<Item> {
+fn items<'i>(
+    pairs: impl Iterator<Item = Pair<'i, Rule>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Item> {
     let mut out = Vec::new();
     for p in pairs {
         if p.as_rule() == Rule::EOI {
