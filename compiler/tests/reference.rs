@@ -36,6 +36,11 @@ enum Kind {
         n: u32,
         days: u32,
     },
+    /// `count >= n` with no `within`: a lifetime count.
+    Lifetime {
+        ty: u8,
+        n: u32,
+    },
     Inactive {
         days: u32,
     },
@@ -83,6 +88,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         (0u8..3, prop::option::of(1u32..40)).prop_map(|(ty, max)| Kind::Each { ty, max }),
         (0u8..3, 1u32..4, 1u32..4).prop_map(|(ty, mult, days)| Kind::Expires { ty, mult, days }),
         (0u8..3, 1u32..4, 1u32..4).prop_map(|(ty, n, days)| Kind::Window { ty, n, days }),
+        (0u8..3, 1u32..5).prop_map(|(ty, n)| Kind::Lifetime { ty, n }),
         (1u32..5).prop_map(|days| Kind::Inactive { days }),
         (0u8..3, 0u8..2).prop_map(|(ty, val)| Kind::Where { ty, val }),
         prop::option::of(1u32..20).prop_map(|max| Kind::FieldPoints { max }),
@@ -162,6 +168,7 @@ fn source(c: &Case) -> String {
             Kind::Window { ty, n, days } => {
                 format!("when t{ty}.x count >= {n} within {days}d {verb} {p} {target}")
             }
+            Kind::Lifetime { ty, n } => format!("when t{ty}.x count >= {n} {verb} {p} {target}"),
             Kind::Inactive { days } => format!("when inactive for {days}d {verb} {p} {target}"),
             Kind::Where { ty, val } => {
                 format!("when t{ty}.x where k = \"v{val}\" {verb} {p} {target}")
@@ -256,6 +263,8 @@ fn naive(c: &Case, now: i64) -> (Vec<i64>, i64, usize) {
                 });
                 i64::from(fired) * per
             }
+            // Once the lead has had `n` matching events, however far apart.
+            Kind::Lifetime { ty, n } => i64::from(matching(*ty).count() >= *n as usize) * per,
             Kind::Inactive { days } => i64::from(now - last >= i64::from(*days) * DAY) * per,
             Kind::Where { ty, val } => {
                 i64::from(matching(*ty).any(|(_, e, _)| e.prop == Some(*val))) * per

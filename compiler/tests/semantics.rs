@@ -821,3 +821,40 @@ fn key_is_the_leads_own_key_except_where_it_names_an_event_property() {
     // An attribute spelled like the engine's own field does not replace the key.
     assert_eq!(total("when key = \"l\" add 10", &[attr], 1.0), 10);
 }
+
+#[test]
+fn a_count_without_within_counts_every_matching_event_ever_and_awards_once() {
+    let r = "when site.visited count >= 3 add 10";
+    // The third visit, a year and more after the first, earns the points: no window.
+    let visits = [
+        ev("site.visited", 0.0),
+        ev("site.visited", 200.0),
+        ev("site.visited", 400.0),
+        ev("site.visited", 401.0),
+    ];
+    assert_eq!(total(r, &visits[..2], 500.0), 0);
+    assert_eq!(total(r, &visits[..3], 500.0), 10);
+    // Once: a fourth visit adds nothing.
+    assert_eq!(total(r, &visits, 500.0), 10);
+    // At the instant of the third visit, not before it.
+    assert_eq!(total(r, &visits[..3], 399.9), 0);
+    // Only matching events count toward it.
+    let filtered = "when site.visited where page = \"pricing\" count >= 2 add 5";
+    let mixed = [
+        (
+            "site.visited",
+            day(0.0),
+            json!({}),
+            json!({"page": "pricing"}),
+        ),
+        ev("site.visited", 1.0),
+        (
+            "site.visited",
+            day(300.0),
+            json!({}),
+            json!({"page": "pricing"}),
+        ),
+    ];
+    assert_eq!(total(filtered, &mixed[..2], 400.0), 0);
+    assert_eq!(total(filtered, &mixed, 400.0), 5);
+}

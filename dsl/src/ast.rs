@@ -177,11 +177,12 @@ pub struct EventTrigger {
     pub window: Option<Window>,
 }
 
-/// `count >= N within D`.
+/// `count >= N [within D]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Window {
     pub count: Int,
-    pub within: Duration,
+    /// `None`: a lifetime count (every matching event counts).
+    pub within: Option<Duration>,
     pub span: Span,
 }
 

@@ -11,7 +11,7 @@ use leadscore_dsl::diagnostic::closest;
 use leadscore_dsl::span::LineIndex;
 use leadscore_dsl::{Diagnostic, Span};
 use leadscore_runtime::bytecode::verify::{MAX_EXPIRY_SLOTS, MAX_WINDOW_COUNT};
-use leadscore_runtime::bytecode::{Cmp, Func, GradeId, ScoreId, KEY_FIELD};
+use leadscore_runtime::bytecode::{Cmp, Func, GradeId, ScoreId, KEY_FIELD, LIFETIME};
 use leadscore_runtime::text::fold;
 use rustc_hash::FxHashMap as HashMap;
 
@@ -229,7 +229,9 @@ impl Resolver<'_> {
                     );
                     ok = false;
                 }
-                ok &= self.positive(w.within);
+                if let Some(d) = w.within {
+                    ok &= self.positive(d);
+                }
                 if let Some(s) = a.each {
                     self.err(
                         Diagnostic::error(
@@ -252,7 +254,8 @@ impl Resolver<'_> {
                     );
                     ok = false;
                 }
-                Some((w.count.value as u32, w.within.seconds as u32))
+                let seconds = w.within.map_or(LIFETIME, |d| d.seconds as u32);
+                Some((w.count.value as u32, seconds))
             }
             None => None,
         };

@@ -394,12 +394,14 @@ fn rule_item(p: Pair<Rule>) -> Res<Item> {
 
 fn window(p: Pair<Rule>) -> Res<Window> {
     let kids = children(&p);
-    let [n, d] = kids.as_slice() else {
-        return Err(internal(&p));
+    let (n, within) = match kids.as_slice() {
+        [n] => (n, None),
+        [n, d] => (n, Some(duration(d)?)),
+        _ => return Err(internal(&p)),
     };
     Ok(Window {
         count: uint(n)?,
-        within: duration(d)?,
+        within,
         span: span_of(&p),
     })
 }

@@ -51,8 +51,14 @@ pub fn disassemble(p: &Program) -> String {
                 if let Some(e) = r.expires {
                     let _ = write!(extra, " expires {}", duration(e));
                 }
-                if let Some(w) = r.window {
-                    let _ = write!(extra, " count>={} within {}", w.count, duration(w.seconds));
+                match r.window {
+                    Some(w) if w.seconds == LIFETIME => {
+                        let _ = write!(extra, " count>={} ever", w.count);
+                    }
+                    Some(w) => {
+                        let _ = write!(extra, " count>={} within {}", w.count, duration(w.seconds));
+                    }
+                    None => {}
                 }
                 rule_header(&mut o, p, r.id, r.rule, r.score, &r.points, &extra, "    ");
                 match r.cond {

@@ -218,8 +218,14 @@ pub struct EventRule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub count: u32,
+    /// `within D` in seconds, or [`LIFETIME`].
     pub seconds: u32,
 }
+
+/// The `seconds` of a window written without `within` (`count >= N`): longer than any
+/// duration the language accepts (100 years), so every matching event a lead ever had
+/// falls inside it.
+pub const LIFETIME: u32 = u32::MAX;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventType {
