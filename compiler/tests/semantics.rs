@@ -858,3 +858,26 @@ fn a_count_without_within_counts_every_matching_event_ever_and_awards_once() {
     assert_eq!(total(filtered, &mixed[..2], 400.0), 0);
     assert_eq!(total(filtered, &mixed, 400.0), 5);
 }
+
+#[test]
+fn a_grade_until_false_is_never_left_by_what_the_scores_do_later() {
+    let src = "score behavior\nwhen site.visited add 60 each to behavior\nwhen inactive for 10d subtract 100 from behavior\ngrade A when behavior >= 500\ngrade MQL when behavior >= 100 until false\ngrade Nurture otherwise\n";
+    let p = program(src);
+    let two = events(&[ev("site.visited", 0.0), ev("site.visited", 1.0)]);
+    // Day 1: 120, MQL. Day 30: inactive, 20 — still MQL.
+    let r = run(&p, &two, &day(30.0));
+    assert_eq!((r.total, r.grade.as_str()), (20, "MQL"));
+    assert_eq!(
+        r.transitions
+            .iter()
+            .map(|t| t.1.as_str())
+            .collect::<Vec<_>>(),
+        ["Nurture", "MQL"]
+    );
+    // A grade above still takes the lead from it.
+    let many: Vec<_> = (0..9).map(|d| ev("site.visited", d as f64)).collect();
+    assert_eq!(run(&p, &events(&many), &day(9.0)).grade, "A");
+    // With an exit it would have been left.
+    let leaving = program(&src.replace("until false", "until behavior < 50"));
+    assert_eq!(run(&leaving, &two, &day(30.0)).grade, "Nurture");
+}

@@ -234,13 +234,19 @@ pub enum Cond {
     Not(Box<Cond>, Span),
     /// `inactive for D`.
     Inactive(Duration, Span),
+    /// `true` or `false` alone.
+    Const(bool, Span),
     Test(Box<Test>),
 }
 
 impl Cond {
     pub fn span(&self) -> Span {
         match self {
-            Cond::Or(_, s) | Cond::And(_, s) | Cond::Not(_, s) | Cond::Inactive(_, s) => *s,
+            Cond::Or(_, s)
+            | Cond::And(_, s)
+            | Cond::Not(_, s)
+            | Cond::Inactive(_, s)
+            | Cond::Const(_, s) => *s,
             Cond::Test(t) => t.span,
         }
     }

@@ -38,6 +38,7 @@ impl Resolver<'_> {
                 self.positive(*d)
                     .then_some(Cond::Inactive(d.seconds as u32))
             }
+            ast::Cond::Const(b, _) => Some(Cond::Const(*b)),
             ast::Cond::Test(t) => self.test(t, ctx),
         }
     }

@@ -39,6 +39,7 @@ pub(crate) fn cond(p: Pair<Rule>) -> Res<Cond> {
                 .ok_or_else(|| internal(&p))?;
             Ok(Cond::Inactive(duration(&d)?, span))
         }
+        Rule::constant => Ok(Cond::Const(p.as_str().trim() == "true", span)),
         Rule::comparison => {
             let kids = children(&p);
             let [lhs, op] = kids.as_slice() else {
