@@ -150,11 +150,8 @@ pub fn check(
                 bound(b.max)
             );
         }
-        if c.bounds.len() > 1 {
-            let (lo, hi) = c
-                .bounds
-                .iter()
-                .fold((0.0, 0.0), |(l, h), b| (l + b.min, h + b.max));
+        if c.bounds.len() > 1 || p.total.is_some() {
+            let (lo, hi) = c.total_bounds;
             println!(
                 "  {:width$}  min {:>10}  max {:>10}",
                 "total",

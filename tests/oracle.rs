@@ -61,8 +61,27 @@ tag cold when grade = C and inactive for 2d
 "#;
 
 fn rules(which: u8) -> Program {
-    let src = match which % 3 {
+    let src = match which % 4 {
         0 => SHORT.to_string(),
+        // SHORT with language v2: a score apart, a total of its own with a range, a
+        // lifetime count and a grade never left.
+        3 => SHORT
+            .replace(
+                "score engagement range 0..60\n",
+                "score engagement range 0..60\nscore profile apart\ntotal = fit + engagement range 0..90\n",
+            )
+            .replace(
+                "when inactive for 1d subtract 10 from engagement\n",
+                "when inactive for 1d subtract 10 from engagement\nwhen site.visited count >= 4 add 5 to engagement\nwhen title contains \"ceo\" add 40 to profile\n",
+            )
+            .replace(
+                "grade B when fit + engagement >= 40\n",
+                "grade B when fit + engagement >= 40 until false\n",
+            )
+            .replace(
+                "tag HOT when grade = A\n",
+                "tag HOT when grade = A\ntag profiled when profile >= 40\n",
+            ),
         // Seed 001 as shipped: tiers, windows over 7 days, 30 days of silence.
         1 => include_str!("../examples/001-zoho.rules").to_string(),
         // SHORT with other points: what a reload brings.

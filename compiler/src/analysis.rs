@@ -286,10 +286,34 @@ fn fmt_bound(x: f64) -> String {
     }
 }
 
+/// The possible range of the lead's `score`: `total = …` with its range, or the sum of
+/// the scores not `apart`.
+pub fn total_bounds(ir: &Ir, bounds: &[ScoreBounds]) -> (f64, f64) {
+    match &ir.total {
+        Some(t) => {
+            let (lo, hi) = t.terms.iter().fold((0.0, 0.0), |(lo, hi), (s, minus)| {
+                let b = &bounds[s.index()];
+                if *minus {
+                    (lo - b.max, hi - b.min)
+                } else {
+                    (lo + b.min, hi + b.max)
+                }
+            });
+            match t.range {
+                Some((a, b)) => (lo.clamp(a as f64, b as f64), hi.clamp(a as f64, b as f64)),
+                None => (lo, hi),
+            }
+        }
+        None => bounds
+            .iter()
+            .zip(&ir.scores)
+            .filter(|(_, s)| !s.apart)
+            .fold((0.0, 0.0), |(lo, hi), (b, _)| (lo + b.min, hi + b.max)),
+    }
+}
+
 fn grades(ir: &Ir, bounds: &[ScoreBounds], diags: &mut Vec<Diagnostic>) {
-    let total = bounds
-        .iter()
-        .fold((0.0, 0.0), |(lo, hi), b| (lo + b.min, hi + b.max));
+    let total = total_bounds(ir, bounds);
     let ranges: Vec<String> = bounds
         .iter()
         .map(|b| format!("{} {}..{}", b.name, fmt_bound(b.min), fmt_bound(b.max)))

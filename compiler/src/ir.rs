@@ -24,6 +24,7 @@ pub struct Ir {
     pub protected: Vec<String>,
     /// What the rules read from events (not lowered: for `check --events`).
     pub reads: crate::Reads,
+    pub total: Option<Total>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +40,16 @@ pub struct Score {
     pub range: Option<(i64, i64)>,
     pub line: u32,
     pub span: Span,
+    /// `apart`: left out of the lead's `score`.
+    pub apart: bool,
+}
+
+/// `total = …`: the lead's `score`.
+#[derive(Debug, Clone)]
+pub struct Total {
+    pub terms: Vec<(ScoreId, bool)>,
+    pub range: Option<(i64, i64)>,
+    pub line: u32,
 }
 
 #[derive(Debug, Clone)]

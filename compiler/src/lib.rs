@@ -51,6 +51,8 @@ pub struct Compiled {
     pub warnings: Vec<Diagnostic>,
     /// The possible range of each score, in declaration order.
     pub bounds: Vec<ScoreBounds>,
+    /// The possible range of the lead's `score` (the total).
+    pub total_bounds: (f64, f64),
 }
 
 /// The stack every compilation runs on. The parser bounds nesting (E0005) and expression
@@ -104,6 +106,7 @@ fn compile_here(src: &str, default_name: &str) -> Result<Compiled, Vec<Diagnosti
         return Err(diags);
     }
     let bounds = analysis::analyse(&ir, &mut diags);
+    let total_bounds = analysis::total_bounds(&ir, &bounds);
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
     }
@@ -119,6 +122,7 @@ fn compile_here(src: &str, default_name: &str) -> Result<Compiled, Vec<Diagnosti
         reads: ir.reads,
         warnings: diags,
         bounds,
+        total_bounds,
     })
 }
 

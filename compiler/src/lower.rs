@@ -135,6 +135,7 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
                 name: s.name.clone(),
                 range: s.range,
                 line: s.line,
+                apart: s.apart,
             })
             .collect(),
         code: l.code,
@@ -150,6 +151,11 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
         channels: ir.channels.clone(),
         notifies: ir.notifies.clone(),
         protected: ir.protected.clone(),
+        total: ir.total.as_ref().map(|t| TotalDef {
+            terms: t.terms.clone(),
+            range: t.range,
+            line: t.line,
+        }),
     })
 }
 

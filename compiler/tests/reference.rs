@@ -71,10 +71,22 @@ struct Ev {
     prop: Option<u8>,
 }
 
+/// What the lead's `score` is.
+#[derive(Debug, Clone)]
+enum Total {
+    /// No `total`: s0 + s1.
+    Sum,
+    /// `score s1 apart`: s0 alone.
+    Apart,
+    /// `total = s0 - s1 [range LO..HI]`.
+    Difference(Option<(i64, i64)>),
+}
+
 #[derive(Clone, Debug)]
 struct Case {
     rules: Vec<Rule>,
     range: Option<(i64, i64)>,
+    total: Total,
     thresholds: (i64, i64),
     events: Vec<Ev>,
     now_hours_after: i64,
@@ -125,17 +137,25 @@ fn case() -> impl Strategy<Value = Case> {
         (0i64..60, 1i64..40),
         prop::collection::vec(ev, 0..25),
         0i64..150,
+        prop_oneof![
+            Just(Total::Sum),
+            Just(Total::Apart),
+            prop::option::of((-40i64..0, 0i64..40)).prop_map(Total::Difference),
+        ],
     )
-        .prop_map(|(rules, range, (t1, gap), mut events, now_hours_after)| {
-            events.sort_by_key(|e| e.hour);
-            Case {
-                rules,
-                range,
-                thresholds: (t1, t1 - gap),
-                events,
-                now_hours_after,
-            }
-        })
+        .prop_map(
+            |(rules, range, (t1, gap), mut events, now_hours_after, total)| {
+                events.sort_by_key(|e| e.hour);
+                Case {
+                    rules,
+                    range,
+                    total,
+                    thresholds: (t1, t1 - gap),
+                    events,
+                    now_hours_after,
+                }
+            },
+        )
 }
 
 fn source(c: &Case) -> String {
@@ -144,7 +164,17 @@ fn source(c: &Case) -> String {
         Some((lo, hi)) => s.push_str(&format!("score s0 range {lo}..{hi}\n")),
         None => s.push_str("score s0\n"),
     }
-    s.push_str("score s1\n");
+    match c.total {
+        Total::Sum => s.push_str("score s1\n"),
+        Total::Apart => s.push_str("score s1 apart\n"),
+        Total::Difference(range) => {
+            s.push_str("score s1\ntotal = s0 - s1");
+            if let Some((lo, hi)) = range {
+                s.push_str(&format!(" range {lo}..{hi}"));
+            }
+            s.push('\n');
+        }
+    }
     for r in &c.rules {
         let (verb, prep) = if r.negative {
             ("subtract", "from")
@@ -183,7 +213,7 @@ fn source(c: &Case) -> String {
     }
     let (t1, t2) = c.thresholds;
     s.push_str(&format!(
-        "grade A when s0 + s1 >= {t1}\ngrade B when s0 + s1 >= {t2}\ngrade C otherwise\n"
+        "grade A when score >= {t1}\ngrade B when score >= {t2}\ngrade C otherwise\n"
     ));
     s
 }
@@ -275,7 +305,14 @@ fn naive(c: &Case, now: i64) -> (Vec<i64>, i64, usize) {
     }
     let s0 = c.range.map_or(raw[0], |(lo, hi)| raw[0].clamp(lo, hi));
     let scores = vec![s0, raw[1]];
-    let total = s0 + raw[1];
+    let total = match c.total {
+        Total::Sum => s0 + raw[1],
+        Total::Apart => s0,
+        Total::Difference(range) => {
+            let d = s0 - raw[1];
+            range.map_or(d, |(lo, hi)| d.clamp(lo, hi))
+        }
+    };
     let grade = if total >= c.thresholds.0 {
         0
     } else if total >= c.thresholds.1 {

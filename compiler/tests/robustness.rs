@@ -166,15 +166,18 @@ fn wrong_version_and_magic_are_named() {
     bytes[4] = 9;
     let e = Program::from_bytes(&bytes).unwrap_err().to_string();
     assert!(e.contains("version 9 is not supported"), "{e}");
-    // A program compiled before rules could notify (version 2): compile again.
-    bytes[4] = 2;
-    let e = Program::from_bytes(&bytes).unwrap_err().to_string();
-    assert!(
-        e.contains(
-            "version 2 is not supported (this build reads version 4); compile the rules again"
-        ),
-        "{e}"
-    );
+    // A program compiled before rules could notify (version 2), or before `apart` and
+    // `total` (version 4): compile again.
+    for old in [2, 4] {
+        bytes[4] = old;
+        let e = Program::from_bytes(&bytes).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "version {old} is not supported (this build reads version 5); compile the rules again"
+            )),
+            "{e}"
+        );
+    }
     bytes[0] = b'X';
     let e = Program::from_bytes(&bytes).unwrap_err().to_string();
     assert!(e.contains("not a leadscore program"), "{e}");

@@ -881,3 +881,74 @@ fn a_grade_until_false_is_never_left_by_what_the_scores_do_later() {
     let leaving = program(&src.replace("until false", "until behavior < 50"));
     assert_eq!(run(&leaving, &two, &day(30.0)).grade, "Nurture");
 }
+
+#[test]
+fn apart_scores_are_shown_and_graded_on_but_left_out_of_the_total() {
+    let src = "score fit\nscore profile apart\nwhen country = \"DE\" add 30 to fit\nwhen title contains \"ceo\" add 50 to profile\ngrade A when score >= 50\ngrade B when profile >= 50\ngrade C otherwise\n";
+    let p = program(src);
+    let r = run(
+        &p,
+        &events(&[attrs(0.0, json!({"country": "DE", "title": "CEO"}))]),
+        &day(1.0),
+    );
+    assert_eq!(r.scores, [30, 50]);
+    assert_eq!(r.total, 30);
+    assert_eq!(r.grade, "B");
+}
+
+#[test]
+fn total_is_the_named_sum_and_difference_clamped_with_a_line_that_says_so() {
+    let src = "score engagement range 0..100\nscore behavior\nscore risk\ntotal = engagement + behavior - risk range 0..150\nwhen email.opened add 30 each to engagement\nwhen site.visited add 40 each to behavior\nwhen email.bounced add 15 to risk\ngrade A when score >= 120\ngrade B otherwise\n";
+    let p = program(src);
+    let mut evs = vec![
+        ev("email.opened", 0.0),
+        ev("email.opened", 0.1),
+        ev("email.opened", 0.2),
+        ev("email.opened", 0.3),
+        ev("site.visited", 0.4),
+        ev("site.visited", 0.5),
+    ];
+    // engagement 120 → 100 (clamp −20), behavior 80: 180 → 150 (the total's clamp −30).
+    let r = run(&p, &events(&evs), &day(1.0));
+    assert_eq!(r.scores, [100, 80, 0]);
+    assert_eq!((r.total, r.grade.as_str()), (150, "A"));
+    assert_eq!(
+        r.contributions,
+        [(Some(5), 120), (Some(6), 80), (None, -20), (None, -30)]
+    );
+    // A subtracted score takes from the total; inside the range nothing is clamped.
+    evs.truncate(2);
+    evs.push(ev("email.bounced", 0.6));
+    let r = run(&p, &events(&evs), &day(1.0));
+    assert_eq!((r.scores.clone(), r.total), (vec![60, 0, 15], 45));
+    // The lines add up: each score's lines and clamp, then the total's.
+    let per_score = |i: usize| -> i64 {
+        r.contributions
+            .iter()
+            .zip(&run_scores(&p, &events(&evs)))
+            .filter(|(_, s)| **s == i)
+            .map(|(c, _)| c.1)
+            .sum()
+    };
+    assert_eq!(per_score(0) + per_score(1) - per_score(2), r.total);
+}
+
+/// The score each explanation line belongs to (`usize::MAX` for the total's clamp).
+fn run_scores(p: &Program, evs: &[Event]) -> Vec<usize> {
+    let mut engine = Engine::new(p);
+    let lead = engine
+        .rebuild("l", evs, t(&day(1.0)), &mut Vec::new())
+        .unwrap();
+    let mut lines = Vec::new();
+    engine.evaluate(&lead, t(&day(1.0)), Some(&mut lines));
+    lines
+        .iter()
+        .map(|c| {
+            if c.score == leadscore_runtime::bytecode::TOTAL {
+                usize::MAX
+            } else {
+                c.score.index()
+            }
+        })
+        .collect()
+}

@@ -13,6 +13,7 @@ pub enum Item {
     Ruleset(RulesetDecl),
     Set(SetDecl),
     Score(ScoreDecl),
+    Total(TotalDecl),
     Rule(Rule),
     If(IfBlock),
     Grade(GradeDecl),
@@ -69,6 +70,17 @@ pub struct SetDecl {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoreDecl {
     pub name: Ident,
+    pub range: Option<Range>,
+    /// `apart`: not part of the lead's `score`.
+    pub apart: bool,
+    pub span: Span,
+}
+
+/// `total = a + b - c [range LO..HI]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TotalDecl {
+    /// Each score named, `true` where it is subtracted.
+    pub terms: Vec<(bool, Ident)>,
     pub range: Option<Range>,
     pub span: Span,
 }

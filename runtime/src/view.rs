@@ -6,7 +6,7 @@
 //! that order: a field added out of order would change the bytes every endpoint prints
 //! (`view_keys_are_sorted` below pins it).
 
-use crate::bytecode::Program;
+use crate::bytecode::{Program, TOTAL};
 use crate::engine::{Cause, Contribution, Evaluation, Transition};
 use crate::time::{self, Micros};
 use serde::{Deserialize, Serialize};
@@ -120,6 +120,15 @@ pub fn contributions(p: &Program, lines: &[Contribution]) -> Vec<ContributionVie
     lines
         .iter()
         .map(|c| {
+            if c.score == TOTAL {
+                // The total's range clamped the lead's `score`.
+                return ContributionView {
+                    line: p.total.as_ref().map_or(0, |t| t.line),
+                    points: c.points,
+                    rule: "clamp".to_string(),
+                    score: "score".to_string(),
+                };
+            }
             let score = &p.scores[c.score.index()];
             let (line, rule) = match c.rule {
                 Some(r) => {

@@ -52,6 +52,22 @@ impl Resolver<'_> {
         if ruleset.is_none() {
             self.ir.name = default_name.to_string();
         }
+        // After every score is declared: `total` names them.
+        let mut total: Option<Span> = None;
+        for item in &file.items {
+            if let ast::Item::Total(d) = item {
+                if let Some(first) = total {
+                    self.err(
+                        Diagnostic::error("E0218", d.span, "`total` is given twice")
+                            .label("second `total`")
+                            .related(first, "first given here"),
+                    );
+                    continue;
+                }
+                total = Some(d.span);
+                self.declare_total(d);
+            }
+        }
         if self.ir.scores.is_empty() {
             self.implicit_score = true;
             self.scores.insert("score".into(), ScoreId(0));
@@ -60,6 +76,7 @@ impl Resolver<'_> {
                 range: None,
                 line: 0,
                 span: Span::default(),
+                apart: false,
             });
         } else if self.ir.scores.len() > 1 {
             if let Some(s) = self.ir.scores.iter().find(|s| s.name == "score") {
@@ -74,6 +91,74 @@ impl Resolver<'_> {
                     .help("give this score another name"),
                 );
             }
+        }
+    }
+
+    fn declare_total(&mut self, d: &ast::TotalDecl) {
+        let mut terms: Vec<(ScoreId, bool)> = Vec::new();
+        let mut ok = true;
+        for (minus, name) in &d.terms {
+            let Some(&id) = self.scores.get(&name.name) else {
+                let names: Vec<&str> = self.ir.scores.iter().map(|s| s.name.as_str()).collect();
+                let d = Diagnostic::error(
+                    "E0217",
+                    name.span,
+                    format!("unknown score `{}` in `total`", name.name),
+                )
+                .label("not a declared score");
+                self.err(match closest(&name.name, names.iter().copied()) {
+                    Some(h) => d.help(format!("did you mean `{h}`?")),
+                    None => d.help(format!("the scores are {}", names.join(", "))),
+                });
+                ok = false;
+                continue;
+            };
+            if terms.iter().any(|(t, _)| *t == id) {
+                self.err(
+                    Diagnostic::error(
+                        "E0219",
+                        name.span,
+                        format!("`total` names `{}` twice", name.name),
+                    )
+                    .label("named again")
+                    .help("each score counts once in the total"),
+                );
+                ok = false;
+                continue;
+            }
+            if self.ir.scores[id.index()].apart {
+                let decl = self.ir.scores[id.index()].span;
+                self.err(
+                    Diagnostic::error(
+                        "E0220",
+                        name.span,
+                        format!("`total` names `{}`, which is `apart`", name.name),
+                    )
+                    .label("an `apart` score is left out of the total")
+                    .related(decl, "declared `apart` here")
+                    .help("drop `apart` from the score, or leave it out of `total`"),
+                );
+                ok = false;
+                continue;
+            }
+            terms.push((id, *minus));
+        }
+        if let Some(r) = d.range {
+            if r.lo.value > r.hi.value {
+                self.err(
+                    Diagnostic::error("E0317", r.span, "this range is empty")
+                        .label(format!("{} is greater than {}", r.lo.value, r.hi.value))
+                        .help("write the smaller number first, e.g. `range 0..150`"),
+                );
+                ok = false;
+            }
+        }
+        if ok {
+            self.ir.total = Some(ir::Total {
+                terms,
+                range: d.range.map(|r| (r.lo.value, r.hi.value)),
+                line: self.line(d.span),
+            });
         }
     }
 
@@ -150,6 +235,7 @@ impl Resolver<'_> {
             range,
             line: self.line(d.span),
             span: d.name.span,
+            apart: d.apart,
         });
     }
 

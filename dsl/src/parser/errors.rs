@@ -108,8 +108,9 @@ fn broken_statement_start(src: &str, pos: usize) -> usize {
     }
 }
 
-const STARTS: [&str; 11] = [
-    "ruleset", "set", "score", "when", "if", "grade", "tag", "channel", "notify", "field", "}",
+const STARTS: [&str; 12] = [
+    "ruleset", "set", "score", "total", "when", "if", "grade", "tag", "channel", "notify", "field",
+    "}",
 ];
 
 /// The statement keyword a line's first word misspells (`wehn` → `when`), if it is not
@@ -205,6 +206,9 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::kw_changes => "`changes`",
         Rule::kw_crosses => "`crosses`",
         Rule::kw_range => "`range`",
+        Rule::kw_apart => "`apart`",
+        Rule::kw_total => "`total`",
+        Rule::total_term => "a score's name",
         Rule::range => "a range like `0..100`",
         Rule::otherwise | Rule::kw_otherwise => "`otherwise`",
         Rule::block_open => "`{`",
@@ -397,6 +401,7 @@ fn is_statement_start(r: Rule) -> bool {
             | Rule::ruleset_decl
             | Rule::set_decl
             | Rule::score_decl
+            | Rule::total_decl
             | Rule::grade_decl
             | Rule::tag_decl
             | Rule::if_block
@@ -408,6 +413,7 @@ fn is_statement_start(r: Rule) -> bool {
             | Rule::kw_ruleset
             | Rule::kw_set
             | Rule::kw_score
+            | Rule::kw_total
             | Rule::kw_grade
             | Rule::kw_tag
             | Rule::kw_if

@@ -182,11 +182,39 @@ fn item(p: Pair<Rule>) -> Res<Item> {
         }),
         Rule::score_decl => {
             let name = ident(next()?);
-            let range = match next() {
-                Ok(r) => Some(range(r)?),
-                Err(_) => None,
-            };
-            Item::Score(ScoreDecl { name, range, span })
+            let (mut range_of, mut apart) = (None, false);
+            while let Ok(k) = next() {
+                match k.as_rule() {
+                    Rule::range => range_of = Some(range(k)?),
+                    Rule::apart => apart = true,
+                    _ => {}
+                }
+            }
+            Item::Score(ScoreDecl {
+                name,
+                range: range_of,
+                apart,
+                span,
+            })
+        }
+        Rule::total_decl => {
+            let (mut terms, mut range_of, mut minus) = (Vec::new(), None, false);
+            while let Ok(k) = next() {
+                match k.as_rule() {
+                    Rule::total_term => {
+                        let id = k.into_inner().next().ok_or_else(|| internal(&p))?;
+                        terms.push((minus, ident(id)));
+                    }
+                    Rule::arith_op => minus = k.as_str() == "-",
+                    Rule::range => range_of = Some(range(k)?),
+                    _ => {}
+                }
+            }
+            Item::Total(TotalDecl {
+                terms,
+                range: range_of,
+                span,
+            })
         }
         Rule::grade_decl => {
             let name = ident(next()?);
@@ -309,6 +337,8 @@ fn is_keyword(r: Rule) -> bool {
             | Rule::kw_ruleset
             | Rule::kw_set
             | Rule::kw_score
+            | Rule::kw_total
+            | Rule::kw_apart
             | Rule::kw_range
             | Rule::kw_grade
             | Rule::kw_tag

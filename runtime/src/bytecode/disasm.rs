@@ -18,7 +18,24 @@ pub fn disassemble(p: &Program) -> String {
         let range = s
             .range
             .map_or(String::new(), |(lo, hi)| format!(" range {lo}..{hi}"));
-        let _ = writeln!(o, "  s{i} {}{range}", s.name);
+        let apart = if s.apart { " apart" } else { "" };
+        let _ = writeln!(o, "  s{i} {}{range}{apart}", s.name);
+    }
+    if let Some(t) = &p.total {
+        let mut terms = String::new();
+        for (n, (s, minus)) in t.terms.iter().enumerate() {
+            let op = match (n, minus) {
+                (0, false) => "",
+                (0, true) => "-",
+                (_, false) => " + ",
+                (_, true) => " - ",
+            };
+            let _ = write!(terms, "{op}{}", p.scores[s.index()].name);
+        }
+        let range = t
+            .range
+            .map_or(String::new(), |(lo, hi)| format!(" range {lo}..{hi}"));
+        let _ = writeln!(o, "  total = {terms}{range} (line {})", t.line);
     }
     if !p.protected.is_empty() {
         let _ = writeln!(o, "\nprotected {}", p.protected.join(", "));

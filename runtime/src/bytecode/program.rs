@@ -14,7 +14,7 @@ pub const MAGIC: [u8; 4] = *b"LSBC";
 /// 2: grades may carry an `until` condition (hysteresis).
 /// 3: notification channels and `notify` rules.
 /// 4: protected fields (`field NAME protected`).
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 /// magic + version + reserved + body length + body sha256.
 pub const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 32;
 /// Programs larger than this are refused before decoding.
@@ -57,7 +57,22 @@ pub struct Program {
     pub notifies: Vec<NotifyDef>,
     /// Attributes only signed senders may set (`field NAME protected`), sorted, unique.
     pub protected: Vec<String>,
+    /// `total = …`: what the lead's `score` is; without it, the sum of the scores not
+    /// `apart`.
+    pub total: Option<TotalDef>,
 }
+
+/// `total = a + b - c [range LO..HI]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotalDef {
+    /// Each named score, `true` where it is subtracted.
+    pub terms: Vec<(ScoreId, bool)>,
+    pub range: Option<(i64, i64)>,
+    pub line: u32,
+}
+
+/// The score of an explanation's line that clamps the total (`total … range`).
+pub const TOTAL: ScoreId = ScoreId(u32::MAX);
 
 impl Program {
     /// Whether only signed senders may set this attribute.
@@ -169,6 +184,8 @@ pub struct ScoreDef {
     pub range: Option<(i64, i64)>,
     /// Line of the declaration (0 for the implicit `score`).
     pub line: u32,
+    /// `apart`: shown and tested, left out of the lead's `score`.
+    pub apart: bool,
 }
 
 /// How many points a rule gives, before its sign.

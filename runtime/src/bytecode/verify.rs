@@ -78,6 +78,15 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
     check(p.numbers.iter().all(|n| n.is_finite()), || {
         "a number constant is not finite".into()
     })?;
+    if let Some(t) = &p.total {
+        check(
+            !t.terms.is_empty() && t.terms.iter().all(|(s, _)| s.index() < p.scores.len()),
+            || "the total names a bad score".into(),
+        )?;
+        check(t.range.is_none_or(|(lo, hi)| lo <= hi), || {
+            "the total's range is empty".into()
+        })?;
+    }
 
     // Conditions: the start of every condition, and which context it runs in.
     let mut starts: Vec<(CodeRef, Context)> = Vec::new();

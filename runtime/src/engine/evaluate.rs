@@ -86,6 +86,21 @@ impl<'p> Engine<'p> {
                     });
                 }
             }
+            // And one for the total's own range.
+            let scores: Vec<i64> = p
+                .scores
+                .iter()
+                .zip(&self.raw)
+                .map(|(s, &raw)| s.range.map_or(raw, |(lo, hi)| raw.clamp(lo, hi)))
+                .collect();
+            let (total, unclamped) = total_of(p, &scores);
+            if total != unclamped {
+                out.push(Contribution {
+                    rule: None,
+                    score: TOTAL,
+                    points: total - unclamped,
+                });
+            }
         }
         self.grade_from_raw(lead, now)
     }
@@ -161,12 +176,12 @@ impl<'p> Engine<'p> {
     /// Clamps `self.raw` into `self.scores`, totals them and picks the grade.
     pub(super) fn grade_from_raw(&mut self, lead: &LeadState, now: Micros) -> GradeId {
         let p = self.program;
-        self.total = 0;
         for (i, s) in p.scores.iter().enumerate() {
             let raw = self.raw[i];
             self.scores[i] = s.range.map_or(raw, |(lo, hi)| raw.clamp(lo, hi));
-            self.total = self.total.saturating_add(self.scores[i]);
         }
+        let (total, _) = total_of(p, &self.scores);
+        self.total = total;
         let env = Env {
             scores: &self.scores,
             total: self.total,
@@ -186,5 +201,33 @@ impl<'p> Engine<'p> {
             })
             .unwrap_or(p.grades.len() - 1);
         GradeId(grade as u32)
+    }
+}
+
+/// The lead's `score` from its named scores, and what it was before the total's range
+/// clamped it: `total = …` when the program has one, else the sum of the scores not
+/// `apart`.
+fn total_of(p: &Program, scores: &[i64]) -> (i64, i64) {
+    match &p.total {
+        Some(t) => {
+            let sum = t.terms.iter().fold(0i64, |acc, &(s, minus)| {
+                let v = scores[s.index()];
+                if minus {
+                    acc.saturating_sub(v)
+                } else {
+                    acc.saturating_add(v)
+                }
+            });
+            (t.range.map_or(sum, |(lo, hi)| sum.clamp(lo, hi)), sum)
+        }
+        None => {
+            let sum = p
+                .scores
+                .iter()
+                .zip(scores)
+                .filter(|(s, _)| !s.apart)
+                .fold(0i64, |acc, (_, &v)| acc.saturating_add(v));
+            (sum, sum)
+        }
     }
 }
