@@ -63,9 +63,8 @@ tag cold when grade = C and inactive for 2d
 fn rules(which: u8) -> Program {
     let src = match which % 4 {
         0 => SHORT.to_string(),
-        // SHORT with language v2: a score apart, a total of its own with a range and a
-        // lifetime count. (`until false` diverged from the offline reference at 1,500
-        // cases and is left out here until that is diagnosed: see issue 18's note.)
+        // SHORT with language v2: a score apart, a total of its own with a range, a
+        // lifetime count and a grade never left.
         3 => SHORT
             .replace(
                 "score engagement range 0..60\n",
@@ -74,6 +73,10 @@ fn rules(which: u8) -> Program {
             .replace(
                 "when inactive for 1d subtract 10 from engagement\n",
                 "when inactive for 1d subtract 10 from engagement\nwhen site.visited count >= 4 add 5 to engagement\nwhen title contains \"ceo\" add 40 to profile\n",
+            )
+            .replace(
+                "grade B when fit + engagement >= 40\n",
+                "grade B when fit + engagement >= 40 until false\n",
             )
             .replace(
                 "tag HOT when grade = A\n",

@@ -882,6 +882,31 @@ fn a_grade_until_false_is_never_left_by_what_the_scores_do_later() {
     assert_eq!(run(&leaving, &two, &day(30.0)).grade, "Nurture");
 }
 
+/// A grade with `until` depends on the path through time: a lead stored at one instant and
+/// read at a later one is graded as if it had been brought through every time change in
+/// between (what the sweep would have recorded), not from the scores at the read alone.
+#[test]
+fn a_read_long_after_the_last_evaluation_walks_the_time_changes_in_between() {
+    let src = "when stay add 50\nwhen up add 60 each max 60 expires after 2d\nwhen inactive for 3d subtract 30\ngrade A when score >= 100 until score < 80\ngrade B when score >= 40 until false\ngrade C otherwise\n";
+    let p = program(src);
+    let evs = events(&[ev("stay", 0.0), ev("up", 0.0)]);
+    let mut engine = Engine::new(&p);
+    let stored = engine
+        .rebuild("l", &evs, t(&day(0.0)), &mut Vec::new())
+        .unwrap();
+    assert_eq!(p.grades[stored.grade.unwrap() as usize].name, "A");
+    // Day 2: the award expires, 50 (left A, into B). Day 3: inactive, 20 — B is kept.
+    let late = engine.evaluate(&stored, t(&day(10.0)), None);
+    assert_eq!(
+        (late.total, p.grades[late.grade.index()].name.as_str()),
+        (20, "B")
+    );
+    let walked = run(&p, &evs, &day(10.0));
+    assert_eq!((walked.total, walked.grade.as_str()), (20, "B"));
+    // The stored state itself is not changed by the read.
+    assert_eq!(stored.evaluated_at, Some(t(&day(0.0))));
+}
+
 #[test]
 fn apart_scores_are_shown_and_graded_on_but_left_out_of_the_total() {
     let src = "score fit\nscore profile apart\nwhen country = \"DE\" add 30 to fit\nwhen title contains \"ceo\" add 50 to profile\ngrade A when score >= 50\ngrade B when profile >= 50\ngrade C otherwise\n";

@@ -6,12 +6,25 @@ use super::*;
 impl<'p> Engine<'p> {
     /// Scores, grade and tags at `now`; with `explain`, the contribution of every rule
     /// (non-zero, in source order) and a clamp line per clamped score.
+    ///
+    /// A grade with `until` depends on the path to `now`, not only on the scores at `now`:
+    /// when time changes the lead between the instant it was evaluated to and `now`, a copy
+    /// is brought through them first, so that a read sees what a sweep would have recorded.
     pub fn evaluate(
         &mut self,
         lead: &LeadState,
         now: Micros,
         explain: Option<&mut Vec<Contribution>>,
     ) -> Evaluation {
+        let advanced;
+        let lead = if self.holds && self.behind(lead, now) {
+            let mut copy = lead.clone();
+            self.advance(&mut copy, now, &mut Vec::new());
+            advanced = copy;
+            &advanced
+        } else {
+            lead
+        };
         let grade = self.compute(lead, now, explain);
         let p = self.program;
         let env = Env {
@@ -29,6 +42,12 @@ impl<'p> Engine<'p> {
             grade,
             tags,
         }
+    }
+
+    /// Whether time changes the lead after the instant it was evaluated to and by `now`.
+    fn behind(&self, lead: &LeadState, now: Micros) -> bool {
+        lead.evaluated_at
+            .is_some_and(|e| e < now && self.next_change(lead, e).is_some_and(|c| c <= now))
     }
 
     /// Computes the scores into `self.scores` / `self.total` and returns the grade.

@@ -76,6 +76,8 @@ pub struct Engine<'p> {
     timed_field: Vec<bool>,
     /// The event rules with `expires after`: the only ones time changes.
     expiring: Vec<usize>,
+    /// Whether a grade has `until` (the grade then depends on the path through time).
+    holds: bool,
     /// Scratch: rule sums before clamping, clamped scores, their total.
     raw: Vec<i64>,
     scores: Vec<i64>,
@@ -125,6 +127,7 @@ impl<'p> Engine<'p> {
             expiring: (0..program.event_rules.len())
                 .filter(|&i| program.event_rules[i].expires.is_some())
                 .collect(),
+            holds: program.grades.iter().any(|g| g.until.is_some()),
             raw: vec![0; program.scores.len()],
             scores: vec![0; program.scores.len()],
             total: 0,
