@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use leadscore_runtime::bytecode::Program;
 use leadscore_runtime::event::Event;
 use leadscore_runtime::time::{self, Micros};
+use leadscore_runtime::view::QuestionView;
 use serde_json::{json, Value as Json};
 use std::path::Path;
 
@@ -145,8 +146,39 @@ pub fn table(p: &Program, results: &[Scored]) -> String {
             })
         }));
     }
-    // Each cell is padded one space either side: the lines lose their first space and
-    // the last column's padding.
+    let mut out = lines(&t);
+    // Seed 004's follow-up list: per lead, what to ask next (the rules with `ask` that
+    // give it nothing yet).
+    let asked: Vec<(&str, &QuestionView)> = results
+        .iter()
+        .flat_map(|r| {
+            r.view
+                .open_questions
+                .iter()
+                .flatten()
+                .map(move |q| (r.lead.as_str(), q))
+        })
+        .collect();
+    if !asked.is_empty() {
+        let mut q = Table::new();
+        q.load_preset(NOTHING);
+        q.set_header(["lead", "line", "ask"]);
+        for (lead, question) in asked {
+            q.add_row([
+                Cell::new(lead),
+                Cell::new(question.line).set_alignment(CellAlignment::Right),
+                Cell::new(&question.ask),
+            ]);
+        }
+        out.push_str("\nopen questions\n");
+        out.push_str(&lines(&q));
+    }
+    out
+}
+
+/// A table's lines: each cell is padded one space either side, so the lines lose their
+/// first space and the last column's padding.
+fn lines(t: &comfy_table::Table) -> String {
     let mut out = String::new();
     for line in t.lines() {
         out.push_str(line.strip_prefix(' ').unwrap_or(&line).trim_end());

@@ -62,6 +62,8 @@ pub struct Rule {
     pub text: String,
     /// The `if` guards around it, as written (part of its identity).
     pub guards: Vec<String>,
+    /// `ask "TEXT"`.
+    pub ask: Option<String>,
     pub span: Span,
 }
 
@@ -76,7 +78,24 @@ pub enum RuleKind {
         each: bool,
         expires: Option<u32>,
         window: Option<(u32, u32)>,
+        /// `within D of TYPE [where …]`.
+        prior: Option<Prior>,
+        /// `up to N per D`: (N, seconds).
+        per: Option<(u32, u32)>,
+        /// `distinct PROP`.
+        distinct: Option<String>,
+        /// `reset SCORE` (the rule's score): no points of its own.
+        reset: bool,
     },
+}
+
+/// `within D of TYPE [where COND]`.
+#[derive(Debug, Clone)]
+pub struct Prior {
+    /// Folded.
+    pub event_type: String,
+    pub cond: Option<Cond>,
+    pub seconds: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,6 +34,7 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
         rules.push(RuleInfo {
             line: r.line,
             text: r.text.clone(),
+            ask: r.ask.clone(),
         });
         let id = rule_id(r, &mut ids);
         let points = Points {
@@ -65,10 +66,28 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
                 each,
                 expires,
                 window,
+                prior,
+                per,
+                distinct,
+                reset,
             } => {
                 let Ok(cond) = l.optional(cond.as_ref()) else {
                     diags.push(too_complex(r.span));
                     continue;
+                };
+                let prior = match prior {
+                    Some(pr) => {
+                        let Ok(c) = l.optional(pr.cond.as_ref()) else {
+                            diags.push(too_complex(r.span));
+                            continue;
+                        };
+                        Some(Prior {
+                            event_type: pr.event_type.clone(),
+                            cond: c,
+                            seconds: pr.seconds,
+                        })
+                    }
+                    None => None,
                 };
                 by_type
                     .entry(event_type.clone())
@@ -83,6 +102,10 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
                     each: *each,
                     expires: *expires,
                     window: window.map(|(count, seconds)| Window { count, seconds }),
+                    prior,
+                    per: per.map(|(points, seconds)| PerCap { points, seconds }),
+                    distinct: distinct.as_ref().map(|f| FieldId(l.field(f))),
+                    reset: *reset,
                 });
             }
         }

@@ -52,6 +52,26 @@ enum Kind {
     FieldPoints {
         max: Option<u32>,
     },
+    /// `within H h of t{of}.x` (of ≠ ty).
+    Prior {
+        ty: u8,
+        hours: u32,
+    },
+    /// `each up to P×mult per H h`.
+    PerCap {
+        ty: u8,
+        mult: u32,
+        hours: u32,
+    },
+    /// `each distinct k max P×mult`.
+    Distinct {
+        ty: u8,
+        mult: u32,
+    },
+    /// `when t{ty}.x reset s{score}`.
+    Reset {
+        ty: u8,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +124,10 @@ fn kind() -> impl Strategy<Value = Kind> {
         (1u32..5).prop_map(|days| Kind::Inactive { days }),
         (0u8..3, 0u8..2).prop_map(|(ty, val)| Kind::Where { ty, val }),
         prop::option::of(1u32..20).prop_map(|max| Kind::FieldPoints { max }),
+        (0u8..3, 1u32..30).prop_map(|(ty, hours)| Kind::Prior { ty, hours }),
+        (0u8..3, 1u32..4, 1u32..30).prop_map(|(ty, mult, hours)| Kind::PerCap { ty, mult, hours }),
+        (0u8..3, 1u32..4).prop_map(|(ty, mult)| Kind::Distinct { ty, mult }),
+        (0u8..3).prop_map(|ty| Kind::Reset { ty }),
     ]
 }
 
@@ -207,6 +231,19 @@ fn source(c: &Case) -> String {
                 format!("when n is set {verb} n max {m} {target}")
             }
             Kind::FieldPoints { max: None } => format!("when n is set {verb} n {target}"),
+            Kind::Prior { ty, hours } => format!(
+                "when t{ty}.x within {hours}h of t{}.x {verb} {p} {target}",
+                (ty + 1) % 3
+            ),
+            Kind::PerCap { ty, mult, hours } => format!(
+                "when t{ty}.x {verb} {p} each up to {} per {hours}h {target}",
+                p * mult
+            ),
+            Kind::Distinct { ty, mult } => format!(
+                "when t{ty}.x {verb} {p} each distinct k max {} {target}",
+                p * mult
+            ),
+            Kind::Reset { ty } => format!("when t{ty}.x reset s{}", r.score),
         };
         s.push_str(&line);
         s.push('\n');
@@ -266,11 +303,27 @@ fn naive(c: &Case, now: i64) -> (Vec<i64>, i64, usize) {
         }
     }
     let last = evs.last().map(|x| x.2).unwrap();
+    // Per score, the last event that resets it: event rules count only what came after.
+    let mut cut = [None::<usize>; 2];
+    for r in &c.rules {
+        if let Kind::Reset { ty } = r.kind {
+            for (i, e, _) in &evs {
+                if e.ty == ty {
+                    cut[r.score] = cut[r.score].max(Some(*i));
+                }
+            }
+        }
+    }
     let mut raw = [0i64; 2];
     for r in &c.rules {
         let per = i64::from(r.points);
         let cap = |x: i64, m: Option<u32>| m.map_or(x, |m| x.clamp(-i64::from(m), i64::from(m)));
-        let matching = |ty: u8| evs.iter().filter(move |(_, e, _)| e.ty == ty);
+        let after = cut[r.score];
+        let evs = &evs;
+        let matching = move |ty: u8| {
+            evs.iter()
+                .filter(move |(i, e, _)| e.ty == ty && after.is_none_or(|c| *i > c))
+        };
         let v: i64 = match &r.kind {
             Kind::Field { attr, val } => i64::from(a[*attr as usize] == Some(*val)) * per,
             Kind::Num { thr } => i64::from(n.is_some_and(|n| n >= *thr)) * per,
@@ -300,6 +353,42 @@ fn naive(c: &Case, now: i64) -> (Vec<i64>, i64, usize) {
                 i64::from(matching(*ty).any(|(_, e, _)| e.prop == Some(*val))) * per
             }
             Kind::FieldPoints { max } => n.map_or(0, |n| cap(n, *max)),
+            // Fires if an event of the other type came before it (in applied order) no
+            // more than H hours earlier.
+            Kind::Prior { ty, hours } => {
+                let of = (ty + 1) % 3;
+                let fired = matching(*ty).any(|(i, _, at)| {
+                    evs.iter()
+                        .any(|(j, e, t)| e.ty == of && j < i && *t >= at - i64::from(*hours) * HOUR)
+                });
+                i64::from(fired) * per
+            }
+            Kind::PerCap { ty, mult, hours } => {
+                let limit = per * i64::from(*mult);
+                let mut accepted: Vec<i64> = Vec::new();
+                for (_, _, at) in matching(*ty) {
+                    let recent = accepted
+                        .iter()
+                        .filter(|&&t| t > at - i64::from(*hours) * HOUR)
+                        .count() as i64;
+                    if (recent + 1) * per <= limit {
+                        accepted.push(*at);
+                    }
+                }
+                per * accepted.len() as i64
+            }
+            Kind::Distinct { ty, mult } => {
+                let mut seen: Vec<u8> = Vec::new();
+                for (_, e, _) in matching(*ty) {
+                    if let Some(v) = e.prop {
+                        if !seen.contains(&v) && (seen.len() as u32) < *mult {
+                            seen.push(v);
+                        }
+                    }
+                }
+                per * seen.len() as i64
+            }
+            Kind::Reset { .. } => 0,
         };
         raw[r.score] += if r.negative { -v } else { v };
     }

@@ -168,12 +168,12 @@ fn wrong_version_and_magic_are_named() {
     assert!(e.contains("version 9 is not supported"), "{e}");
     // A program compiled before rules could notify (version 2), or before `apart` and
     // `total` (version 4): compile again.
-    for old in [2, 4] {
+    for old in [2, 4, 5] {
         bytes[4] = old;
         let e = Program::from_bytes(&bytes).unwrap_err().to_string();
         assert!(
             e.contains(&format!(
-                "version {old} is not supported (this build reads version 5); compile the rules again"
+                "version {old} is not supported (this build reads version 6); compile the rules again"
             )),
             "{e}"
         );

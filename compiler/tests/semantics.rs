@@ -1,97 +1,16 @@
 //! One test per semantic of the language (docs/language.md), through the real compiler
 //! and engine.
 
+#[path = "common/scoring.rs"]
+mod scoring;
+
 use leadscore_runtime::bytecode::Program;
 use leadscore_runtime::engine::{Cause, Engine, Ingested};
 use leadscore_runtime::event::Event;
 use leadscore_runtime::state::LeadState;
 use leadscore_runtime::time;
+use scoring::*;
 use serde_json::{json, Value};
-
-fn program(src: &str) -> Program {
-    match leadscore_compiler::compile(src, "t") {
-        Ok(c) => c.program,
-        Err(d) => panic!("{d:?}"),
-    }
-}
-
-fn t(s: &str) -> i64 {
-    time::parse(s).unwrap_or_else(|| panic!("bad time {s}"))
-}
-
-/// Day `d` (fractional allowed) after 2026-01-01T00:00:00Z.
-fn day(d: f64) -> String {
-    time::format(t("2026-01-01T00:00:00Z") + (d * 86_400_000_000.0) as i64)
-}
-
-/// Events: (type, at, attributes, props).
-fn events(list: &[(&str, String, Value, Value)]) -> Vec<Event> {
-    list.iter()
-        .enumerate()
-        .map(|(i, (ty, at, a, p))| {
-            Event::from_json(
-                &json!({"id": format!("e{i}"), "lead": "l", "type": ty, "at": at,
-                "attributes": a, "props": p}),
-            )
-            .unwrap()
-        })
-        .collect()
-}
-
-fn ev(ty: &str, d: f64) -> (&str, String, Value, Value) {
-    (ty, day(d), json!({}), json!({}))
-}
-
-fn attrs(d: f64, a: Value) -> (&'static str, String, Value, Value) {
-    ("lead.updated", day(d), a, json!({}))
-}
-
-struct Result {
-    scores: Vec<i64>,
-    total: i64,
-    grade: String,
-    tags: Vec<String>,
-    transitions: Vec<(Option<String>, String, String, String)>,
-    contributions: Vec<(Option<u32>, i64)>,
-}
-
-fn run(p: &Program, evs: &[Event], now: &str) -> Result {
-    let mut engine = Engine::new(p);
-    let mut tr = Vec::new();
-    let lead = engine.rebuild("l", evs, t(now), &mut tr).unwrap();
-    let mut lines = Vec::new();
-    let e = engine.evaluate(&lead, t(now), Some(&mut lines));
-    let name = |g: leadscore_runtime::bytecode::GradeId| p.grades[g.index()].name.clone();
-    Result {
-        scores: e.scores.clone(),
-        total: e.total,
-        grade: name(e.grade),
-        tags: e.tags.iter().map(|&i| p.tags[i].name.clone()).collect(),
-        transitions: tr
-            .iter()
-            .map(|x| {
-                let cause = match &x.cause {
-                    Cause::Event(id) => format!("event {id}"),
-                    Cause::Time => "time".into(),
-                    Cause::Rescore => "rescore".into(),
-                    Cause::Merge(k) => format!("merge {k}"),
-                };
-                (x.from.map(name), name(x.to), time::format(x.at), cause)
-            })
-            .collect(),
-        contributions: lines
-            .iter()
-            .map(|c| (c.rule.map(|r| p.rules[r.index()].line), c.points))
-            .collect(),
-    }
-}
-
-fn total(src: &str, evs: &[(&str, String, Value, Value)], now: f64) -> i64 {
-    let p = program(&format!(
-        "{src}\ngrade A when score >= 1000000\ngrade C otherwise\n"
-    ));
-    run(&p, &events(evs), &day(now)).total
-}
 
 #[test]
 fn field_rules_never_double_count_and_follow_current_attributes() {
@@ -628,12 +547,15 @@ fn stored_state_round_trips_and_replay_is_deterministic() {
         engine.evaluate(&a, now, None)
     );
     assert_eq!(half.rules, a.rules);
-    assert!(json.contains("\"version\":2"));
-    // A state stored before hysteresis (version 1) is not current: it is rebuilt from the
-    // lead's events when next touched.
-    let old: LeadState =
-        serde_json::from_str(&json.replace("\"version\":2", "\"version\":1")).unwrap();
-    assert!(!engine.is_current(&old));
+    assert!(json.contains("\"version\":3"));
+    // A state stored before hysteresis (version 1) or before language v2's rule state
+    // (version 2) is not current: it is rebuilt from the lead's events when next touched.
+    for v in [1, 2] {
+        let old: LeadState =
+            serde_json::from_str(&json.replace("\"version\":3", &format!("\"version\":{v}")))
+                .unwrap();
+        assert!(!engine.is_current(&old));
+    }
     assert!(engine.is_current(&half));
 }
 

@@ -141,6 +141,8 @@ pub enum ChannelTarget {
 pub struct NotifyDecl {
     pub channel: Ident,
     pub trigger: NotifyTrigger,
+    /// `once`: at most once per lead, ever.
+    pub once: Option<Span>,
     pub span: Span,
 }
 
@@ -168,8 +170,19 @@ pub struct IfBlock {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule {
     pub trigger: Trigger,
-    pub action: Action,
+    pub effect: Effect,
+    /// `ask "TEXT"`: listed under the lead's open questions while the rule gives nothing.
+    pub ask: Option<StringLit>,
     pub span: Span,
+}
+
+/// What a rule does when it holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// `add …` / `subtract …`.
+    Award(Box<Action>),
+    /// `reset SCORE`: the score's event awards made so far stop counting.
+    Reset(Ident, Span),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -187,6 +200,26 @@ pub struct EventTrigger {
     /// `where COND` over the event's props (`lead.NAME` reaches attributes).
     pub filter: Option<Cond>,
     pub window: Option<Window>,
+    /// `within D of TYPE [where …]`.
+    pub prior: Option<Box<Prior>>,
+}
+
+/// `within D of TYPE [where COND]`: the rule fires only if an event of `TYPE` (matching
+/// `COND`) happened in `[at − D, at]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prior {
+    pub within: Duration,
+    pub event_type: Ident,
+    pub filter: Option<Cond>,
+    pub span: Span,
+}
+
+/// `up to N per D`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PerCap {
+    pub points: Int,
+    pub period: Duration,
+    pub span: Span,
 }
 
 /// `count >= N [within D]`.
@@ -213,6 +246,10 @@ pub struct Action {
     pub each: Option<Span>,
     pub max: Option<Int>,
     pub expires: Option<Duration>,
+    /// `up to N per D`.
+    pub per: Option<PerCap>,
+    /// `distinct PROP`.
+    pub distinct: Option<Path>,
     /// `to NAME` / `from NAME`.
     pub target: Option<Ident>,
     pub span: Span,

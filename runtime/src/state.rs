@@ -7,11 +7,13 @@ use crate::value::Val;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// The lead state format version.
-pub const STATE_VERSION: u32 = 2;
+/// The lead state format version. 3: rule state for `within D of`, `up to N per D` and
+/// `distinct`, and the `notify … once` already sent.
+pub const STATE_VERSION: u32 = 3;
 
 /// What one event rule remembers about a lead. Bounded: `recent` holds at most
-/// `max / points` timestamps for `expires` rules and `N` for `count >= N within` rules.
+/// `max / points` timestamps for `expires` rules and `N` for `count >= N within` rules;
+/// `capped` at most `N / points` for `up to N per D`; `seen` at most `max / points`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RuleState {
     /// Matching events (saturating).
@@ -26,6 +28,15 @@ pub struct RuleState {
     /// When a `count >= N within D` rule first held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fired_at: Option<Micros>,
+    /// `within D of TYPE`: the latest matching event of `TYPE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_at: Option<Micros>,
+    /// `up to N per D`: the instants of the awards made in the last `D`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capped: Vec<Micros>,
+    /// `distinct PROP`: the values already awarded (hashed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -75,6 +86,10 @@ pub struct LeadState {
     /// reads it and keeps it when it rebuilds the lead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Box<LeadState>>,
+    /// The `notify … once` statements (as written, with their channel) already sent for
+    /// this lead: never again, whatever the rules are rescored to.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub notified: BTreeSet<String>,
     /// Attributes by the program's field ids; rebuilt from `attributes` on load.
     #[serde(skip)]
     pub(crate) slots: Vec<Option<Val>>,
@@ -97,8 +112,9 @@ pub(crate) struct Cache {
     pub event_sum: Vec<i64>,
 }
 
-/// Two states are equal when they hold the same lead: the cache and `logged_at` (what the
-/// log already said, which depends on how events arrived) are not part of that.
+/// Two states are equal when they hold the same lead: the cache, `logged_at` and
+/// `notified` (what the log and the channels were already told, which depends on how
+/// events arrived) are not part of that.
 impl PartialEq for LeadState {
     fn eq(&self, o: &Self) -> bool {
         self.version == o.version

@@ -24,6 +24,14 @@ pub struct ContributionView {
     pub score: String,
 }
 
+/// A rule with `ask "TEXT"` that gives the lead nothing yet: what to ask the lead next.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionView {
+    pub ask: String,
+    pub line: u32,
+    pub rule: String,
+}
+
 /// `{"at","cause","event","from","to"}`; `"merged"` (the key merged in) for a merge;
 /// stored transitions also name the rules that made them (`"program"`, `"ruleset"`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +63,9 @@ pub struct LeadScores {
     pub contributions: Option<Vec<ContributionView>>,
     pub grade: String,
     pub lead: String,
+    /// The rules with `ask` that give nothing yet (present when the rules have any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_questions: Option<Vec<QuestionView>>,
     pub score: i64,
     pub scores: Scores,
     pub tags: Vec<String>,
@@ -67,6 +78,8 @@ pub struct LeadScores {
 pub struct Explained {
     pub contributions: Vec<ContributionView>,
     pub grade: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_questions: Option<Vec<QuestionView>>,
     pub program: String,
     pub ruleset: String,
     pub score: i64,
@@ -87,6 +100,8 @@ pub struct LeadDetail {
     pub grade: String,
     pub last_at: Option<String>,
     pub lead: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_questions: Option<Vec<QuestionView>>,
     pub program: String,
     pub ruleset: String,
     pub score: i64,
@@ -113,6 +128,32 @@ pub fn tags(p: &Program, e: &Evaluation) -> Vec<String> {
 /// The grade of an evaluation, by name.
 pub fn grade(p: &Program, e: &Evaluation) -> String {
     p.grades[e.grade.index()].name.clone()
+}
+
+/// The open questions: the rules with `ask` that contribute nothing (no line of the
+/// explanation), in source order; `None` when no rule asks anything.
+pub fn questions(p: &Program, lines: &[Contribution]) -> Option<Vec<QuestionView>> {
+    if p.rules.iter().all(|r| r.ask.is_none()) {
+        return None;
+    }
+    Some(
+        p.rules
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                !lines
+                    .iter()
+                    .any(|l| l.rule.is_some_and(|r| r.index() == *i))
+            })
+            .filter_map(|(_, r)| {
+                r.ask.as_ref().map(|ask| QuestionView {
+                    ask: ask.clone(),
+                    line: r.line,
+                    rule: r.text.clone(),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The explanation: one line per contributing rule, plus `clamp` lines.
@@ -182,6 +223,7 @@ impl LeadScores {
             contributions: Some(contributions(p, lines)),
             grade: grade(p, e),
             lead: lead.to_string(),
+            open_questions: questions(p, lines),
             score: e.total,
             scores: scores(p, &e.scores),
             tags: tags(p, e),
@@ -195,6 +237,7 @@ impl Explained {
         Explained {
             contributions: contributions(p, lines),
             grade: grade(p, e),
+            open_questions: questions(p, lines),
             program: hash.to_string(),
             ruleset: p.name.clone(),
             score: e.total,
@@ -223,6 +266,7 @@ impl LeadDetail {
             grade: live.grade,
             last_at: at(state.last_at),
             lead: state.key.clone(),
+            open_questions: live.open_questions,
             program: live.program,
             ruleset: live.ruleset,
             score: live.score,
@@ -241,6 +285,7 @@ impl From<LeadDetail> for LeadScores {
             contributions: None,
             grade: d.grade,
             lead: d.lead,
+            open_questions: None,
             score: d.score,
             scores: d.scores,
             tags: d.tags,
@@ -291,6 +336,11 @@ mod tests {
             contributions: None,
             grade: "A".into(),
             lead: "a".into(),
+            open_questions: Some(vec![QuestionView {
+                ask: "q".into(),
+                line: 2,
+                rule: "r".into(),
+            }]),
             score: 3,
             scores: scores.clone(),
             tags: vec![],
@@ -300,6 +350,11 @@ mod tests {
         let e = Explained {
             contributions: vec![c.clone()],
             grade: "A".into(),
+            open_questions: Some(vec![QuestionView {
+                ask: "q".into(),
+                line: 2,
+                rule: "r".into(),
+            }]),
             program: "ab".into(),
             ruleset: "r".into(),
             score: 3,
@@ -311,6 +366,7 @@ mod tests {
             contributions: Some(vec![c]),
             grade: "A".into(),
             lead: "a".into(),
+            open_questions: None,
             score: 3,
             scores,
             tags: vec![],

@@ -207,6 +207,7 @@ fn summarize(
         contributions: None,
         grade,
         lead: state.key.clone(),
+        open_questions: None,
         score: e.total,
         scores,
         tags: view::tags(p, &e),

@@ -94,7 +94,7 @@ fn channel_json(c: &ChannelDef) -> Json {
 pub(super) fn notifications(
     rules: &Rules,
     engine: &mut Engine,
-    state: &LeadState,
+    state: &mut LeadState,
     version: u64,
     transitions: &[Transition],
     before: Option<&Before>,
@@ -149,9 +149,16 @@ pub(super) fn notifications(
             }
         }
     }
+    // `notify … once`: the first hit of such a rule for the lead is sent and remembered
+    // with the lead (written in the same commit); later ones never are.
+    hits.retain(|h| {
+        let rule = &p.notifies[h.rule];
+        !rule.once || state.notified.insert(rule.text.clone())
+    });
     if hits.is_empty() {
         return Vec::new();
     }
+    let state: &LeadState = state;
     let mut lines = Vec::new();
     let e = engine.evaluate(state, now, Some(&mut lines));
     let scores = view::scores(p, &e.scores);

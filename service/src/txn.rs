@@ -85,7 +85,7 @@ pub(super) struct Done {
 
 /// One attempt on one chunk.
 enum Step {
-    Done(Done),
+    Done(Box<Done>),
     Moved(Pointer),
 }
 
@@ -201,7 +201,7 @@ impl Service {
     ) -> Result<Step, ServiceError> {
         if !change.carries_events() {
             return match self.attempt(lead, events, change).await {
-                Err(ServiceError::Store(StoreError::Conflict)) => Ok(Step::Done(Done::default())),
+                Err(ServiceError::Store(StoreError::Conflict)) => Ok(Step::Done(Box::default())),
                 other => other,
             };
         }
@@ -246,14 +246,14 @@ impl Service {
             Change::Rescore => self.rescore_plan(&mut engine, read).await?,
         };
         match plan {
-            Plan::Nothing => Ok(Step::Done(Done::default())),
+            Plan::Nothing => Ok(Step::Done(Box::default())),
             Plan::Unchanged(state) => {
                 let (_, view) = summarize(&rules, &mut engine, &state, now);
-                Ok(Step::Done(Done {
+                Ok(Step::Done(Box::new(Done {
                     duplicates,
                     view: Some(view),
                     ..Done::default()
-                }))
+                })))
             }
             Plan::Write {
                 state,
@@ -280,14 +280,14 @@ impl Service {
                         now,
                     )
                     .await?;
-                Ok(Step::Done(Done {
+                Ok(Step::Done(Box::new(Done {
                     accepted: fresh.len(),
                     duplicates,
                     view: Some(view),
                     written: true,
                     regraded,
                     ..Done::default()
-                }))
+                })))
             }
         }
     }
@@ -374,7 +374,7 @@ impl Service {
             .lead
             .as_ref()
             .and_then(|l| l.state.logged_at.max(l.state.evaluated_at));
-        let (grade_before, shadow_prev, before) = match found.lead {
+        let (grade_before, shadow_prev, before, notified) = match found.lead {
             Some(mut l) => {
                 engine.attach(&mut l.state);
                 let scores = Before::of_lead(rules, engine, Some(&l.state), now);
@@ -382,9 +382,15 @@ impl Service {
                     l.state.grade_name.clone(),
                     l.state.shadow.map(|b| *b),
                     scores,
+                    l.state.notified,
                 )
             }
-            None => (None, None, Before::of_lead(rules, engine, None, now)),
+            None => (
+                None,
+                None,
+                Before::of_lead(rules, engine, None, now),
+                Default::default(),
+            ),
         };
         let mut history = self.history_events(lead, exists).await?;
         for inc in &fresh {
@@ -393,8 +399,10 @@ impl Service {
         let mut state = engine
             .rebuild(lead, &history, now, &mut Vec::new())
             .map_err(ServiceError::engine(lead))?;
-        // The log never gains an entry before what it already said.
+        // The log never gains an entry before what it already said, and a `once`
+        // notification already sent is not sent again.
         state.logged_at = state.logged_at.max(frontier);
+        state.notified = notified;
         if fresh.is_empty() {
             return Ok(Plan::Unchanged(state));
         }
@@ -483,7 +491,7 @@ impl Service {
         rules: &Rules,
         engine: &mut Engine<'_>,
         c: Commit<'_>,
-        state: LeadState,
+        mut state: LeadState,
         transitions: &[Transition],
         now: Micros,
     ) -> Result<LeadScores, ServiceError> {
@@ -501,7 +509,15 @@ impl Service {
             .collect();
         let notifications = if c.notify && !self.quiet {
             let version = c.expect.map_or(1, |v| v + 1);
-            outbox::notifications(rules, engine, &state, version, transitions, c.before, now)
+            outbox::notifications(
+                rules,
+                engine,
+                &mut state,
+                version,
+                transitions,
+                c.before,
+                now,
+            )
         } else {
             Vec::new()
         };

@@ -3,6 +3,7 @@
 
 mod conditions;
 mod declare;
+mod mechanics;
 mod notify;
 
 use crate::ir::{self, Cond, Expr, SetRef, Test, Ty};
@@ -127,7 +128,12 @@ impl Resolver<'_> {
     }
 
     fn rule(&mut self, r: &ast::Rule, guards: &[Cond], guard_texts: &[String]) {
-        let a = &r.action;
+        let a = match &r.effect {
+            ast::Effect::Award(a) => a,
+            ast::Effect::Reset(score, span) => {
+                return self.reset_rule(r, score, *span, guards, guard_texts);
+            }
+        };
         let score = self.target(a);
         let event = matches!(r.trigger, ast::Trigger::Event(_));
         self.event_type = match &r.trigger {
@@ -148,7 +154,7 @@ impl Resolver<'_> {
                 }
                 Some(ir::Amount::Const(n.value as u32))
             }
-            ast::Points::Field(p) => self.points_field(p, event),
+            ast::Points::Field(p) => self.points_field(&p.clone(), event),
         };
         if let Some(m) = a.max {
             if m.value == 0 {
@@ -178,6 +184,7 @@ impl Resolver<'_> {
                         .label("this rule tests attributes"),
                     );
                 }
+                self.event_only(a);
                 let cond = self.cond(c, Ctx::Field);
                 cond.map(|c| ir::RuleKind::Field {
                     cond: conj(guards, Some(c)),
@@ -200,6 +207,7 @@ impl Resolver<'_> {
             line: self.line(r.span),
             text: normalise(r.span.text(self.src)),
             guards: guard_texts.to_vec(),
+            ask: r.ask.as_ref().map(|s| s.value.clone()),
             span: r.span,
         });
     }
@@ -259,6 +267,7 @@ impl Resolver<'_> {
             }
             None => None,
         };
+        let (prior, per, distinct) = self.mechanics(t, a, amount, window.is_some())?;
         let expires = match a.expires {
             Some(e) => {
                 ok &= self.positive(e);
@@ -312,6 +321,10 @@ impl Resolver<'_> {
             each: a.each.is_some(),
             expires,
             window,
+            prior,
+            per,
+            distinct,
+            reset: false,
         })
     }
 
@@ -324,25 +337,29 @@ impl Resolver<'_> {
         d.seconds > 0
     }
 
+    /// The score a rule names after `to`, `from` or `reset`.
+    fn score_named(&mut self, t: &ast::Ident) -> Option<ScoreId> {
+        match self.scores.get(&t.name) {
+            Some(id) => Some(*id),
+            None => {
+                let names: Vec<&str> = self.ir.scores.iter().map(|s| s.name.as_str()).collect();
+                let hint = closest(&t.name, names.iter().copied());
+                let d = Diagnostic::error("E0203", t.span, format!("unknown score `{}`", t.name))
+                    .label("no score with this name");
+                let d = if hint.is_some() {
+                    d.suggest(hint)
+                } else {
+                    d.help(format!("the scores are: {}", names.join(", ")))
+                };
+                self.err(d);
+                None
+            }
+        }
+    }
+
     fn target(&mut self, a: &ast::Action) -> Option<ScoreId> {
         match &a.target {
-            Some(t) => match self.scores.get(&t.name) {
-                Some(id) => Some(*id),
-                None => {
-                    let names: Vec<&str> = self.ir.scores.iter().map(|s| s.name.as_str()).collect();
-                    let hint = closest(&t.name, names.iter().copied());
-                    let d =
-                        Diagnostic::error("E0203", t.span, format!("unknown score `{}`", t.name))
-                            .label("no score with this name");
-                    let d = if hint.is_some() {
-                        d.suggest(hint)
-                    } else {
-                        d.help(format!("the scores are: {}", names.join(", ")))
-                    };
-                    self.err(d);
-                    None
-                }
-            },
+            Some(t) => self.score_named(t),
             None if self.ir.scores.len() == 1 => Some(ScoreId(0)),
             None => {
                 let names: Vec<&str> = self.ir.scores.iter().map(|s| s.name.as_str()).collect();

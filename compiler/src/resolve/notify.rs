@@ -264,6 +264,7 @@ impl Resolver<'_> {
             trigger,
             line: self.line(n.span),
             text: normalise(n.span.text(self.src)),
+            once: n.once.is_some(),
         });
         Some(channel)
     }

@@ -190,6 +190,14 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::notify_decl | Rule::kw_notify => "`notify`",
         Rule::field_decl | Rule::kw_field => "`field`",
         Rule::kw_protected => "`protected`",
+        Rule::once | Rule::kw_once => "`once`",
+        Rule::ask | Rule::kw_ask => "`ask \"…\"`",
+        Rule::prior => "`within D of EVENT`",
+        Rule::kw_of => "`of`",
+        Rule::reset | Rule::kw_reset => "`reset`",
+        Rule::per_cap | Rule::kw_up => "`up to N per D`",
+        Rule::kw_per => "`per`",
+        Rule::distinct | Rule::kw_distinct => "`distinct`",
         Rule::channel_kind => {
             "a channel kind (`webhook`, `slack`, `feishu`, `lark`, `dingtalk`, `wecom`, `http`)"
         }

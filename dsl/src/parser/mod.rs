@@ -303,9 +303,11 @@ fn item(p: Pair<Rule>) -> Res<Item> {
                 },
                 _ => return Err(internal(&t)),
             };
+            let once = next().ok().map(|o| span_of(&o));
             Item::Notify(NotifyDecl {
                 channel,
                 trigger,
+                once,
                 span,
             })
         }
@@ -377,6 +379,13 @@ fn is_keyword(r: Rule) -> bool {
             | Rule::kw_crosses
             | Rule::kw_field
             | Rule::kw_protected
+            | Rule::kw_once
+            | Rule::kw_ask
+            | Rule::kw_of
+            | Rule::kw_reset
+            | Rule::kw_up
+            | Rule::kw_per
+            | Rule::kw_distinct
     )
 }
 
@@ -389,21 +398,27 @@ fn children<'i>(p: &Pair<'i, Rule>) -> Vec<Pair<'i, Rule>> {
 }
 
 fn rule_item(p: Pair<Rule>) -> Res<Item> {
-    let span = span_of(&p);
     let kids = children(&p);
-    let [trig, act] = kids.as_slice() else {
-        return Err(internal(&p));
+    let (trig, act, ask) = match kids.as_slice() {
+        [trig, act] => (trig, act, None),
+        [trig, act, ask] => (trig, act, Some(ask)),
+        _ => return Err(internal(&p)),
     };
+    // The rule ends where its last part does (not after the blank the optional `ask`
+    // looked past).
+    let span = Span::new(p.as_span().start(), ask.unwrap_or(act).as_span().end());
     let trigger = match trig.as_rule() {
         Rule::event_trigger => {
             let mut event_type = None;
             let mut filter = None;
             let mut win = None;
+            let mut after = None;
             for c in children(trig) {
                 match c.as_rule() {
                     Rule::event_type => event_type = Some(ident(c)),
                     Rule::cond => filter = Some(cond(c)?),
                     Rule::window => win = Some(window(c)?),
+                    Rule::prior => after = Some(Box::new(prior(c)?)),
                     _ => return Err(internal(&c)),
                 }
             }
@@ -411,15 +426,50 @@ fn rule_item(p: Pair<Rule>) -> Res<Item> {
                 event_type: event_type.ok_or_else(|| internal(trig))?,
                 filter,
                 window: win,
+                prior: after,
             })
         }
         _ => Trigger::Field(cond(trig.clone())?),
     };
+    let ask = match ask {
+        Some(a) => {
+            let s = children(a).into_iter().next().ok_or_else(|| internal(a))?;
+            Some(string(s)?)
+        }
+        None => None,
+    };
+    let action = match act.as_rule() {
+        Rule::reset => {
+            let score = children(act)
+                .into_iter()
+                .next()
+                .ok_or_else(|| internal(act))?;
+            Effect::Reset(ident(score), span_of(act))
+        }
+        _ => Effect::Award(Box::new(action(act.clone())?)),
+    };
     Ok(Item::Rule(ast::Rule {
         trigger,
-        action: action(act.clone())?,
+        effect: action,
+        ask,
         span,
     }))
+}
+
+fn prior(p: Pair<Rule>) -> Res<Prior> {
+    let span = span_of(&p);
+    let kids = children(&p);
+    let (d, ty, filter) = match kids.as_slice() {
+        [d, ty] => (d, ty, None),
+        [d, ty, f] => (d, ty, Some(cond(f.clone())?)),
+        _ => return Err(internal(&p)),
+    };
+    Ok(Prior {
+        within: duration(d)?,
+        event_type: ident(ty.clone()),
+        filter,
+        span,
+    })
 }
 
 fn window(p: Pair<Rule>) -> Res<Window> {
@@ -445,6 +495,8 @@ fn action(p: Pair<Rule>) -> Res<Action> {
     let mut max = None;
     let mut expires = None;
     let mut target = None;
+    let mut per = None;
+    let mut distinct = None;
     for c in children(&p) {
         match c.as_rule() {
             Rule::verb => {
@@ -470,6 +522,24 @@ fn action(p: Pair<Rule>) -> Res<Action> {
                     .ok_or_else(|| internal(&c))?;
                 max = Some(uint(&v)?);
             }
+            Rule::per_cap => {
+                let kids = children(&c);
+                let [n, d] = kids.as_slice() else {
+                    return Err(internal(&c));
+                };
+                per = Some(PerCap {
+                    points: uint(n)?,
+                    period: duration(d)?,
+                    span: span_of(&c),
+                });
+            }
+            Rule::distinct => {
+                let v = children(&c)
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| internal(&c))?;
+                distinct = Some(path(v));
+            }
             Rule::expires => {
                 let v = children(&c)
                     .into_iter()
@@ -494,6 +564,8 @@ fn action(p: Pair<Rule>) -> Res<Action> {
         each,
         max,
         expires,
+        per,
+        distinct,
         target,
         span,
     })

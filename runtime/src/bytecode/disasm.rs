@@ -77,10 +77,31 @@ pub fn disassemble(p: &Program) -> String {
                     }
                     None => {}
                 }
+                if let Some(c) = r.per {
+                    let _ = write!(extra, " up to {} per {}", c.points, duration(c.seconds));
+                }
+                if let Some(f) = r.distinct {
+                    let _ = write!(extra, " distinct {}", p.fields[f.index()]);
+                }
+                if r.reset {
+                    extra.push_str(" reset");
+                }
+                if let Some(prior) = &r.prior {
+                    let _ = write!(
+                        extra,
+                        " within {} of {}",
+                        duration(prior.seconds),
+                        prior.event_type
+                    );
+                }
                 rule_header(&mut o, p, r.id, r.rule, r.score, &r.points, &extra, "    ");
                 match r.cond {
                     Some(c) => code(&mut o, p, c, "      "),
                     None => o.push_str("      (always)\n"),
+                }
+                if let Some(c) = r.prior.as_ref().and_then(|prior| prior.cond) {
+                    let _ = writeln!(o, "      earlier event");
+                    code(&mut o, p, c, "      ");
                 }
             }
         }

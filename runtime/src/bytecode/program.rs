@@ -14,7 +14,9 @@ pub const MAGIC: [u8; 4] = *b"LSBC";
 /// 2: grades may carry an `until` condition (hysteresis).
 /// 3: notification channels and `notify` rules.
 /// 4: protected fields (`field NAME protected`).
-pub const FORMAT_VERSION: u16 = 5;
+/// 5: `apart` scores and `total`.
+/// 6: `within D of`, `up to N per D`, `distinct`, `reset`, `ask`, `notify … once`.
+pub const FORMAT_VERSION: u16 = 6;
 /// magic + version + reserved + body length + body sha256.
 pub const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 32;
 /// Programs larger than this are refused before decoding.
@@ -168,6 +170,8 @@ pub struct NotifyDef {
     pub line: u32,
     /// The statement as written.
     pub text: String,
+    /// `once`: at most once per lead, ever.
+    pub once: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -230,6 +234,32 @@ pub struct EventRule {
     pub expires: Option<u32>,
     /// `count >= N within D`.
     pub window: Option<Window>,
+    /// `within D of TYPE [where …]`: fires only after an earlier event of that type.
+    pub prior: Option<Prior>,
+    /// `up to N per D`.
+    pub per: Option<PerCap>,
+    /// `distinct PROP`: one award per value of the event's property.
+    pub distinct: Option<FieldId>,
+    /// `reset SCORE`: the rule gives no points; a matching event starts every other event
+    /// rule of `score` afresh.
+    pub reset: bool,
+}
+
+/// `within D of TYPE [where COND]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prior {
+    /// Case-folded.
+    pub event_type: String,
+    /// Tested on the earlier event.
+    pub cond: Option<CodeRef>,
+    pub seconds: u32,
+}
+
+/// `up to N per D`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerCap {
+    pub points: u32,
+    pub seconds: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,6 +303,8 @@ pub struct RuleInfo {
     pub line: u32,
     /// The rule as written (one line, comments removed).
     pub text: String,
+    /// `ask "TEXT"`: an open question while the rule gives nothing.
+    pub ask: Option<String>,
 }
 
 impl Program {

@@ -11,6 +11,9 @@ pub const MAX_STACK: usize = 32;
 pub const MAX_EXPIRY_SLOTS: u32 = 1024;
 /// Largest `count >= N` a window may ask for (its timestamps are kept per lead).
 pub const MAX_WINDOW_COUNT: u32 = 1024;
+/// Most awards a rule keeps per lead for `up to N per D` (N/points) and `distinct`
+/// (max/points).
+pub const MAX_AWARD_LOG: u32 = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
@@ -130,6 +133,58 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
             check(!r.each && r.expires.is_none(), || {
                 format!("event rule {i}: a window awards once")
             })?;
+        }
+        if let Some(prior) = &r.prior {
+            check(prior.seconds > 0, || {
+                format!("event rule {i}: zero `within … of`")
+            })?;
+            if let Some(c) = prior.cond {
+                starts.push((c, Context::Event));
+            }
+        }
+        if let Some(cap) = r.per {
+            let Amount::Const(n) = r.points.amount else {
+                return bad(format!(
+                    "event rule {i}: a cap per period needs constant points"
+                ));
+            };
+            check(
+                r.each
+                    && n > 0
+                    && cap.seconds > 0
+                    && n <= cap.points
+                    && cap.points / n <= MAX_AWARD_LOG,
+                || format!("event rule {i}: bad cap per period"),
+            )?;
+        }
+        if let Some(f) = r.distinct {
+            check(f.index() < p.fields.len(), || {
+                format!("event rule {i}: bad distinct field")
+            })?;
+            let (Some(max), Amount::Const(n)) = (r.points.max, r.points.amount) else {
+                return bad(format!(
+                    "event rule {i}: distinct needs max and constant points"
+                ));
+            };
+            check(
+                r.each
+                    && r.expires.is_none()
+                    && r.window.is_none()
+                    && n > 0
+                    && max.div_ceil(n) <= MAX_AWARD_LOG,
+                || format!("event rule {i}: bad distinct"),
+            )?;
+        }
+        if r.reset {
+            check(
+                r.points.amount == Amount::Const(0)
+                    && !r.each
+                    && r.expires.is_none()
+                    && r.window.is_none()
+                    && r.per.is_none()
+                    && r.distinct.is_none(),
+                || format!("event rule {i}: a reset gives no points"),
+            )?;
         }
     }
     let mut listed = vec![0u32; p.event_rules.len()];

@@ -78,6 +78,10 @@ pub struct Engine<'p> {
     expiring: Vec<usize>,
     /// Whether a grade has `until` (the grade then depends on the path through time).
     holds: bool,
+    /// Per event type (folded, sorted): the rules that wait for it (`within D of TYPE`).
+    priors: Vec<(&'p str, Vec<usize>)>,
+    /// Whether any rule resets a score.
+    resets: bool,
     /// Scratch: rule sums before clamping, clamped scores, their total.
     raw: Vec<i64>,
     scores: Vec<i64>,
@@ -128,6 +132,8 @@ impl<'p> Engine<'p> {
                 .filter(|&i| program.event_rules[i].expires.is_some())
                 .collect(),
             holds: program.grades.iter().any(|g| g.until.is_some()),
+            priors: priors(program),
+            resets: program.event_rules.iter().any(|r| r.reset),
             raw: vec![0; program.scores.len()],
             scores: vec![0; program.scores.len()],
             total: 0,
@@ -165,6 +171,7 @@ impl<'p> Engine<'p> {
             pending: None,
             logged_at: None,
             shadow: None,
+            notified: Default::default(),
             slots: self.key_slots(key),
             cache: Cache::default(),
         }
@@ -261,41 +268,69 @@ impl<'p> Engine<'p> {
         lead.last_at = Some(event.at);
         lead.events += 1;
         let p = self.program;
-        for &i in p.rules_for(&event.event_type) {
-            let rule = &p.event_rules[i as usize];
-            let holds = rule.cond.is_none_or(|c| {
-                eval(
-                    &Env {
-                        program: p,
-                        attrs: &lead.slots,
-                        event: Some(event),
-                        scores: &[],
-                        total: 0,
-                        grade: None,
-                        now: event.at,
-                        last_at: event.at,
-                    },
-                    c,
-                )
-            });
-            if holds {
-                let value = match rule.points.amount {
-                    Amount::Const(_) => Some(0),
-                    Amount::Prop(f) => event.prop(&p.fields[f.index()]).and_then(Val::points),
-                    Amount::Attr(f) => lead.slots[f.index()].as_ref().and_then(Val::points),
-                };
-                if let Some(value) = value {
-                    let st = &mut lead.rules[i as usize].1;
-                    record(rule, st, event.at, value);
-                    if rule.expires.is_none() {
-                        let new = contribution(rule, st, event.at);
-                        let c = &mut lead.cache;
-                        let old = std::mem::replace(&mut c.event[i as usize], new);
-                        let s = &mut c.event_sum[rule.score.index()];
-                        *s = s.saturating_sub(old).saturating_add(new);
+        let env = Env {
+            program: p,
+            attrs: &lead.slots,
+            event: Some(event),
+            scores: &[],
+            total: 0,
+            grade: None,
+            now: event.at,
+            last_at: event.at,
+        };
+        if !self.priors.is_empty() {
+            if let Ok(k) = self
+                .priors
+                .binary_search_by(|(t, _)| (*t).cmp(event.event_type.as_str()))
+            {
+                for &i in &self.priors[k].1 {
+                    let prior = p.event_rules[i].prior.as_ref();
+                    if prior.is_some_and(|pr| pr.cond.is_none_or(|c| eval(&env, c))) {
+                        lead.rules[i].1.prior_at = Some(event.at);
                     }
                 }
             }
+        }
+        let mut reset: Vec<ScoreId> = Vec::new();
+        for &i in p.rules_for(&event.event_type) {
+            let rule = &p.event_rules[i as usize];
+            let st = &mut lead.rules[i as usize].1;
+            let after = rule.prior.as_ref().is_none_or(|pr| {
+                st.prior_at
+                    .is_some_and(|t| t >= event.at.saturating_sub(time::seconds(pr.seconds)))
+            });
+            if !after || !rule.cond.is_none_or(|c| eval(&env, c)) {
+                continue;
+            }
+            if rule.reset {
+                reset.push(rule.score);
+                continue;
+            }
+            let value = match rule.points.amount {
+                Amount::Const(_) => Some(0),
+                Amount::Prop(f) => event.prop(&p.fields[f.index()]).and_then(Val::points),
+                Amount::Attr(f) => lead.slots[f.index()].as_ref().and_then(Val::points),
+            };
+            let distinct = match rule.distinct {
+                Some(f) => match event.prop(&p.fields[f.index()]) {
+                    Some(v) => Some(distinct_key(v)),
+                    // An event without the prop does not award.
+                    None => continue,
+                },
+                None => None,
+            };
+            if let Some(value) = value {
+                if record(rule, st, event.at, value, distinct) && rule.expires.is_none() {
+                    let new = contribution(rule, st, event.at);
+                    let c = &mut lead.cache;
+                    let old = std::mem::replace(&mut c.event[i as usize], new);
+                    let s = &mut c.event_sum[rule.score.index()];
+                    *s = s.saturating_sub(old).saturating_add(new);
+                }
+            }
+        }
+        if self.resets && !reset.is_empty() {
+            self.reset(lead, &reset);
         }
         if attrs_changed {
             self.fill_fields(lead, event.at);
@@ -310,6 +345,29 @@ impl<'p> Engine<'p> {
         );
         lead.evaluated_at = Some(event.at);
         Ok(())
+    }
+
+    /// `reset SCORE` at an event: every other event rule of the score starts afresh (what
+    /// it awarded, counted, capped or saw), the event's own awards included; field rules
+    /// and what a `within … of` rule waits for are kept.
+    fn reset(&mut self, lead: &mut LeadState, scores: &[ScoreId]) {
+        let p = self.program;
+        for (i, r) in p.event_rules.iter().enumerate() {
+            if r.reset || !scores.contains(&r.score) {
+                continue;
+            }
+            let st = &mut lead.rules[i].1;
+            *st = RuleState {
+                prior_at: st.prior_at,
+                ..RuleState::default()
+            };
+            if r.expires.is_none() {
+                let c = &mut lead.cache;
+                let old = std::mem::take(&mut c.event[i]);
+                let s = &mut c.event_sum[r.score.index()];
+                *s = s.saturating_sub(old);
+            }
+        }
     }
 
     /// Brings the lead up to `now`, recording a transition at each instant in between where
@@ -405,9 +463,11 @@ fn defer(lead: &mut LeadState, at: Micros) {
 }
 
 /// Puts a lead's rebuild in its place, keeping what a rebuild cannot know: the shadow
-/// rules' state and the instant of the latest transition recorded.
+/// rules' state, the instant of the latest transition recorded and the `once`
+/// notifications already sent.
 fn replace(lead: &mut LeadState, mut rebuilt: LeadState) {
     rebuilt.shadow = lead.shadow.take();
+    rebuilt.notified = std::mem::take(&mut lead.notified);
     rebuilt.logged_at = rebuilt.logged_at.max(lead.logged_at);
     *lead = rebuilt;
 }
@@ -453,8 +513,15 @@ fn signed(raw: i64, p: &Points) -> i64 {
 }
 
 /// Updates an event rule's state for a matching event at `at`; `value` is the event's
-/// points when they come from a field.
-fn record(rule: &EventRule, st: &mut RuleState, at: Micros, value: i64) {
+/// points when they come from a field, `distinct` the hash of its `distinct` prop. Returns
+/// whether the state changed.
+fn record(
+    rule: &EventRule,
+    st: &mut RuleState,
+    at: Micros,
+    value: i64,
+    distinct: Option<u64>,
+) -> bool {
     if let Some(w) = rule.window {
         if st.fired_at.is_none() {
             st.recent.push(at);
@@ -466,7 +533,34 @@ fn record(rule: &EventRule, st: &mut RuleState, at: Micros, value: i64) {
                 st.recent.clear();
             }
         }
-        return;
+        return true;
+    }
+    let per = match rule.points.amount {
+        Amount::Const(n) => u64::from(n),
+        _ => 0,
+    };
+    if let Some(k) = distinct {
+        // One award per value; once `max` is reached no value can award again, so none
+        // is remembered (at most max/points values are kept).
+        let full = rule
+            .points
+            .max
+            .is_some_and(|m| st.count.saturating_mul(per) >= u64::from(m));
+        if full || st.seen.contains(&k) {
+            return false;
+        }
+    }
+    if let Some(cap) = rule.per {
+        // The awards in (at − D, at] plus this one stay within N.
+        let since = at.saturating_sub(time::seconds(cap.seconds));
+        st.capped.retain(|&t| t > since);
+        if (st.capped.len() as u64 + 1).saturating_mul(per) > u64::from(cap.points) {
+            return false;
+        }
+        st.capped.push(at);
+    }
+    if let Some(k) = distinct {
+        st.seen.push(k);
     }
     if rule.expires.is_some() {
         // Only the newest max/points awards can ever count.
@@ -478,7 +572,7 @@ fn record(rule: &EventRule, st: &mut RuleState, at: Micros, value: i64) {
             }
         }
         st.count = st.count.saturating_add(1);
-        return;
+        return true;
     }
     match rule.points.amount {
         Amount::Const(_) => st.count = st.count.saturating_add(1),
@@ -493,6 +587,45 @@ fn record(rule: &EventRule, st: &mut RuleState, at: Micros, value: i64) {
             st.count = st.count.saturating_add(1);
         }
     }
+    true
+}
+
+/// The value of a `distinct` prop as the rule compares it: its case-folded text (numbers
+/// as written, lists item by item), hashed to 8 bytes of sha256.
+fn distinct_key(v: &Val) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    match v {
+        Val::Text(t) => h.update(t.folded.as_bytes()),
+        Val::Bool(b) => h.update(if *b {
+            &b"\x01true"[..]
+        } else {
+            &b"\x01false"[..]
+        }),
+        Val::List(items) => {
+            for t in items {
+                h.update(b"\x02");
+                h.update(t.folded.as_bytes());
+            }
+        }
+    }
+    let d = h.finalize();
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// Per event type, the rules whose `within D of` waits for it.
+fn priors(p: &Program) -> Vec<(&str, Vec<usize>)> {
+    let mut out: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, r) in p.event_rules.iter().enumerate() {
+        if let Some(pr) = &r.prior {
+            match out.iter_mut().find(|(t, _)| *t == pr.event_type) {
+                Some((_, rules)) => rules.push(i),
+                None => out.push((pr.event_type.as_str(), vec![i])),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(b.0));
+    out
 }
 
 /// An event rule's contribution at `now`.
