@@ -69,6 +69,8 @@ struct Expect {
     grade: Option<String>,
     tags: Option<Vec<String>>,
     transitions: Option<Vec<ExpectTransition>>,
+    /// The `ask` texts of the open questions, in source order.
+    open_questions: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +131,13 @@ fn snapshot(name: &str, got: &Json) -> String {
             c["points"].as_i64().unwrap_or(0),
             c["score"].as_str().unwrap_or(""),
             c["rule"].as_str().unwrap_or("")
+        ));
+    }
+    for q in got["open_questions"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "  ask line {:>3}: {}\n",
+            q["line"],
+            q["ask"].as_str().unwrap_or("")
         ));
     }
     for t in got["transitions"].as_array().into_iter().flatten() {
@@ -263,6 +272,15 @@ fn compare(expect: &Expect, got: &Json) -> Vec<String> {
     }
     if let Some(t) = &expect.tags {
         check("tags", json!(t), &got["tags"]);
+    }
+    if let Some(q) = &expect.open_questions {
+        let asked: Vec<&Json> = got["open_questions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|q| &q["ask"])
+            .collect();
+        check("open_questions", json!(q), &json!(asked));
     }
     if let Some(want) = &expect.transitions {
         let have = got["transitions"].as_array().cloned().unwrap_or_default();

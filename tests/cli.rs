@@ -856,3 +856,67 @@ fn check_against_a_sample_warns_about_what_never_occurs_in_it() {
     let out = leadscore(&["check", r, "--diagnostics", "short"]);
     assert!(!text(&out.stderr).contains("W02"), "{}", text(&out.stderr));
 }
+
+/// Seed 004's follow-up list: the items a buyer has not made clear, with the question for
+/// each, in the JSON and after the table.
+#[test]
+fn score_lists_each_lead_s_open_questions_in_json_and_after_the_table() {
+    let args = [
+        "score",
+        "examples/004-clarity-checklist.rules",
+        "--events",
+        "examples/004-clarity-checklist.events.jsonl",
+        "--now",
+        "2026-11-20T00:00:00Z",
+    ];
+    let json = leadscore(&[&args[..], &["--format", "json"]].concat());
+    assert_eq!(json.status.code(), Some(0), "{}", text(&json.stderr));
+    let out = text(&json.stdout);
+    let leads: Vec<serde_json::Value> = match serde_json::from_str::<serde_json::Value>(&out) {
+        Ok(serde_json::Value::Array(a)) => a,
+        _ => out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+    };
+    let five = leads
+        .iter()
+        .find(|l| l["lead"] == "lead-5@example.com")
+        .expect("lead 5");
+    let asked: Vec<(i64, &str)> = five["open_questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["line"].as_i64().unwrap(), q["ask"].as_str().unwrap()))
+        .collect();
+    assert_eq!(asked.len(), 3, "{five}");
+    assert_eq!(asked[0].0, 23);
+    assert!(asked[0].1.contains("What material"), "{five}");
+    assert!(five["open_questions"][0]["rule"]
+        .as_str()
+        .unwrap()
+        .starts_with("when material = true add 1 ask"));
+    let one = leads
+        .iter()
+        .find(|l| l["lead"] == "lead-1@example.com")
+        .unwrap();
+    assert_eq!(one["open_questions"], serde_json::json!([]));
+    let table = leadscore(&args);
+    let out = text(&table.stdout);
+    let list = out.split("open questions\n").nth(1).expect(&out);
+    assert_eq!(list.lines().count(), 1 + 5, "{out}");
+    assert!(
+        list.contains("lead-6@example.com    25  包装有什么要求?"),
+        "{out}"
+    );
+    // Rules without `ask` print no such list and no key.
+    let plain = leadscore(&[
+        "score",
+        "examples/001-zoho.rules",
+        "--events",
+        "examples/001-zoho.events.jsonl",
+        "--format",
+        "json",
+    ]);
+    assert!(!text(&plain.stdout).contains("open_questions"));
+}

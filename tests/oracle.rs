@@ -64,8 +64,13 @@ fn rules(which: u8) -> Program {
     let src = match which % 4 {
         0 => SHORT.to_string(),
         // SHORT with language v2: a score apart, a total of its own with a range, a
-        // lifetime count and a grade never left.
+        // lifetime count, a grade never left, an event after an earlier one, a cap per
+        // period, distinct values, a reset and a question.
         3 => SHORT
+            .replace(
+                "when country in tier1 add 30 to fit\n",
+                "when country in tier1 add 30 to fit ask \"Which market?\"\nwhen email.replied within 6h of email.opened add 8 to engagement\nwhen page.viewed add 4 each up to 8 per 6h to engagement\nwhen page.viewed add 3 each distinct page max 6 to profile\nwhen whatsapp.added reset engagement\n",
+            )
             .replace(
                 "score engagement range 0..60\n",
                 "score engagement range 0..60\nscore profile apart\ntotal = fit + engagement range 0..90\n",
@@ -531,7 +536,14 @@ async fn run(backend: Backend, c: &Case) -> Result<(), String> {
                 }
                 continue;
             };
-            for k in ["score", "scores", "grade", "tags", "contributions"] {
+            for k in [
+                "score",
+                "scores",
+                "grade",
+                "tags",
+                "contributions",
+                "open_questions",
+            ] {
                 if view[k] != want[k] {
                     return fail(format!(
                         "{pass}: {lead} at {}: {k} online {} offline {}\nonline {view:#}\noffline {want:#}",

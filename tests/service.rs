@@ -522,3 +522,44 @@ async fn rules_read_the_leads_key_on_every_request_and_no_event_sets_it() {
     same_scores(&lead, &offline(KEYED, &[own], now));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `notify … once`: the first crossing is sent; the lead falling back (time), crossing
+/// again, a late event that rebuilds it and a reload of the same rules with a rescore
+/// never send it again — while the statement without `once` notifies each crossing.
+#[tokio::test]
+async fn a_once_notification_is_sent_once_per_lead_whatever_happens_later() {
+    let rules = "channel hook = webhook \"https://crm.example.com/leadscore\" signed \"HOOK_SECRET\"\nwhen email.opened add 30 each\nwhen inactive for 2d subtract 40\ngrade A when score >= 50\ngrade B otherwise\nnotify hook when score crosses 50 once\nnotify hook when score crosses 40\n";
+    let (s, clock) = service(rules, "2026-11-01T02:00:00Z");
+    let open =
+        |id: &str, at: &str| json!({"id": id, "lead": "a@x.com", "type": "email.opened", "at": at});
+    let sent = |s: &Service| {
+        let store = s.store().clone();
+        async move {
+            let notes = store.due_notes(i64::MAX, 1000).await.unwrap();
+            let count = |text: &str| {
+                notes
+                    .iter()
+                    .filter(|n| n.note.body["rule"]["text"] == text)
+                    .count()
+            };
+            (
+                count("notify hook when score crosses 50 once"),
+                count("notify hook when score crosses 40"),
+            )
+        }
+    };
+    post(&s, open("o1", "2026-11-01T00:00:00Z")).await;
+    post(&s, open("o2", "2026-11-01T01:00:00Z")).await;
+    assert_eq!(sent(&s).await, (1, 1), "60: both cross");
+    // Two days of silence: 20. Then two opens: 80, crossing both again.
+    clock.fetch_add(3 * DAY, Ordering::SeqCst);
+    s.sweep(100).await.unwrap();
+    post(&s, open("o3", "2026-11-04T00:00:00Z")).await;
+    post(&s, open("o4", "2026-11-04T01:00:00Z")).await;
+    assert_eq!(sent(&s).await, (1, 2), "the once statement stays quiet");
+    // A late event rebuilds the lead from its events; the same rules reloaded rescore it.
+    post(&s, open("o0", "2026-10-31T00:00:00Z")).await;
+    s.set_program(program(&format!("{rules}# reloaded\n")));
+    post(&s, open("o5", "2026-11-04T02:00:00Z")).await;
+    assert_eq!(sent(&s).await.0, 1, "rebuilt and rescored: still once");
+}
