@@ -65,7 +65,7 @@ fn rules(which: u8) -> Program {
         0 => SHORT.to_string(),
         // SHORT with language v2: a score apart, a total of its own with a range, a
         // lifetime count, a grade never left, an event after an earlier one, a cap per
-        // period, distinct values, a reset and a question.
+        // period, distinct values, a reset, a question, decay and time awards.
         3 => SHORT
             .replace(
                 "when country in tier1 add 30 to fit\n",
@@ -73,7 +73,7 @@ fn rules(which: u8) -> Program {
             )
             .replace(
                 "score engagement range 0..60\n",
-                "score engagement range 0..60\nscore profile apart\ntotal = fit + engagement range 0..90\n",
+                "score engagement range 0..60 decay 25% every 1d\nscore profile apart\ntotal = fit + engagement range 0..90\nafter inactive for 12h subtract 5 every 6h max 15 from engagement\nafter inactive for 1d add 10 to profile\n",
             )
             .replace(
                 "when inactive for 1d subtract 10 from engagement\n",

@@ -27,6 +27,7 @@ fn never_fires(rule: &Rule, diags: &mut Vec<Diagnostic>) {
     let cond = match &rule.kind {
         RuleKind::Field { cond } => Some(cond),
         RuleKind::Event { cond, .. } => cond.as_ref(),
+        RuleKind::Time { .. } => None,
     };
     if let Some(why) = cond.and_then(infeasible) {
         diags.push(
@@ -167,7 +168,11 @@ fn score_bounds(ir: &Ir) -> Vec<ScoreBounds> {
 /// The contribution range of one rule.
 fn rule_bounds(r: &Rule) -> (f64, f64) {
     let cap = r.points.max.map_or(f64::INFINITY, f64::from);
-    let each = matches!(r.kind, RuleKind::Event { each: true, .. });
+    // A time award repeats (every spell, every E): bounded only by `max`.
+    let each = matches!(
+        r.kind,
+        RuleKind::Event { each: true, .. } | RuleKind::Time { .. }
+    );
     let (lo, hi) = match &r.points.amount {
         Amount::Const(n) if each => (0.0, cap),
         Amount::Const(n) => (0.0, f64::from(*n).min(cap)),

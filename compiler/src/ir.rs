@@ -42,6 +42,8 @@ pub struct Score {
     pub span: Span,
     /// `apart`: left out of the lead's `score`.
     pub apart: bool,
+    /// `decay P% every D`: (P, seconds).
+    pub decay: Option<(u8, u32)>,
 }
 
 /// `total = …`: the lead's `score`.
@@ -86,7 +88,11 @@ pub enum RuleKind {
         distinct: Option<String>,
         /// `reset SCORE` (the rule's score): no points of its own.
         reset: bool,
+        /// `decay P% every D` (the rule's own, or its score's): (P, seconds).
+        decay: Option<(u8, u32)>,
     },
+    /// `after inactive for D … [every E]`: awards made by time, kept.
+    Time { delay: u32, every: Option<u32> },
 }
 
 /// `within D of TYPE [where COND]`.

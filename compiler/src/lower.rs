@@ -26,6 +26,7 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
     let mut diags = Vec::new();
     let mut field_rules = Vec::new();
     let mut event_rules = Vec::new();
+    let mut time_rules = Vec::new();
     let mut by_type: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut rules = Vec::new();
     let mut ids = FxHashSet::default();
@@ -70,6 +71,7 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
                 per,
                 distinct,
                 reset,
+                decay,
             } => {
                 let Ok(cond) = l.optional(cond.as_ref()) else {
                     diags.push(too_complex(r.span));
@@ -106,8 +108,17 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
                     per: per.map(|(points, seconds)| PerCap { points, seconds }),
                     distinct: distinct.as_ref().map(|f| FieldId(l.field(f))),
                     reset: *reset,
+                    decay: decay.map(|(percent, seconds)| Decay { percent, seconds }),
                 });
             }
+            RuleKind::Time { delay, every } => time_rules.push(TimeRule {
+                id,
+                rule: index,
+                score: r.score,
+                points,
+                delay: *delay,
+                every: *every,
+            }),
         }
     }
     let mut grades = Vec::new();
@@ -164,6 +175,7 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
         code: l.code,
         field_rules,
         event_rules,
+        time_rules,
         event_types: by_type
             .into_iter()
             .map(|(name, rules)| EventType { name, rules })

@@ -234,3 +234,191 @@ fn ask_lists_the_rules_that_give_nothing_yet_in_source_order() {
     let plain = program("when quantity is set add 1\ngrade A when score >= 1\ngrade C otherwise\n");
     assert_eq!(leadscore_runtime::view::questions(&plain, &[]), None);
 }
+
+#[test]
+fn decay_takes_p_percent_of_each_award_every_period_truncated_on_its_own() {
+    let src = "score engagement decay 25% every 90d\nwhen form.submitted add 100 to engagement\n";
+    let one = [ev("form.submitted", 0.0)];
+    let at = |d: f64| total(src, &one, d);
+    // 100 until the 90th day, then 75, 56 (56.25), 42 (42.1875), 31 (31.64…).
+    assert_eq!(at(89.99), 100);
+    assert_eq!(at(90.0), 75);
+    assert_eq!(at(180.0), 56);
+    assert_eq!(at(270.0), 42);
+    assert_eq!(at(360.0), 31);
+    // `each`: every award on its own clock.
+    let each =
+        "score engagement decay 25% every 90d\nwhen form.submitted add 100 each to engagement\n";
+    let two = [ev("form.submitted", 0.0), ev("form.submitted", 45.0)];
+    assert_eq!(total(each, &two, 90.0), 175);
+    assert_eq!(total(each, &two, 135.0), 150);
+    // Exact where floating point is not: 70% of 10 is 7, of 100 is 70, then 49, 34.
+    let thirty = "when x add 10 decay 30% every 1d\nwhen y add 100 decay 30% every 1d\n";
+    assert_eq!(total(thirty, &[ev("x", 0.0)], 1.0), 7);
+    assert_eq!(total(thirty, &[ev("y", 0.0)], 1.0), 70);
+    assert_eq!(total(thirty, &[ev("y", 0.0)], 2.0), 49);
+    assert_eq!(total(thirty, &[ev("y", 0.0)], 3.0), 34);
+}
+
+#[test]
+fn max_caps_the_decayed_sum_and_a_rule_s_own_decay_overrides_its_score_s() {
+    let src = "score s decay 25% every 90d\nwhen ping add 10 each max 20 decay 50% every 1d to s\nwhen form add 100 to s\n";
+    let four: Vec<_> = (0..4).map(|_| ev("ping", 0.0)).collect();
+    // 4 × 10 capped at 20; day 1: 4 × 5 = 20; day 2: 4 × 2 (2.5 truncated) = 8.
+    assert_eq!(total(src, &four, 0.5), 20);
+    assert_eq!(total(src, &four, 1.0), 20);
+    assert_eq!(total(src, &four, 2.0), 8);
+    // The form follows the score's 25% every 90 days.
+    assert_eq!(total(src, &[ev("form", 0.0)], 2.0), 100);
+    assert_eq!(total(src, &[ev("form", 0.0)], 90.0), 75);
+    // Field rules in a decaying score do not decay.
+    let field = "score s decay 50% every 1d\nwhen country = \"DE\" add 30 to s\n";
+    assert_eq!(
+        total(field, &[attrs(0.0, json!({"country": "DE"}))], 10.0),
+        30
+    );
+}
+
+#[test]
+fn a_decayed_award_worth_nothing_is_dropped_and_time_transitions_land_on_period_edges() {
+    let src = "score s decay 50% every 1d\nwhen ping add 8 each to s\ngrade A when s >= 8\ngrade B otherwise\n";
+    let p = program(src);
+    let evs = events(&(0..50).map(|_| ev("ping", 0.0)).collect::<Vec<_>>());
+    let mut engine = leadscore_runtime::engine::Engine::new(&p);
+    let mut tr = Vec::new();
+    let lead = engine.rebuild("l", &evs, t(&day(30.0)), &mut tr).unwrap();
+    // 8, 4, 2, 1, 0: four days later every award is worth nothing.
+    assert_eq!(engine.evaluate(&lead, t(&day(30.0)), None).total, 0);
+    let later = events(&[ev("ping", 30.0)]);
+    let mut lead = lead;
+    engine.apply(&mut lead, &later[0], &mut Vec::new()).unwrap();
+    assert_eq!(
+        lead.rules[0].1.awards.len(),
+        1,
+        "the worthless awards are gone"
+    );
+    // 50 awards of 8 → 4 → 2 → 1 → 0: the lead leaves A at day 4 exactly.
+    let r = run(&p, &evs, &day(30.0));
+    let last = r.transitions.last().unwrap();
+    assert_eq!((last.1.as_str(), last.3.as_str()), ("B", "time"));
+    assert_eq!(t(&last.2), t(&day(4.0)));
+}
+
+#[test]
+fn a_time_award_is_made_once_per_spell_and_kept_after_the_lead_is_active_again() {
+    let src = "score engagement\nafter inactive for 30d subtract 10 from engagement\nwhen email.opened add 1 each to engagement\n";
+    let first = [ev("email.opened", 0.0)];
+    assert_eq!(total(src, &first, 29.99), 1);
+    assert_eq!(total(src, &first, 30.0), -9);
+    assert_eq!(total(src, &first, 60.0), -9, "once per spell");
+    let back = [ev("email.opened", 0.0), ev("email.opened", 40.0)];
+    assert_eq!(
+        total(src, &back, 41.0),
+        -8,
+        "kept after the lead is active again"
+    );
+    assert_eq!(total(src, &back, 69.99), -8);
+    assert_eq!(total(src, &back, 70.0), -18, "a new spell");
+    // An event exactly at the instant the award was due ends the spell first.
+    let tie = [ev("email.opened", 0.0), ev("email.opened", 30.0)];
+    assert_eq!(total(src, &tie, 31.0), 2);
+}
+
+#[test]
+fn a_repeating_time_award_comes_every_period_of_a_spell_up_to_its_max() {
+    let src = "score behavior\nafter inactive for 30d subtract 5 every 7d max 30 from behavior\nwhen site.visited add 100 to behavior\n";
+    let one = [ev("site.visited", 0.0)];
+    // At 30, 37, 44, 51, 58 and 65 days; never more than 30 in all.
+    for (d, want) in [
+        (29.9, 100),
+        (30.0, 95),
+        (36.9, 95),
+        (37.0, 90),
+        (44.0, 85),
+        (65.0, 70),
+        (200.0, 70),
+    ] {
+        assert_eq!(total(src, &one, d), want, "day {d}");
+    }
+    // The max bounds the rule's total across spells too.
+    let again = [ev("site.visited", 0.0), ev("site.visited", 100.0)];
+    assert_eq!(total(src, &again, 300.0), 70);
+    // Interrupted at day 40 (two awards made), the next spell starts from that event.
+    let cut = [ev("site.visited", 0.0), ev("site.visited", 40.0)];
+    assert_eq!(total(src, &cut, 69.9), 90);
+    assert_eq!(total(src, &cut, 70.0), 85);
+    // The transition out of A happens at the award's exact instant, caused by time.
+    let p = program(&format!(
+        "{src}grade A when behavior >= 90\ngrade B otherwise\n"
+    ));
+    let r = run(&p, &events(&one), &day(100.0));
+    let last = r.transitions.last().unwrap();
+    assert_eq!(
+        (last.0.as_deref(), last.1.as_str(), last.3.as_str()),
+        (Some("A"), "B", "time")
+    );
+    assert_eq!(t(&last.2), t(&day(44.0)));
+    // Its explanation line is the rule's own.
+    assert!(
+        r.contributions.contains(&(Some(2), -30)),
+        "{:?}",
+        r.contributions
+    );
+}
+
+#[test]
+fn a_reset_forgets_the_score_s_time_awards_too() {
+    let src = "score engagement\nafter inactive for 1d subtract 10 from engagement\nwhen deal.lost reset engagement\nwhen ping add 1 to engagement\n";
+    let evs = [ev("ping", 0.0), ev("deal.lost", 2.0)];
+    assert_eq!(total(src, &evs[..1], 2.5), -9);
+    assert_eq!(total(src, &evs, 2.5), 0);
+}
+
+/// Issue 18's contract (compiler/tests/data/ok/language-v2-contract.rules) over one lead's
+/// months, worked by hand.
+#[test]
+fn the_language_v2_contract_scores_a_lead_as_worked_by_hand() {
+    let p = program(include_str!("data/ok/language-v2-contract.rules"));
+    let pricing = json!({"url": "https://x.example/pricing"});
+    let mut evs = vec![
+        ev("email.sent", 0.0),
+        ev("email.replied", 0.5), // within 24h of the send: +10 engagement
+        with("email.opened", 0.6, json!({"email_id": "a"})), // +2
+        with("email.opened", 0.7, json!({"email_id": "a"})), // the same email: nothing
+        with("email.opened", 0.8, json!({"email_id": "b"})), // +2
+        with("page.viewed", 1.0, pricing.clone()), // +10
+        with("page.viewed", 1.1, pricing.clone()), // the day's cap is reached
+        with("page.viewed", 2.0, pricing.clone()), // +10
+    ];
+    evs.extend((0..5).map(|i| ev("site.visited", 3.0 + f64::from(i) * 0.1))); // +10 at the fifth
+    evs.push(ev("demo.requested", 3.5)); // +50
+    let scores = |r: &Result| {
+        let s = |n: &str| r.scores[p.score_index(n).unwrap().index()];
+        (s("engagement"), s("behavior"), r.total)
+    };
+    let r = run(&p, &events(&evs), &day(4.0));
+    assert_eq!(scores(&r), (14, 80, 94));
+    assert_eq!(r.grade, "Nurture");
+    assert_eq!(
+        r.questions,
+        [(34, "How many units do you plan to order?".to_string())]
+    );
+    evs.push(with("page.viewed", 4.0, pricing.clone()));
+    evs.push(with("page.viewed", 5.0, pricing));
+    let r = run(&p, &events(&evs), &day(5.5));
+    assert_eq!((scores(&r), r.grade.as_str()), ((14, 100, 114), "MQL"));
+    // 30 days of silence from day 5: engagement −10 once, behavior −5 at 35, 42, … up to
+    // −30; MQL is never left.
+    let r = run(&p, &events(&evs), &day(36.0));
+    assert_eq!((scores(&r), r.grade.as_str()), ((4, 95, 99), "MQL"));
+    // Day 100: the event awards have decayed once (10 → 7, 2 → 1, 2 → 1), −10 → −1,
+    // clamped to 0; behavior 100 − 30.
+    let r = run(&p, &events(&evs), &day(100.0));
+    assert_eq!((scores(&r), r.grade.as_str()), ((0, 70, 70), "MQL"));
+    // A lost deal resets engagement: its event and time awards are gone.
+    evs.push(ev("deal.lost", 100.0));
+    evs.push(attrs(100.0, json!({"quantity": 500})));
+    let r = run(&p, &events(&evs), &day(100.5));
+    assert_eq!(scores(&r), (0, 70, 70));
+    assert!(r.questions.is_empty());
+}

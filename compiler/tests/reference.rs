@@ -72,6 +72,20 @@ enum Kind {
     Reset {
         ty: u8,
     },
+    /// `[each] [max P×mult] decay PCT% every D d`.
+    Decay {
+        ty: u8,
+        each: bool,
+        pct: u8,
+        days: u32,
+        mult: Option<u32>,
+    },
+    /// `after inactive for D d [every H h] [max P×mult]`.
+    After {
+        days: u32,
+        hours: Option<u32>,
+        mult: Option<u32>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -128,6 +142,26 @@ fn kind() -> impl Strategy<Value = Kind> {
         (0u8..3, 1u32..4, 1u32..30).prop_map(|(ty, mult, hours)| Kind::PerCap { ty, mult, hours }),
         (0u8..3, 1u32..4).prop_map(|(ty, mult)| Kind::Distinct { ty, mult }),
         (0u8..3).prop_map(|ty| Kind::Reset { ty }),
+        (
+            0u8..3,
+            any::<bool>(),
+            prop::sample::select(vec![10u8, 25, 30, 50]),
+            1u32..4,
+            prop::option::of(1u32..5)
+        )
+            .prop_map(|(ty, each, pct, days, mult)| Kind::Decay {
+                ty,
+                each,
+                pct,
+                days,
+                mult
+            }),
+        (
+            1u32..4,
+            prop::option::of(1u32..30),
+            prop::option::of(1u32..5)
+        )
+            .prop_map(|(days, hours, mult)| Kind::After { days, hours, mult }),
     ]
 }
 
@@ -244,6 +278,22 @@ fn source(c: &Case) -> String {
                 p * mult
             ),
             Kind::Reset { ty } => format!("when t{ty}.x reset s{}", r.score),
+            Kind::Decay {
+                ty,
+                each,
+                pct,
+                days,
+                mult,
+            } => format!(
+                "when t{ty}.x {verb} {p}{}{} decay {pct}% every {days}d {target}",
+                if *each { " each" } else { "" },
+                mult.map_or(String::new(), |m| format!(" max {}", p * m))
+            ),
+            Kind::After { days, hours, mult } => format!(
+                "after inactive for {days}d {verb} {p}{}{} {target}",
+                hours.map_or(String::new(), |h| format!(" every {h}h")),
+                mult.map_or(String::new(), |m| format!(" max {}", p * m))
+            ),
         };
         s.push_str(&line);
         s.push('\n');
@@ -389,6 +439,54 @@ fn naive(c: &Case, now: i64) -> (Vec<i64>, i64, usize) {
                 per * seen.len() as i64
             }
             Kind::Reset { .. } => 0,
+            // Each award is worth trunc(x × (1 − P/100)^k) on its own, k whole periods
+            // later; `each` sums them, `max` caps the sum.
+            Kind::Decay {
+                ty,
+                each,
+                pct,
+                days,
+                mult,
+            } => {
+                let period = i64::from(*days) * DAY;
+                let worth = |at: i64| {
+                    let k = ((now - at) / period) as u32;
+                    let num = u128::from(r.points) * u128::from(100 - *pct).pow(k);
+                    (num / 100u128.pow(k)) as i64
+                };
+                let mut awards: Vec<i64> = matching(*ty).map(|x| x.2).collect();
+                if !*each {
+                    awards.truncate(1);
+                }
+                let sum: i64 = awards.into_iter().map(worth).sum();
+                cap(sum, mult.map(|m| r.points * m))
+            }
+            // In each spell (from an event to the next, or to now), awards at
+            // start + D + j·H before the next event (at or before now for the last),
+            // spells from the last reset on; `max` caps the total.
+            Kind::After { days, hours, mult } => {
+                let from = after.unwrap_or(0);
+                let mut count = 0i64;
+                for (w, (i, _, start)) in evs.iter().enumerate() {
+                    if *i < from && after.is_some() {
+                        continue;
+                    }
+                    let end = evs.get(w + 1).map(|x| (x.2, false)).unwrap_or((now, true));
+                    let first = start + i64::from(*days) * DAY;
+                    let due = |d: i64| if end.1 { d <= end.0 } else { d < end.0 };
+                    match hours {
+                        None => count += i64::from(due(first)),
+                        Some(h) => {
+                            let mut d = first;
+                            while due(d) {
+                                count += 1;
+                                d += i64::from(*h) * HOUR;
+                            }
+                        }
+                    }
+                }
+                cap(count * per, mult.map(|m| r.points * m))
+            }
         };
         raw[r.score] += if r.negative { -v } else { v };
     }

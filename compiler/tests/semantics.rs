@@ -10,7 +10,7 @@ use leadscore_runtime::event::Event;
 use leadscore_runtime::state::LeadState;
 use leadscore_runtime::time;
 use scoring::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[test]
 fn field_rules_never_double_count_and_follow_current_attributes() {

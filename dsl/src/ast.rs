@@ -73,6 +73,16 @@ pub struct ScoreDecl {
     pub range: Option<Range>,
     /// `apart`: not part of the lead's `score`.
     pub apart: bool,
+    /// `decay P% every D`: the score's event awards decay.
+    pub decay: Option<Decay>,
+    pub span: Span,
+}
+
+/// `decay P% every D`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decay {
+    pub percent: Int,
+    pub every: Duration,
     pub span: Span,
 }
 
@@ -191,6 +201,8 @@ pub enum Trigger {
     Field(Cond),
     /// Fires on events of a type.
     Event(EventTrigger),
+    /// `after inactive for D`: awards made by time, kept.
+    After(Duration),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -250,6 +262,10 @@ pub struct Action {
     pub per: Option<PerCap>,
     /// `distinct PROP`.
     pub distinct: Option<Path>,
+    /// `every E` (time awards: again every E of a spell).
+    pub every: Option<Duration>,
+    /// `decay P% every D` on this rule (overriding its score's).
+    pub decay: Option<Decay>,
     /// `to NAME` / `from NAME`.
     pub target: Option<Ident>,
     pub span: Span,

@@ -13,7 +13,8 @@ pub const STATE_VERSION: u32 = 3;
 
 /// What one event rule remembers about a lead. Bounded: `recent` holds at most
 /// `max / points` timestamps for `expires` rules and `N` for `count >= N within` rules;
-/// `capped` at most `N / points` for `up to N per D`; `seen` at most `max / points`.
+/// `capped` at most `N / points` for `up to N per D`; `seen` at most `max / points`;
+/// `awards` at most 1,024 for a decaying rule.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RuleState {
     /// Matching events (saturating).
@@ -37,6 +38,10 @@ pub struct RuleState {
     /// `distinct PROP`: the values already awarded (hashed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seen: Vec<u64>,
+    /// Decaying rules: each live award's instant and points (the newest 1,024; an award
+    /// decayed to 0 is dropped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awards: Vec<(Micros, i64)>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -62,6 +67,10 @@ pub struct LeadState {
     pub public: BTreeSet<String>,
     /// Per event rule, in the program's order.
     pub rules: Vec<(RuleId, RuleState)>,
+    /// Per time rule (`after inactive for`), in the program's order: the points awarded
+    /// in the inactivity spells that have ended (their size, capped by `max`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spells: Vec<(RuleId, i64)>,
     pub first_at: Option<Micros>,
     /// The latest event's instant: inactivity counts from here.
     pub last_at: Option<Micros>,
@@ -123,6 +132,7 @@ impl PartialEq for LeadState {
             && self.attributes == o.attributes
             && self.public == o.public
             && self.rules == o.rules
+            && self.spells == o.spells
             && self.first_at == o.first_at
             && self.last_at == o.last_at
             && self.events == o.events

@@ -77,6 +77,7 @@ impl Resolver<'_> {
                 line: 0,
                 span: Span::default(),
                 apart: false,
+                decay: None,
             });
         } else if self.ir.scores.len() > 1 {
             if let Some(s) = self.ir.scores.iter().find(|s| s.name == "score") {
@@ -228,6 +229,7 @@ impl Resolver<'_> {
                 );
             }
         }
+        let decay = d.decay.and_then(|dc| self.decay(dc));
         let id = ScoreId(self.ir.scores.len() as u32);
         self.scores.insert(d.name.name.clone(), id);
         self.ir.scores.push(ir::Score {
@@ -236,6 +238,7 @@ impl Resolver<'_> {
             line: self.line(d.span),
             span: d.name.span,
             apart: d.apart,
+            decay,
         });
     }
 

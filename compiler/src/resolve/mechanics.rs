@@ -27,6 +27,25 @@ impl Resolver<'_> {
                     .label("this rule tests attributes"),
             );
         }
+        if let Some(d) = a.decay {
+            self.err(
+                Diagnostic::error("E0341", d.span, "`decay` only applies to event rules")
+                    .label("this rule tests attributes")
+                    .help("a field rule's points follow the attributes; event awards decay"),
+            );
+        }
+        self.no_every(a);
+    }
+
+    /// `every E` belongs to time awards (`after inactive for D … every E`).
+    pub(super) fn no_every(&mut self, a: &ast::Action) {
+        if let Some(e) = a.every {
+            self.err(
+                Diagnostic::error("E0342", e.span, "`every` without `after inactive for`")
+                    .label("only a time award repeats")
+                    .help("for example `after inactive for 30d subtract 5 every 7d max 30`"),
+            );
+        }
     }
 
     /// Resolves an event rule's `within D of TYPE`, `up to N per D` and `distinct PROP`.
@@ -38,6 +57,10 @@ impl Resolver<'_> {
         window: bool,
     ) -> Option<Mechanics> {
         let mut ok = true;
+        if a.every.is_some() {
+            self.no_every(a);
+            ok = false;
+        }
         let prior = match &t.prior {
             Some(p) => {
                 let r = self.prior(t, p);
@@ -208,7 +231,7 @@ impl Resolver<'_> {
         }
         let t = match &r.trigger {
             ast::Trigger::Event(t) => t,
-            ast::Trigger::Field(_) => {
+            ast::Trigger::Field(_) | ast::Trigger::After(_) => {
                 self.err(
                     Diagnostic::error("E0337", span, "`reset` needs an event")
                         .label("this rule tests attributes")
@@ -260,6 +283,7 @@ impl Resolver<'_> {
                 per: None,
                 distinct: None,
                 reset: true,
+                decay: None,
             },
             score: target,
             points: ir::Points {

@@ -5,6 +5,7 @@ mod conditions;
 mod declare;
 mod mechanics;
 mod notify;
+mod time;
 
 use crate::ir::{self, Cond, Expr, SetRef, Test, Ty};
 use leadscore_dsl::ast;
@@ -142,7 +143,7 @@ impl Resolver<'_> {
                 self.ir.reads.events.push((ty.clone(), t.event_type.span));
                 Some(ty)
             }
-            ast::Trigger::Field(_) => None,
+            ast::Trigger::Field(_) | ast::Trigger::After(_) => None,
         };
         let amount = match &a.points {
             ast::Points::Const(n) => {
@@ -191,10 +192,19 @@ impl Resolver<'_> {
                 })
             }
             ast::Trigger::Event(t) => self.event_kind(t, a, guards, amount.as_ref()),
+            ast::Trigger::After(d) => self.time_kind(*d, a, amount.as_ref()),
         };
-        let (Some(kind), Some(score), Some(amount)) = (kind, score, amount) else {
+        let own_decay = a.decay.map(|d| self.decay(d));
+        let (Some(mut kind), Some(score), Some(amount)) = (kind, score, amount) else {
             return;
         };
+        if let ir::RuleKind::Event { decay, .. } = &mut kind {
+            // The rule's own decay, or its score's.
+            *decay = match own_decay {
+                Some(own) => own,
+                None => self.ir.scores[score.index()].decay,
+            };
+        }
         let max = a.max.map(|m| m.value as u32).filter(|m| *m > 0);
         self.ir.rules.push(ir::Rule {
             kind,
@@ -325,6 +335,7 @@ impl Resolver<'_> {
             per,
             distinct,
             reset: false,
+            decay: None,
         })
     }
 

@@ -198,6 +198,10 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::per_cap | Rule::kw_up => "`up to N per D`",
         Rule::kw_per => "`per`",
         Rule::distinct | Rule::kw_distinct => "`distinct`",
+        Rule::decay | Rule::kw_decay => "`decay P% every D`",
+        Rule::percent => "a percentage like `25%`",
+        Rule::repeat | Rule::kw_every => "`every`",
+        Rule::after_decl => "`after inactive for`",
         Rule::channel_kind => {
             "a channel kind (`webhook`, `slack`, `feishu`, `lark`, `dingtalk`, `wecom`, `http`)"
         }

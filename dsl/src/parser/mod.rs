@@ -182,11 +182,12 @@ fn item(p: Pair<Rule>) -> Res<Item> {
         }),
         Rule::score_decl => {
             let name = ident(next()?);
-            let (mut range_of, mut apart) = (None, false);
+            let (mut range_of, mut apart, mut decays) = (None, false, None);
             while let Ok(k) = next() {
                 match k.as_rule() {
                     Rule::range => range_of = Some(range(k)?),
                     Rule::apart => apart = true,
+                    Rule::decay => decays = Some(decay(k)?),
                     _ => {}
                 }
             }
@@ -194,6 +195,7 @@ fn item(p: Pair<Rule>) -> Res<Item> {
                 name,
                 range: range_of,
                 apart,
+                decay: decays,
                 span,
             })
         }
@@ -262,6 +264,7 @@ fn item(p: Pair<Rule>) -> Res<Item> {
             })
         }
         Rule::rule_decl => rule_item(p)?,
+        Rule::after_decl => after_item(p)?,
         Rule::channel_decl => {
             let name = ident(next()?);
             let kind = ident(next()?);
@@ -386,6 +389,8 @@ fn is_keyword(r: Rule) -> bool {
             | Rule::kw_up
             | Rule::kw_per
             | Rule::kw_distinct
+            | Rule::kw_decay
+            | Rule::kw_every
     )
 }
 
@@ -456,6 +461,52 @@ fn rule_item(p: Pair<Rule>) -> Res<Item> {
     }))
 }
 
+/// `after inactive for D ACTION [ask "TEXT"]`.
+fn after_item(p: Pair<Rule>) -> Res<Item> {
+    let kids = children(&p);
+    let (d, act, ask) = match kids.as_slice() {
+        [d, act] => (d, act, None),
+        [d, act, ask] => (d, act, Some(ask)),
+        _ => return Err(internal(&p)),
+    };
+    let span = Span::new(p.as_span().start(), ask.unwrap_or(act).as_span().end());
+    let ask = match ask {
+        Some(a) => {
+            let s = children(a).into_iter().next().ok_or_else(|| internal(a))?;
+            Some(string(s)?)
+        }
+        None => None,
+    };
+    Ok(Item::Rule(ast::Rule {
+        trigger: Trigger::After(duration(d)?),
+        effect: Effect::Award(Box::new(action(act.clone())?)),
+        ask,
+        span,
+    }))
+}
+
+/// `decay P% every D`.
+fn decay(p: Pair<Rule>) -> Res<Decay> {
+    let kids = children(&p);
+    let [pct, d] = kids.as_slice() else {
+        return Err(internal(&p));
+    };
+    let text = pct.as_str().trim_end_matches('%');
+    let percent = text
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v <= 1_000_000_000)
+        .ok_or_else(|| Diagnostic::error("E0002", span_of(pct), "this number is too large"))?;
+    Ok(Decay {
+        percent: Int {
+            value: percent,
+            span: span_of(pct),
+        },
+        every: duration(d)?,
+        span: span_of(&p),
+    })
+}
+
 fn prior(p: Pair<Rule>) -> Res<Prior> {
     let span = span_of(&p);
     let kids = children(&p);
@@ -497,6 +548,8 @@ fn action(p: Pair<Rule>) -> Res<Action> {
     let mut target = None;
     let mut per = None;
     let mut distinct = None;
+    let mut every = None;
+    let mut decays = None;
     for c in children(&p) {
         match c.as_rule() {
             Rule::verb => {
@@ -533,6 +586,14 @@ fn action(p: Pair<Rule>) -> Res<Action> {
                     span: span_of(&c),
                 });
             }
+            Rule::decay => decays = Some(decay(c)?),
+            Rule::repeat => {
+                let v = children(&c)
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| internal(&c))?;
+                every = Some(duration(&v)?);
+            }
             Rule::distinct => {
                 let v = children(&c)
                     .into_iter()
@@ -566,6 +627,8 @@ fn action(p: Pair<Rule>) -> Res<Action> {
         expires,
         per,
         distinct,
+        every,
+        decay: decays,
         target,
         span,
     })

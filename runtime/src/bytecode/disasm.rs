@@ -86,6 +86,9 @@ pub fn disassemble(p: &Program) -> String {
                 if r.reset {
                     extra.push_str(" reset");
                 }
+                if let Some(d) = r.decay {
+                    let _ = write!(extra, " decay {}% every {}", d.percent, duration(d.seconds));
+                }
                 if let Some(prior) = &r.prior {
                     let _ = write!(
                         extra,
@@ -104,6 +107,16 @@ pub fn disassemble(p: &Program) -> String {
                     code(&mut o, p, c, "      ");
                 }
             }
+        }
+    }
+    if !p.time_rules.is_empty() {
+        o.push_str("\ntime rules\n");
+        for r in &p.time_rules {
+            let mut extra = format!(" after inactive {}", duration(r.delay));
+            if let Some(e) = r.every {
+                let _ = write!(extra, " every {}", duration(e));
+            }
+            rule_header(&mut o, p, r.id, r.rule, r.score, &r.points, &extra, "  ");
         }
     }
     o.push_str("\ngrades\n");
@@ -172,8 +185,10 @@ notify
             };
             let _ = writeln!(
                 o,
-                "  {} when {when} (line {})",
-                p.channels[n.channel as usize].name, n.line
+                "  {} when {when}{} (line {})",
+                p.channels[n.channel as usize].name,
+                if n.once { " once" } else { "" },
+                n.line
             );
         }
     }

@@ -15,7 +15,8 @@ pub const MAGIC: [u8; 4] = *b"LSBC";
 /// 3: notification channels and `notify` rules.
 /// 4: protected fields (`field NAME protected`).
 /// 5: `apart` scores and `total`.
-/// 6: `within D of`, `up to N per D`, `distinct`, `reset`, `ask`, `notify … once`.
+/// 6: `within D of`, `up to N per D`, `distinct`, `reset`, `ask`, `notify … once`,
+///    `decay P% every D` and time awards (`after inactive for`).
 pub const FORMAT_VERSION: u16 = 6;
 /// magic + version + reserved + body length + body sha256.
 pub const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 32;
@@ -46,6 +47,8 @@ pub struct Program {
     pub field_rules: Vec<FieldRule>,
     /// Rules that fire on events.
     pub event_rules: Vec<EventRule>,
+    /// Awards made by time (`after inactive for D`).
+    pub time_rules: Vec<TimeRule>,
     /// Event types (case-folded) sorted by name, each with the indices of its event rules.
     pub event_types: Vec<EventType>,
     /// First match wins; the last grade has no condition (`otherwise`).
@@ -243,6 +246,39 @@ pub struct EventRule {
     /// `reset SCORE`: the rule gives no points; a matching event starts every other event
     /// rule of `score` afresh.
     pub reset: bool,
+    /// `decay P% every D` (the rule's own, or its score's).
+    pub decay: Option<Decay>,
+}
+
+impl EventRule {
+    /// Whether the rule's contribution changes with time alone (expiry, decay): such rules
+    /// are evaluated at every instant instead of cached.
+    pub fn is_timed(&self) -> bool {
+        self.expires.is_some() || self.decay.is_some()
+    }
+}
+
+/// `decay P% every D`: an award of `x` made at `t` is worth `trunc(x × (1 − P/100)^k)`
+/// at `now`, `k = floor((now − t) / D)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decay {
+    /// 1–99.
+    pub percent: u8,
+    pub seconds: u32,
+}
+
+/// `after inactive for D (add|subtract) N [every E] [max M]`: at `last event + D` (and
+/// `+ D + E`, `+ D + 2E`, … with `every`) while no event arrives, the rule awards its
+/// points; they are kept. `max` bounds the rule's total.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimeRule {
+    pub id: RuleId,
+    pub rule: RuleIndex,
+    pub score: ScoreId,
+    /// Constant points.
+    pub points: Points,
+    pub delay: u32,
+    pub every: Option<u32>,
 }
 
 /// `within D of TYPE [where COND]`.

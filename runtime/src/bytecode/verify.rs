@@ -175,6 +175,11 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
                 || format!("event rule {i}: bad distinct"),
             )?;
         }
+        if let Some(d) = r.decay {
+            check((1..=99).contains(&d.percent) && d.seconds > 0, || {
+                format!("event rule {i}: bad decay")
+            })?;
+        }
         if r.reset {
             check(
                 r.points.amount == Amount::Const(0)
@@ -186,6 +191,18 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
                 || format!("event rule {i}: a reset gives no points"),
             )?;
         }
+    }
+    for (i, r) in p.time_rules.iter().enumerate() {
+        check(
+            r.score.index() < p.scores.len() && r.rule.index() < p.rules.len(),
+            || format!("time rule {i}: bad score or rule index"),
+        )?;
+        check(
+            matches!(r.points.amount, Amount::Const(_))
+                && r.delay > 0
+                && r.every.is_none_or(|e| e > 0),
+            || format!("time rule {i}: a time award has constant points and positive durations"),
+        )?;
     }
     let mut listed = vec![0u32; p.event_rules.len()];
     for (i, t) in p.event_types.iter().enumerate() {

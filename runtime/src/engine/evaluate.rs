@@ -91,6 +91,11 @@ impl<'p> Engine<'p> {
             self.raw[r.score.index()] = self.raw[r.score.index()].saturating_add(pts);
             note(r.rule, r.score, pts);
         }
+        for (r, (_, done)) in p.time_rules.iter().zip(&lead.spells) {
+            let pts = spell_contribution(r, *done, lead.last_at, now);
+            self.raw[r.score.index()] = self.raw[r.score.index()].saturating_add(pts);
+            note(r.rule, r.score, pts);
+        }
         if let Some(out) = explain {
             // Rules in source order, then a clamp line per clamped score.
             out.sort_by_key(|l| l.rule);
@@ -134,7 +139,7 @@ impl<'p> Engine<'p> {
             event_sum: vec![0; p.scores.len()],
         };
         for (i, (r, (_, st))) in p.event_rules.iter().zip(&lead.rules).enumerate() {
-            if r.expires.is_none() {
+            if !r.is_timed() {
                 c.event[i] = contribution(r, st, now);
                 let s = &mut c.event_sum[r.score.index()];
                 *s = s.saturating_add(c.event[i]);
@@ -184,10 +189,14 @@ impl<'p> Engine<'p> {
             let s = &mut self.raw[r.score.index()];
             *s = s.saturating_add(pts);
         }
-        for &i in &self.expiring {
+        for &i in &self.timed {
             let r = &p.event_rules[i];
             let s = &mut self.raw[r.score.index()];
             *s = s.saturating_add(contribution(r, &lead.rules[i].1, now));
+        }
+        for (r, (_, done)) in p.time_rules.iter().zip(&lead.spells) {
+            let s = &mut self.raw[r.score.index()];
+            *s = s.saturating_add(spell_contribution(r, *done, lead.last_at, now));
         }
         self.grade_from_raw(lead, now)
     }

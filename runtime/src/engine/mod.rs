@@ -74,8 +74,8 @@ pub struct Engine<'p> {
     inactivity: Vec<Micros>,
     /// Per field rule: whether its condition reads the time (`inactive for`).
     timed_field: Vec<bool>,
-    /// The event rules with `expires after`: the only ones time changes.
-    expiring: Vec<usize>,
+    /// The event rules that expire or decay: the only ones time changes.
+    timed: Vec<usize>,
     /// Whether a grade has `until` (the grade then depends on the path through time).
     holds: bool,
     /// Per event type (folded, sorted): the rules that wait for it (`within D of TYPE`).
@@ -128,8 +128,8 @@ impl<'p> Engine<'p> {
             fields,
             inactivity,
             timed_field,
-            expiring: (0..program.event_rules.len())
-                .filter(|&i| program.event_rules[i].expires.is_some())
+            timed: (0..program.event_rules.len())
+                .filter(|&i| program.event_rules[i].is_timed())
                 .collect(),
             holds: program.grades.iter().any(|g| g.until.is_some()),
             priors: priors(program),
@@ -162,6 +162,7 @@ impl<'p> Engine<'p> {
                 .iter()
                 .map(|r| (r.id, RuleState::default()))
                 .collect(),
+            spells: self.program.time_rules.iter().map(|r| (r.id, 0)).collect(),
             first_at: None,
             last_at: None,
             events: 0,
@@ -194,6 +195,7 @@ impl<'p> Engine<'p> {
         lead.version == STATE_VERSION
             && lead.program == self.hash
             && lead.rules.len() == self.program.event_rules.len()
+            && lead.spells.len() == self.program.time_rules.len()
     }
 
     /// Rebuilds the attribute slots of a deserialised state.
@@ -264,6 +266,13 @@ impl<'p> Engine<'p> {
                 attrs_changed = true;
             }
         }
+        if let Some(last) = lead.last_at {
+            // The event ends the inactivity spell: what time awarded in it before the
+            // event's instant is kept.
+            for (tr, (_, done)) in self.program.time_rules.iter().zip(&mut lead.spells) {
+                *done = spell_total(tr, *done, last, event.at, false);
+            }
+        }
         lead.first_at.get_or_insert(event.at);
         lead.last_at = Some(event.at);
         lead.events += 1;
@@ -320,7 +329,7 @@ impl<'p> Engine<'p> {
                 None => None,
             };
             if let Some(value) = value {
-                if record(rule, st, event.at, value, distinct) && rule.expires.is_none() {
+                if record(rule, st, event.at, value, distinct) && !rule.is_timed() {
                     let new = contribution(rule, st, event.at);
                     let c = &mut lead.cache;
                     let old = std::mem::replace(&mut c.event[i as usize], new);
@@ -348,10 +357,16 @@ impl<'p> Engine<'p> {
     }
 
     /// `reset SCORE` at an event: every other event rule of the score starts afresh (what
-    /// it awarded, counted, capped or saw), the event's own awards included; field rules
-    /// and what a `within … of` rule waits for are kept.
+    /// it awarded, counted, capped or saw), the event's own awards included, and the
+    /// score's time awards are forgotten; field rules and what a `within … of` rule waits
+    /// for are kept.
     fn reset(&mut self, lead: &mut LeadState, scores: &[ScoreId]) {
         let p = self.program;
+        for (tr, (_, done)) in p.time_rules.iter().zip(&mut lead.spells) {
+            if scores.contains(&tr.score) {
+                *done = 0;
+            }
+        }
         for (i, r) in p.event_rules.iter().enumerate() {
             if r.reset || !scores.contains(&r.score) {
                 continue;
@@ -361,7 +376,7 @@ impl<'p> Engine<'p> {
                 prior_at: st.prior_at,
                 ..RuleState::default()
             };
-            if r.expires.is_none() {
+            if !r.is_timed() {
                 let c = &mut lead.cache;
                 let old = std::mem::take(&mut c.event[i]);
                 let s = &mut c.event_sum[r.score.index()];
@@ -421,10 +436,26 @@ impl<'p> Engine<'p> {
                 consider(last.saturating_add(*d));
             }
         }
-        for &i in &self.expiring {
-            if let Some(secs) = self.program.event_rules[i].expires {
-                for at in &lead.rules[i].1.recent {
+        for &i in &self.timed {
+            let r = &self.program.event_rules[i];
+            let st = &lead.rules[i].1;
+            if let Some(secs) = r.expires {
+                for at in &st.recent {
                     consider(at.saturating_add(time::seconds(secs)));
+                }
+            }
+            if let Some(d) = r.decay {
+                for (at, x) in awards(r, st) {
+                    if let Some(c) = next_decay(d, at, x, t) {
+                        consider(c);
+                    }
+                }
+            }
+        }
+        if let Some(last) = lead.last_at {
+            for (tr, (_, done)) in self.program.time_rules.iter().zip(&lead.spells) {
+                if let Some(c) = spell_next(tr, *done, last, t) {
+                    consider(c);
                 }
             }
         }
@@ -562,6 +593,25 @@ fn record(
     if let Some(k) = distinct {
         st.seen.push(k);
     }
+    if let (Some(d), None) = (rule.decay, rule.expires) {
+        // Each award decays on its own: keep it (the newest 1,024 that are still worth
+        // something at this event).
+        let x = match rule.points.amount {
+            Amount::Const(n) => i64::from(n),
+            _ => value,
+        };
+        if rule.each || st.count == 0 {
+            st.awards.retain(|&(t, v)| decayed(v, d, t, at) != 0);
+            if x != 0 {
+                st.awards.push((at, x));
+            }
+            if st.awards.len() > MAX_DECAY_AWARDS {
+                st.awards.remove(0);
+            }
+        }
+        st.count = st.count.saturating_add(1);
+        return true;
+    }
     if rule.expires.is_some() {
         // Only the newest max/points awards can ever count.
         if let (Amount::Const(n), Some(m)) = (rule.points.amount, rule.points.max) {
@@ -588,6 +638,139 @@ fn record(
         }
     }
     true
+}
+
+/// Most live awards a decaying rule keeps per lead.
+pub const MAX_DECAY_AWARDS: usize = 1024;
+
+/// A decaying rule's awards as (instant, points): a window's one award when it fired,
+/// an expiring rule's live awards, or the awards kept.
+fn awards<'a>(rule: &'a EventRule, st: &'a RuleState) -> impl Iterator<Item = (Micros, i64)> + 'a {
+    let per = match rule.points.amount {
+        Amount::Const(n) => i64::from(n),
+        _ => 0,
+    };
+    let expires = rule.expires.map(time::seconds);
+    let fired = rule.window.and(st.fired_at).map(|t| (t, per));
+    let recent = st
+        .recent
+        .iter()
+        .filter(move |_| rule.window.is_none() && expires.is_some())
+        .map(move |&t| (t, per));
+    let kept = st.awards.iter().copied();
+    fired.into_iter().chain(recent).chain(kept)
+}
+
+/// `trunc(x × (1 − P/100)^k)`, `k = floor((now − t) / D)`: exact in integers while the
+/// denominator fits in 128 bits with the numerator (a 25% decay for 39 periods, 10% for
+/// 23, 1% for 11), and in floating point beyond (where the value is far below any
+/// award's size or the exact result cannot be a whole number).
+pub fn decayed(x: i64, d: Decay, t: Micros, now: Micros) -> i64 {
+    if now <= t || x == 0 {
+        return x;
+    }
+    let k = ((now - t) / time::seconds(d.seconds).max(1)) as u64;
+    if k == 0 {
+        return x;
+    }
+    let keep = u64::from(100 - d.percent.min(99));
+    let g = gcd(keep, 100);
+    let (a, b) = (keep / g, 100 / g);
+    let mag = x.unsigned_abs() as u128;
+    let exact = u32::try_from(k).ok().and_then(|k| {
+        let bk = (b as u128).checked_pow(k)?;
+        let ak = (a as u128).checked_pow(k)?;
+        mag.checked_mul(ak).map(|num| num / bk)
+    });
+    let v = match exact {
+        Some(v) => v as i64,
+        None => ((mag as f64) * (a as f64 / b as f64).powf(k as f64)).trunc() as i64,
+    };
+    if x < 0 {
+        -v
+    } else {
+        v
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
+}
+
+/// The first decay boundary after `t` at which an award `x` made at `at` changes value;
+/// `None` once it is worth nothing.
+fn next_decay(d: Decay, at: Micros, x: i64, t: Micros) -> Option<Micros> {
+    let period = time::seconds(d.seconds).max(1);
+    let next = if t < at {
+        at.saturating_add(period)
+    } else {
+        at.saturating_add(((t - at) / period + 1).saturating_mul(period))
+    };
+    (decayed(x, d, at, next.saturating_sub(period).max(at)) != 0).then_some(next)
+}
+
+/// A time rule's total after the spell that began at `last`, counting the awards due
+/// before `until` (or at it, when `inclusive`), from `done` already kept; capped by `max`.
+fn spell_total(r: &TimeRule, done: i64, last: Micros, until: Micros, inclusive: bool) -> i64 {
+    let Amount::Const(n) = r.points.amount else {
+        return done;
+    };
+    let first = last.saturating_add(time::seconds(r.delay));
+    let due = if until > first || (inclusive && until == first) {
+        match r.every {
+            Some(e) => {
+                let e = time::seconds(e).max(1);
+                let span = until - first;
+                // Instants first + j·E before (or at) `until`.
+                let j = if inclusive { span / e } else { (span - 1) / e };
+                j.saturating_add(1)
+            }
+            None => 1,
+        }
+    } else {
+        0
+    };
+    let total = done.saturating_add(i64::from(n).saturating_mul(due));
+    match r.points.max {
+        Some(m) => total.min(i64::from(m)),
+        None => total,
+    }
+}
+
+/// The next instant after `t` at which a time rule awards, in the spell that began at
+/// `last`; `None` when the spell has nothing more to give.
+fn spell_next(r: &TimeRule, done: i64, last: Micros, t: Micros) -> Option<Micros> {
+    let now_total = spell_total(r, done, last, t, true);
+    if r.points.max.is_some_and(|m| now_total >= i64::from(m)) {
+        return None;
+    }
+    let first = last.saturating_add(time::seconds(r.delay));
+    if t < first {
+        return Some(first);
+    }
+    let e = time::seconds(r.every?).max(1);
+    Some(first.saturating_add(((t - first) / e + 1).saturating_mul(e)))
+}
+
+/// A time rule's contribution at `now`: what it kept and what the current spell gave.
+pub(crate) fn spell_contribution(
+    r: &TimeRule,
+    done: i64,
+    last: Option<Micros>,
+    now: Micros,
+) -> i64 {
+    let total = match last {
+        Some(last) => spell_total(r, done, last, now, true),
+        None => done,
+    };
+    if r.points.negative {
+        -total
+    } else {
+        total
+    }
 }
 
 /// The value of a `distinct` prop as the rule compares it: its case-folded text (numbers
@@ -634,7 +817,16 @@ fn contribution(rule: &EventRule, st: &RuleState, now: Micros) -> i64 {
         Amount::Const(n) => i64::from(n),
         _ => 0,
     };
-    let raw = if rule.window.is_some() {
+    let raw = if let Some(d) = rule.decay {
+        // Each award decayed on its own (and, with `expires after`, only while it lives),
+        // then `each`/`max` cap the sum.
+        let life = rule.expires.map(time::seconds);
+        awards(rule, st)
+            .filter(|&(t, _)| t <= now && life.is_none_or(|l| now - t < l))
+            .fold(0i64, |acc, (t, x)| {
+                acc.saturating_add(decayed(x, d, t, now))
+            })
+    } else if rule.window.is_some() {
         if st.fired_at.is_some_and(|t| t <= now) {
             per
         } else {
