@@ -58,7 +58,7 @@ fn corpus_covers_at_least_25_error_kinds() {
 fn rules_files() -> Vec<std::path::PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in ["../examples", "tests/data/ok"] {
+    for dir in ["../examples", "../examples/peers", "tests/data/ok"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let p = entry.unwrap().path();
             if p.extension().is_some_and(|e| e == "rules") {
