@@ -157,6 +157,56 @@ fn a_lead_with_100000_events_has_a_small_state() {
     assert!(bytes < 16 * 1024, "state is {bytes} bytes");
 }
 
+/// Language v2's rule state is bounded too: 20,000 events on decaying, distinct, capped,
+/// prior-waiting and time-award rules keep at most 1,024 awards, max/points values and
+/// N/points instants per rule.
+#[test]
+fn language_v2_rule_state_stays_bounded_over_20000_events() {
+    use leadscore_runtime::engine::Engine;
+    use leadscore_runtime::event::Event;
+    // The contract, and a decaying rule without `max` whose live awards outnumber 1,024.
+    let p = program(&format!(
+        "{}when site.visited add 4 each to engagement\n",
+        include_str!("../compiler/tests/data/ok/language-v2-contract.rules")
+    ));
+    let mut engine = Engine::new(&p);
+    let start = time::parse("2026-01-01T00:00:00Z").unwrap();
+    let types = [
+        "page.viewed",
+        "email.opened",
+        "email.sent",
+        "email.replied",
+        "site.visited",
+    ];
+    let mut lead = engine.new_lead("big@x.com");
+    let mut out = Vec::new();
+    let mut at = start;
+    for i in 0..20_000i64 {
+        // Every event a new email id and a pricing page; six minutes apart, and every
+        // 5,000th after 40 quiet days, so awards pile up and decay and spells end.
+        at += if i % 5_000 == 0 { 40 * 86_400 } else { 360 } * 1_000_000;
+        let e = Event::from_json(&json!({
+            "id": format!("e{i}"), "lead": "big@x.com", "type": types[i as usize % types.len()],
+            "at": time::format(at),
+            "props": {"url": "https://x.example/pricing", "email_id": format!("m{i}")},
+        }))
+        .unwrap();
+        engine.apply(&mut lead, &e, &mut out).unwrap();
+        out.clear();
+    }
+    for (_, st) in &lead.rules {
+        assert!(st.awards.len() <= 1024, "{} awards", st.awards.len());
+        assert!(st.seen.len() <= 10, "{} distinct values", st.seen.len());
+        assert!(st.capped.len() <= 1, "{} capped instants", st.capped.len());
+    }
+    assert!(
+        lead.rules.iter().any(|(_, st)| st.awards.len() == 1024),
+        "the bound is reached"
+    );
+    let bytes = serde_json::to_vec(&lead).unwrap().len();
+    assert!(bytes < 64 * 1024, "state is {bytes} bytes");
+}
+
 #[tokio::test]
 async fn a_sweep_that_meets_a_lead_of_older_rules_records_its_rescore() {
     let (s, clock) = service(RULES, "2026-11-01T00:00:00Z");

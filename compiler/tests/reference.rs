@@ -2,6 +2,7 @@
 //! streams; the reference recomputes everything from the full event list at `now`,
 //! straight from docs/language.md, with no incremental state.
 
+use leadscore_runtime::bytecode::TOTAL;
 use leadscore_runtime::engine::{Cause, Engine};
 use leadscore_runtime::event::Event;
 use leadscore_runtime::time;
@@ -533,6 +534,24 @@ proptest! {
         let lead = engine.rebuild("l", &evs, now, &mut transitions).unwrap();
         let got = engine.evaluate(&lead, now, None);
         let (scores, total, grade) = naive(&c, now);
+        // The explanation adds up: to every score, and (with a clamp line of its own) to
+        // the total.
+        let mut lines = Vec::new();
+        engine.evaluate(&lead, now, Some(&mut lines));
+        for (i, want) in got.scores.iter().enumerate() {
+            let sum: i64 = lines.iter().filter(|l| l.score.index() == i).map(|l| l.points).sum();
+            prop_assert_eq!(sum, *want, "score {} of\n{}", i, src);
+        }
+        let sign = |i: usize| match (&c.total, i) {
+            (Total::Apart, 1) => 0,
+            (Total::Difference(_), 1) => -1,
+            _ => 1,
+        };
+        let all: i64 = lines
+            .iter()
+            .map(|l| if l.score == TOTAL { l.points } else { sign(l.score.index()) * l.points })
+            .sum();
+        prop_assert_eq!(all, got.total, "total of\n{}", src);
         if !evs.is_empty() {
             prop_assert_eq!(&got.scores, &scores, "{}", src);
             prop_assert_eq!(got.total, total, "{}", src);

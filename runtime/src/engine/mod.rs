@@ -445,10 +445,17 @@ impl<'p> Engine<'p> {
                 }
             }
             if let Some(d) = r.decay {
+                // The edge is cheap to find; whether the award is still worth something
+                // (and so changes there) is checked only for an edge that would be next.
+                let mut best: Option<Micros> = None;
                 for (at, x) in awards(r, st) {
-                    if let Some(c) = next_decay(d, at, x, t) {
-                        consider(c);
+                    let c = decay_edge(d, at, t);
+                    if best.is_none_or(|b| c < b) && decayed(x, d, at, c - period(d)) != 0 {
+                        best = Some(c);
                     }
+                }
+                if let Some(c) = best {
+                    consider(c);
                 }
             }
         }
@@ -601,7 +608,15 @@ fn record(
             _ => value,
         };
         if rule.each || st.count == 0 {
-            st.awards.retain(|&(t, v)| decayed(v, d, t, at) != 0);
+            // Oldest first: those decayed to nothing leave from the front (an award of
+            // more points made earlier may outlive a smaller later one; it waits its turn
+            // and counts 0 meanwhile).
+            let gone = st
+                .awards
+                .iter()
+                .take_while(|&&(t, v)| decayed(v, d, t, at) == 0)
+                .count();
+            st.awards.drain(..gone);
             if x != 0 {
                 st.awards.push((at, x));
             }
@@ -700,16 +715,18 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a.max(1)
 }
 
-/// The first decay boundary after `t` at which an award `x` made at `at` changes value;
-/// `None` once it is worth nothing.
-fn next_decay(d: Decay, at: Micros, x: i64, t: Micros) -> Option<Micros> {
-    let period = time::seconds(d.seconds).max(1);
-    let next = if t < at {
-        at.saturating_add(period)
+fn period(d: Decay) -> Micros {
+    time::seconds(d.seconds).max(1)
+}
+
+/// The first period edge after `t` of an award made at `at` (where its value may change).
+fn decay_edge(d: Decay, at: Micros, t: Micros) -> Micros {
+    let p = period(d);
+    if t < at {
+        at.saturating_add(p)
     } else {
-        at.saturating_add(((t - at) / period + 1).saturating_mul(period))
-    };
-    (decayed(x, d, at, next.saturating_sub(period).max(at)) != 0).then_some(next)
+        at.saturating_add(((t - at) / p + 1).saturating_mul(p))
+    }
 }
 
 /// A time rule's total after the spell that began at `last`, counting the awards due
@@ -821,10 +838,19 @@ fn contribution(rule: &EventRule, st: &RuleState, now: Micros) -> i64 {
         // Each award decayed on its own (and, with `expires after`, only while it lives),
         // then `each`/`max` cap the sum.
         let life = rule.expires.map(time::seconds);
+        let period = time::seconds(d.seconds).max(1);
+        // Awards of the same points in the same period are worth the same: computed once.
+        let mut last: Option<(i64, i64, i64)> = None;
         awards(rule, st)
             .filter(|&(t, _)| t <= now && life.is_none_or(|l| now - t < l))
             .fold(0i64, |acc, (t, x)| {
-                acc.saturating_add(decayed(x, d, t, now))
+                let k = (now - t) / period;
+                let v = match last {
+                    Some((lk, lx, lv)) if lk == k && lx == x => lv,
+                    _ => decayed(x, d, t, now),
+                };
+                last = Some((k, x, v));
+                acc.saturating_add(v)
             })
     } else if rule.window.is_some() {
         if st.fired_at.is_some_and(|t| t <= now) {
