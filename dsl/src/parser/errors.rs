@@ -108,9 +108,9 @@ fn broken_statement_start(src: &str, pos: usize) -> usize {
     }
 }
 
-const STARTS: [&str; 12] = [
+const STARTS: [&str; 13] = [
     "ruleset", "set", "score", "total", "when", "if", "grade", "tag", "channel", "notify", "field",
-    "}",
+    "after", "}",
 ];
 
 /// The statement keyword a line's first word misspells (`wehn` → `when`), if it is not
