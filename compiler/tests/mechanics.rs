@@ -258,6 +258,11 @@ fn decay_takes_p_percent_of_each_award_every_period_truncated_on_its_own() {
     assert_eq!(total(thirty, &[ev("y", 0.0)], 1.0), 70);
     assert_eq!(total(thirty, &[ev("y", 0.0)], 2.0), 49);
     assert_eq!(total(thirty, &[ev("y", 0.0)], 3.0), 34);
+    // Past what 128-bit integers hold (100^20), floating point: 1,000,000 × 0.99^20 =
+    // 817,906.9…
+    let slow = "when x add 1000000 decay 1% every 1d\n";
+    assert_eq!(total(slow, &[ev("x", 0.0)], 11.0), 895_338); // exact: 0.99^11 = 0.8953382…
+    assert_eq!(total(slow, &[ev("x", 0.0)], 20.0), 817_906);
 }
 
 #[test]
