@@ -427,3 +427,43 @@ fn the_language_v2_contract_scores_a_lead_as_worked_by_hand() {
     assert_eq!(scores(&r), (0, 70, 70));
     assert!(r.questions.is_empty());
 }
+
+/// With fixed points and `max M`, only the newest M awards are kept: they decide the
+/// capped sum now and later.
+#[test]
+fn a_decaying_rule_with_max_keeps_only_the_newest_max_awards() {
+    let src = "when ping add 10 each max 30 decay 50% every 1d\n";
+    let p = program(&format!(
+        "{src}grade A when score >= 1000\ngrade C otherwise\n"
+    ));
+    let evs = events(
+        &(0..100)
+            .map(|i| ev("ping", f64::from(i) * 0.01))
+            .collect::<Vec<_>>(),
+    );
+    let mut engine = leadscore_runtime::engine::Engine::new(&p);
+    let lead = engine
+        .rebuild("l", &evs, t(&day(1.0)), &mut Vec::new())
+        .unwrap();
+    assert_eq!(lead.rules[0].1.awards.len(), 30);
+    for d in [1.0, 2.0, 3.0, 4.5] {
+        let all: i64 = (0..100)
+            .map(|i| {
+                let k = ((d - f64::from(i) * 0.01) + 1e-9).floor() as u32;
+                10 >> k.min(63)
+            })
+            .sum::<i64>()
+            .min(30);
+        assert_eq!(
+            total(
+                src,
+                &(0..100)
+                    .map(|i| ev("ping", f64::from(i) * 0.01))
+                    .collect::<Vec<_>>(),
+                d
+            ),
+            all,
+            "day {d}"
+        );
+    }
+}

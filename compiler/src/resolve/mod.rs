@@ -198,12 +198,15 @@ impl Resolver<'_> {
         let (Some(mut kind), Some(score), Some(amount)) = (kind, score, amount) else {
             return;
         };
-        if let ir::RuleKind::Event { decay, .. } = &mut kind {
+        if let ir::RuleKind::Event { decay, each, .. } = &mut kind {
             // The rule's own decay, or its score's.
             *decay = match own_decay {
                 Some(own) => own,
                 None => self.ir.scores[score.index()].decay,
             };
+            if decay.is_some() && *each {
+                self.many_awards(a, &amount);
+            }
         }
         let max = a.max.map(|m| m.value as u32).filter(|m| *m > 0);
         self.ir.rules.push(ir::Rule {

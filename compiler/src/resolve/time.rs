@@ -27,6 +27,24 @@ impl Resolver<'_> {
         ok.then_some((d.percent.value as u8, d.every.seconds as u32))
     }
 
+    /// A decaying `each` rule without a fixed `max` keeps up to 1,024 awards per lead (about
+    /// 24 KB of the lead's 256 KB): said, since a dozen such rules could fill a lead.
+    pub(super) fn many_awards(&mut self, a: &ast::Action, amount: &ir::Amount) {
+        if a.max.is_some() && matches!(amount, ir::Amount::Const(_)) {
+            return;
+        }
+        let span = a.each.unwrap_or(a.span);
+        self.err(
+            Diagnostic::warning(
+                "W0005",
+                span,
+                "this decaying rule keeps up to 1,024 awards per lead",
+            )
+            .label("`each` with no `max` (or points from a field): every award is kept while it is worth something")
+            .help("add `max M` with fixed points: only the newest M awards are then kept"),
+        );
+    }
+
     /// `after inactive for D (add|subtract) N [every E] [max M] [(to|from) SCORE]`.
     pub(super) fn time_kind(
         &mut self,

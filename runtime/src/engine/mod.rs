@@ -620,8 +620,16 @@ fn record(
             if x != 0 {
                 st.awards.push((at, x));
             }
-            if st.awards.len() > MAX_DECAY_AWARDS {
-                st.awards.remove(0);
+            // With fixed points and `max M`, the newest M live awards are each worth a point
+            // or more, and older ones never more than they: M of them decide the capped
+            // sum now and later, so no more are kept.
+            let keep = match (rule.points.amount, rule.points.max) {
+                (Amount::Const(_), Some(m)) => (m as usize).min(MAX_DECAY_AWARDS),
+                _ => MAX_DECAY_AWARDS,
+            };
+            if st.awards.len() > keep {
+                let extra = st.awards.len() - keep;
+                st.awards.drain(..extra);
             }
         }
         st.count = st.count.saturating_add(1);
