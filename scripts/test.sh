@@ -75,10 +75,10 @@ stage "cargo test"
 cargo test --workspace --no-fail-fast
 
 stage "leadscore check examples"
-cargo run --quiet -- check examples/*.rules compiler/tests/data/ok/*.rules
+cargo run --quiet -- check examples/*.rules examples/peers/*.rules compiler/tests/data/ok/*.rules
 
 stage "leadscore test: the hand-worked cases of every example"
-for rules in examples/*.rules; do
+for rules in examples/*.rules examples/peers/*.rules; do
   cargo run --quiet -- test "$rules" "${rules%.rules}.cases.toml"
 done
 
