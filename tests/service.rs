@@ -609,7 +609,39 @@ async fn a_once_notification_is_sent_once_per_lead_whatever_happens_later() {
     assert_eq!(sent(&s).await, (1, 2), "the once statement stays quiet");
     // A late event rebuilds the lead from its events; the same rules reloaded rescore it.
     post(&s, open("o0", "2026-10-31T00:00:00Z")).await;
-    s.set_program(program(&format!("{rules}# reloaded\n")));
-    post(&s, open("o5", "2026-11-04T02:00:00Z")).await;
-    assert_eq!(sent(&s).await.0, 1, "rebuilt and rescored: still once");
+    // Reloaded with the threshold edited (the statement is another): once per lead and
+    // channel, so the lead crossing 200 sends nothing to the hook again.
+    s.set_program(program(
+        &rules.replace("crosses 50 once", "crosses 200 once"),
+    ));
+    clock.fetch_add(3 * DAY, Ordering::SeqCst);
+    s.sweep(100).await.unwrap();
+    post(&s, open("o5", "2026-11-07T00:00:00Z")).await;
+    let out = post(&s, open("o6", "2026-11-07T01:00:00Z")).await;
+    assert_eq!(out["leads"][0]["score"], 210, "{out}");
+    let once = |notes: &[leadscore_store::Outboxed], lead: &str| {
+        notes
+            .iter()
+            .filter(|n| {
+                n.note.lead == lead
+                    && n.note.body["rule"]["text"]
+                        .as_str()
+                        .unwrap()
+                        .ends_with(" once")
+            })
+            .count()
+    };
+    let notes = s.store().due_notes(i64::MAX, 1000).await.unwrap();
+    assert_eq!(
+        once(&notes, "a@x.com"),
+        1,
+        "rebuilt, rescored and edited: still once for the channel"
+    );
+    // Another lead has its own.
+    let seven: Vec<Value> = (0..7)
+        .map(|i| json!({"id": format!("b{i}"), "lead": "b@x.com", "type": "email.opened", "at": "2026-11-07T01:00:00Z"}))
+        .collect();
+    post(&s, Value::Array(seven)).await;
+    let notes = s.store().due_notes(i64::MAX, 1000).await.unwrap();
+    assert_eq!(once(&notes, "b@x.com"), 1);
 }

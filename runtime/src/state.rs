@@ -95,8 +95,8 @@ pub struct LeadState {
     /// reads it and keeps it when it rebuilds the lead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Box<LeadState>>,
-    /// The `notify … once` statements (as written, with their channel) already sent for
-    /// this lead: never again, whatever the rules are rescored to.
+    /// The channels a `notify … once` statement has already sent to for this lead: no
+    /// `once` statement sends to them again, whatever the rules are rescored to.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub notified: BTreeSet<String>,
     /// Attributes by the program's field ids; rebuilt from `attributes` on load.

@@ -149,11 +149,15 @@ pub(super) fn notifications(
             }
         }
     }
-    // `notify … once`: the first hit of such a rule for the lead is sent and remembered
-    // with the lead (written in the same commit); later ones never are.
+    // `notify … once`: at most once per lead and channel, ever — the first hit of a `once`
+    // statement for the lead is sent and its channel remembered with the lead (written in
+    // the same commit); no `once` statement sends to that channel for the lead again.
     hits.retain(|h| {
         let rule = &p.notifies[h.rule];
-        !rule.once || state.notified.insert(rule.text.clone())
+        !rule.once
+            || state
+                .notified
+                .insert(p.channels[rule.channel as usize].name.clone())
     });
     if hits.is_empty() {
         return Vec::new();
