@@ -402,16 +402,33 @@ fn children<'i>(p: &Pair<'i, Rule>) -> Vec<Pair<'i, Rule>> {
         .collect()
 }
 
-fn rule_item(p: Pair<Rule>) -> Res<Item> {
-    let kids = children(&p);
-    let (trig, act, ask) = match kids.as_slice() {
-        [trig, act] => (trig, act, None),
-        [trig, act, ask] => (trig, act, Some(ask)),
-        _ => return Err(internal(&p)),
+/// The one child of `p` that is not a keyword (`max 20` → `20`).
+fn only_child<'i>(p: &Pair<'i, Rule>) -> Res<Pair<'i, Rule>> {
+    children(p).into_iter().next().ok_or_else(|| internal(p))
+}
+
+/// A rule's parts: what triggers it, what it does, its `ask` if any, and its span — which
+/// ends where its last part does (not after the blank the optional `ask` looked past).
+type RuleParts<'i> = (Pair<'i, Rule>, Pair<'i, Rule>, Option<StringLit>, Span);
+
+fn rule_parts(p: Pair<'_, Rule>) -> Res<RuleParts<'_>> {
+    let mut kids = children(&p).into_iter();
+    let (Some(head), Some(act)) = (kids.next(), kids.next()) else {
+        return Err(internal(&p));
     };
-    // The rule ends where its last part does (not after the blank the optional `ask`
-    // looked past).
-    let span = Span::new(p.as_span().start(), ask.unwrap_or(act).as_span().end());
+    let ask = kids.next();
+    let end = ask.as_ref().unwrap_or(&act).as_span().end();
+    let span = Span::new(p.as_span().start(), end);
+    let ask = match ask {
+        Some(a) => Some(string(only_child(&a)?)?),
+        None => None,
+    };
+    Ok((head, act, ask, span))
+}
+
+fn rule_item(p: Pair<Rule>) -> Res<Item> {
+    let (trig, act, ask, span) = rule_parts(p)?;
+    let trig = &trig;
     let trigger = match trig.as_rule() {
         Rule::event_trigger => {
             let mut event_type = None;
@@ -436,22 +453,9 @@ fn rule_item(p: Pair<Rule>) -> Res<Item> {
         }
         _ => Trigger::Field(cond(trig.clone())?),
     };
-    let ask = match ask {
-        Some(a) => {
-            let s = children(a).into_iter().next().ok_or_else(|| internal(a))?;
-            Some(string(s)?)
-        }
-        None => None,
-    };
     let action = match act.as_rule() {
-        Rule::reset => {
-            let score = children(act)
-                .into_iter()
-                .next()
-                .ok_or_else(|| internal(act))?;
-            Effect::Reset(ident(score), span_of(act))
-        }
-        _ => Effect::Award(Box::new(action(act.clone())?)),
+        Rule::reset => Effect::Reset(ident(only_child(&act)?), span_of(&act)),
+        _ => Effect::Award(Box::new(action(act)?)),
     };
     Ok(Item::Rule(ast::Rule {
         trigger,
@@ -463,23 +467,10 @@ fn rule_item(p: Pair<Rule>) -> Res<Item> {
 
 /// `after inactive for D ACTION [ask "TEXT"]`.
 fn after_item(p: Pair<Rule>) -> Res<Item> {
-    let kids = children(&p);
-    let (d, act, ask) = match kids.as_slice() {
-        [d, act] => (d, act, None),
-        [d, act, ask] => (d, act, Some(ask)),
-        _ => return Err(internal(&p)),
-    };
-    let span = Span::new(p.as_span().start(), ask.unwrap_or(act).as_span().end());
-    let ask = match ask {
-        Some(a) => {
-            let s = children(a).into_iter().next().ok_or_else(|| internal(a))?;
-            Some(string(s)?)
-        }
-        None => None,
-    };
+    let (d, act, ask, span) = rule_parts(p)?;
     Ok(Item::Rule(ast::Rule {
-        trigger: Trigger::After(duration(d)?),
-        effect: Effect::Award(Box::new(action(act.clone())?)),
+        trigger: Trigger::After(duration(&d)?),
+        effect: Effect::Award(Box::new(action(act)?)),
         ask,
         span,
     }))
@@ -568,13 +559,7 @@ fn action(p: Pair<Rule>) -> Res<Action> {
                 });
             }
             Rule::each => each = Some(span_of(&c)),
-            Rule::max => {
-                let v = children(&c)
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| internal(&c))?;
-                max = Some(uint(&v)?);
-            }
+            Rule::max => max = Some(uint(&only_child(&c)?)?),
             Rule::per_cap => {
                 let kids = children(&c);
                 let [n, d] = kids.as_slice() else {
@@ -587,34 +572,10 @@ fn action(p: Pair<Rule>) -> Res<Action> {
                 });
             }
             Rule::decay => decays = Some(decay(c)?),
-            Rule::repeat => {
-                let v = children(&c)
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| internal(&c))?;
-                every = Some(duration(&v)?);
-            }
-            Rule::distinct => {
-                let v = children(&c)
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| internal(&c))?;
-                distinct = Some(path(v));
-            }
-            Rule::expires => {
-                let v = children(&c)
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| internal(&c))?;
-                expires = Some(duration(&v)?);
-            }
-            Rule::target => {
-                let v = children(&c)
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| internal(&c))?;
-                target = Some(ident(v));
-            }
+            Rule::repeat => every = Some(duration(&only_child(&c)?)?),
+            Rule::distinct => distinct = Some(path(only_child(&c)?)),
+            Rule::expires => expires = Some(duration(&only_child(&c)?)?),
+            Rule::target => target = Some(ident(only_child(&c)?)),
             _ => return Err(internal(&c)),
         }
     }
