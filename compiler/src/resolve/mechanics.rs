@@ -272,10 +272,7 @@ impl Resolver<'_> {
         self.ir.rules.push(ir::Rule {
             kind: ir::RuleKind::Event {
                 event_type: ty,
-                cond: match (guards.is_empty(), filter) {
-                    (true, f) => f,
-                    (false, f) => Some(conj(guards, f)),
-                },
+                cond: event_cond(guards, filter),
                 each: false,
                 expires: None,
                 window: None,

@@ -327,10 +327,7 @@ impl Resolver<'_> {
         };
         ok.then(|| ir::RuleKind::Event {
             event_type: fold(&t.event_type.name),
-            cond: match (guards.is_empty(), filter) {
-                (true, f) => f,
-                (false, f) => Some(conj(guards, f)),
-            },
+            cond: event_cond(guards, filter),
             each: a.each.is_some(),
             expires,
             window,
@@ -543,6 +540,14 @@ fn conj(guards: &[Cond], last: Option<Cond>) -> Cond {
         0 => Cond::Const(true),
         1 => parts.pop().unwrap_or(Cond::Const(true)),
         _ => Cond::And(parts),
+    }
+}
+
+/// An event rule's condition: its `if` guards and its `where` filter (none: always).
+fn event_cond(guards: &[Cond], filter: Option<Cond>) -> Option<Cond> {
+    match (guards.is_empty(), filter) {
+        (true, f) => f,
+        (false, f) => Some(conj(guards, f)),
     }
 }
 
