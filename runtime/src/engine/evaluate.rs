@@ -96,12 +96,12 @@ impl<'p> Engine<'p> {
             self.raw[r.score.index()] = self.raw[r.score.index()].saturating_add(pts);
             note(r.rule, r.score, pts);
         }
+        let grade = self.grade_from_raw(lead, now);
         if let Some(out) = explain {
-            // Rules in source order, then a clamp line per clamped score.
+            // Rules in source order, then a clamp line per clamped score (the scores just
+            // clamped against their sums), and one for the total's own range.
             out.sort_by_key(|l| l.rule);
-            for (i, s) in p.scores.iter().enumerate() {
-                let raw = self.raw[i];
-                let v = s.range.map_or(raw, |(lo, hi)| raw.clamp(lo, hi));
+            for (i, (&v, &raw)) in self.scores.iter().zip(&self.raw).enumerate() {
                 if v != raw {
                     out.push(Contribution {
                         rule: None,
@@ -110,14 +110,7 @@ impl<'p> Engine<'p> {
                     });
                 }
             }
-            // And one for the total's own range.
-            let scores: Vec<i64> = p
-                .scores
-                .iter()
-                .zip(&self.raw)
-                .map(|(s, &raw)| s.range.map_or(raw, |(lo, hi)| raw.clamp(lo, hi)))
-                .collect();
-            let (total, unclamped) = total_of(p, &scores);
+            let (total, unclamped) = total_of(p, &self.scores);
             if total != unclamped {
                 out.push(Contribution {
                     rule: None,
@@ -126,7 +119,7 @@ impl<'p> Engine<'p> {
                 });
             }
         }
-        self.grade_from_raw(lead, now)
+        grade
     }
 
     /// Rebuilds the whole cache from the rule states and attributes.

@@ -8,7 +8,7 @@ use crate::bytecode::*;
 use crate::event::Event;
 use crate::state::{Cache, LeadState, RuleState, STATE_VERSION};
 use crate::time::{self, Micros};
-use crate::value::Val;
+use crate::value::{Text, Val};
 use crate::vm::{eval, Env};
 use std::collections::HashMap;
 
@@ -80,8 +80,6 @@ pub struct Engine<'p> {
     holds: bool,
     /// Per event type (folded, sorted): the rules that wait for it (`within D of TYPE`).
     priors: Vec<(&'p str, Vec<usize>)>,
-    /// Whether any rule resets a score.
-    resets: bool,
     /// Scratch: rule sums before clamping, clamped scores, their total.
     raw: Vec<i64>,
     scores: Vec<i64>,
@@ -133,7 +131,6 @@ impl<'p> Engine<'p> {
                 .collect(),
             holds: program.grades.iter().any(|g| g.until.is_some()),
             priors: priors(program),
-            resets: program.event_rules.iter().any(|r| r.reset),
             raw: vec![0; program.scores.len()],
             scores: vec![0; program.scores.len()],
             total: 0,
@@ -150,7 +147,7 @@ impl<'p> Engine<'p> {
     }
 
     pub fn new_lead(&self, key: &str) -> LeadState {
-        LeadState {
+        let mut lead = LeadState {
             version: STATE_VERSION,
             key: key.to_string(),
             program: self.hash.clone(),
@@ -173,20 +170,21 @@ impl<'p> Engine<'p> {
             logged_at: None,
             shadow: None,
             notified: Default::default(),
-            slots: self.key_slots(key),
+            slots: Vec::new(),
             cache: Cache::default(),
-        }
+        };
+        self.key_slots(&mut lead.slots, key);
+        lead
     }
 
-    /// Empty attribute slots, but for the lead's key where the rules read it.
-    fn key_slots(&self, key: &str) -> Vec<Option<Val>> {
-        let mut slots = vec![None; self.program.fields.len()];
+    /// Empties the attribute slots (reusing their memory), but for the lead's key where
+    /// the rules read it.
+    fn key_slots(&self, slots: &mut Vec<Option<Val>>, key: &str) {
+        slots.clear();
+        slots.resize(self.program.fields.len(), None);
         if let Some(&f) = self.fields.get(KEY_FIELD) {
-            slots[f.index()] = Val::from_json(&serde_json::Value::String(key.to_string()))
-                .ok()
-                .flatten();
+            slots[f.index()] = (!crate::text::is_blank(key)).then(|| Val::Text(Text::new(key)));
         }
-        slots
     }
 
     /// Whether a stored state was made by this program (and format); if not, the lead is
@@ -201,7 +199,7 @@ impl<'p> Engine<'p> {
     /// Rebuilds the attribute slots of a deserialised state.
     pub fn attach(&self, lead: &mut LeadState) {
         lead.cache.valid = false;
-        lead.slots = self.key_slots(&lead.key);
+        self.key_slots(&mut lead.slots, &lead.key);
         for (k, v) in &lead.attributes {
             if let Some(&f) = self.fields.get(k.as_str()) {
                 lead.slots[f.index()] = Val::from_json(v).ok().flatten();
@@ -338,7 +336,7 @@ impl<'p> Engine<'p> {
                 }
             }
         }
-        if self.resets && !reset.is_empty() {
+        if !reset.is_empty() {
             self.reset(lead, &reset);
         }
         if attrs_changed {
@@ -673,13 +671,14 @@ fn awards<'a>(rule: &'a EventRule, st: &'a RuleState) -> impl Iterator<Item = (M
         Amount::Const(n) => i64::from(n),
         _ => 0,
     };
-    let expires = rule.expires.map(time::seconds);
     let fired = rule.window.and(st.fired_at).map(|t| (t, per));
-    let recent = st
-        .recent
-        .iter()
-        .filter(move |_| rule.window.is_none() && expires.is_some())
-        .map(move |&t| (t, per));
+    // An expiring rule's awards are its live instants (a window keeps instants too, but
+    // only its firing is an award).
+    let recent = match (rule.window, rule.expires) {
+        (None, Some(_)) => &st.recent[..],
+        _ => &[],
+    };
+    let recent = recent.iter().map(move |&t| (t, per));
     let kept = st.awards.iter().copied();
     fired.into_iter().chain(recent).chain(kept)
 }
@@ -692,7 +691,7 @@ pub fn decayed(x: i64, d: Decay, t: Micros, now: Micros) -> i64 {
     if now <= t || x == 0 {
         return x;
     }
-    let k = ((now - t) / time::seconds(d.seconds).max(1)) as u64;
+    let k = ((now - t) / period(d)) as u64;
     if k == 0 {
         return x;
     }
@@ -846,7 +845,7 @@ fn contribution(rule: &EventRule, st: &RuleState, now: Micros) -> i64 {
         // Each award decayed on its own (and, with `expires after`, only while it lives),
         // then `each`/`max` cap the sum.
         let life = rule.expires.map(time::seconds);
-        let period = time::seconds(d.seconds).max(1);
+        let period = period(d);
         // Awards of the same points in the same period are worth the same: computed once.
         let mut last: Option<(i64, i64, i64)> = None;
         awards(rule, st)
