@@ -205,16 +205,26 @@ fn score_json_of_every_example() {
     }
 }
 
+/// Runs `leadscore test RULES` on its cases file beside it; every case must pass.
+/// Returns how many did.
+fn passes_its_cases(rules: &str) -> usize {
+    let cases = format!("{}.cases.toml", rules.strip_suffix(".rules").unwrap());
+    let out = leadscore(&["test", rules, &cases]);
+    let summary = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{rules}:\n{summary}");
+    assert!(summary.contains(" passed, 0 failed"), "{rules}:\n{summary}");
+    summary
+        .lines()
+        .last()
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn every_example_passes_its_cases() {
     for ex in examples() {
-        let out = leadscore(&[
-            "test",
-            &format!("examples/{ex}.rules"),
-            &format!("examples/{ex}.cases.toml"),
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{ex}:\n{}", text(&out.stdout));
-        assert!(text(&out.stdout).contains(" passed, 0 failed"));
+        passes_its_cases(&format!("examples/{ex}.rules"));
     }
 }
 
@@ -223,21 +233,8 @@ fn every_example_passes_its_cases() {
 #[test]
 fn every_peer_model_passes_its_cases() {
     for peer in ["pardot", "hubspot", "marketo", "mautic", "zoho"] {
-        let out = leadscore(&[
-            "test",
-            &format!("examples/peers/{peer}.rules"),
-            &format!("examples/peers/{peer}.cases.toml"),
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{peer}:\n{}", text(&out.stdout));
-        let summary = text(&out.stdout);
-        let passed: usize = summary
-            .lines()
-            .last()
-            .and_then(|l| l.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        assert!(passed >= 3, "{peer}: {summary}");
-        assert!(summary.contains(" passed, 0 failed"));
+        let passed = passes_its_cases(&format!("examples/peers/{peer}.rules"));
+        assert!(passed >= 3, "{peer}: {passed} cases");
     }
 }
 
