@@ -6,14 +6,30 @@ use crate::commands::load_program_as;
 use crate::store::{with_existing_store, with_store};
 use crate::DiagFormat;
 use anyhow::{Context, Result};
+use leadscore_runtime::bytecode::Program;
 use leadscore_runtime::keys::KeyPolicy;
-use leadscore_service::{MergeError, Service};
+use leadscore_service::{MergeError, Roster, Service};
+use leadscore_store::Store;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// What the commands take from the configuration `serve` runs with.
+pub struct Setup {
+    pub keys: KeyPolicy,
+    pub roster: Roster,
+}
+
+/// A service on `store` with the configuration's keys and desk.
+fn service(program: Program, store: Arc<dyn Store>, setup: Setup) -> Result<Service> {
+    Service::new(program, store)
+        .with_keys(setup.keys)
+        .with_roster(setup.roster)
+        .map_err(anyhow::Error::msg)
+}
+
 /// `leadscore sweep`: one sweep of the SQLite store, then exit.
-pub fn sweep(file: &Path, db: &Path, now: Option<&str>) -> Result<ExitCode> {
+pub fn sweep(file: &Path, db: &Path, now: Option<&str>, setup: Setup) -> Result<ExitCode> {
     use leadscore_runtime::time;
     let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
         return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
@@ -25,7 +41,10 @@ pub fn sweep(file: &Path, db: &Path, now: Option<&str>) -> Result<ExitCode> {
         None => time::now(),
     };
     let swept = with_existing_store(db, move |store| async move {
-        let service = Service::with_clock(program, store.clone(), Arc::new(move || now));
+        let service = Service::with_clock(program, store.clone(), Arc::new(move || now))
+            .with_keys(setup.keys)
+            .with_roster(setup.roster)
+            .map_err(anyhow::Error::msg)?;
         let mut total = 0;
         loop {
             let n = service.sweep(10_000).await?;
@@ -42,12 +61,12 @@ pub fn sweep(file: &Path, db: &Path, now: Option<&str>) -> Result<ExitCode> {
 
 /// `leadscore rescore`: brings every stored lead up to the given rules, a page at a time;
 /// an interrupted run resumes by running again (leads already rescored are skipped).
-pub fn rescore(file: &Path, db: &Path, batch: usize) -> Result<ExitCode> {
+pub fn rescore(file: &Path, db: &Path, batch: usize, setup: Setup) -> Result<ExitCode> {
     let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
         return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
     };
     let total = with_existing_store(db, move |store| async move {
-        let service = Service::new(program, store.clone());
+        let service = service(program, store.clone(), setup)?;
         let mut total = leadscore_service::Rescored::default();
         let mut after = None;
         loop {
@@ -81,7 +100,7 @@ pub fn import(
     db: &Path,
     events: Option<&Path>,
     outcomes: Option<&Path>,
-    keys: KeyPolicy,
+    setup: Setup,
 ) -> Result<ExitCode> {
     use leadscore_runtime::time;
     use leadscore_service::parse_events;
@@ -130,7 +149,7 @@ pub fn import(
     }
     let (accepted, duplicates) = with_store(db, move |store| async move {
         // A backfill: its transitions are history, not news for anyone.
-        let service = Service::new(program, store.clone()).with_keys(keys).quiet();
+        let service = service(program, store.clone(), setup)?.quiet();
         let (mut accepted, mut duplicates) = (0, 0);
         let mut rest = incoming;
         while !rest.is_empty() {
@@ -181,6 +200,8 @@ pub fn erase(lead: &str, db: &Path, keys: KeyPolicy) -> Result<ExitCode> {
     let k = &asked;
     let (key, e) = with_existing_store(db, move |store| async move {
         let key = final_key(store.as_ref(), k).await?;
+        // Its owner's count on the desk first: a crash after leaves a lead to erase again.
+        store.release(&key).await?;
         let e = store.erase(&key, leadscore_runtime::time::now()).await?;
         anyhow::Ok((key, e))
     })?;
@@ -201,12 +222,12 @@ pub fn erase(lead: &str, db: &Path, keys: KeyPolicy) -> Result<ExitCode> {
 
 /// `leadscore merge`: merges lead `from` into lead `into` on the SQLite store (as
 /// `POST /leads/{into}/merge` does).
-pub fn merge(file: &Path, into: &str, from: &str, db: &Path, keys: KeyPolicy) -> Result<ExitCode> {
+pub fn merge(file: &Path, into: &str, from: &str, db: &Path, setup: Setup) -> Result<ExitCode> {
     let Some(program) = load_program_as(file, DiagFormat::Rich)? else {
         return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
     };
     let out = with_existing_store(db, move |store| async move {
-        let service = Service::new(program, store.clone()).with_keys(keys);
+        let service = service(program, store.clone(), setup)?;
         anyhow::Ok(service.merge(into, from).await)
     })?;
     match out {

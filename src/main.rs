@@ -216,6 +216,9 @@ enum Command {
         /// Leads per page.
         #[arg(long, default_value_t = 500)]
         batch: usize,
+        /// The configuration `serve` runs with (its `[teams]` for reassignment).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Re-evaluate the leads whose scores change by time alone (inactivity, expiry) and
     /// record their transitions (cause "time"). `serve` does this every minute.
@@ -228,6 +231,9 @@ enum Command {
         /// The instant to sweep up to (RFC 3339); default: now.
         #[arg(long)]
         now: Option<String>,
+        /// The configuration `serve` runs with (its `[teams]` and `[desk]`).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -251,10 +257,19 @@ pub enum ScoreFormat {
 
 /// The key normalisation of a `serve` configuration (`--config`, else `LEADSCORE_CONFIG`).
 fn keys(config: Option<PathBuf>) -> anyhow::Result<leadscore_runtime::keys::KeyPolicy> {
+    Ok(setup(config)?.keys)
+}
+
+/// What the one-shot commands take from a `serve` configuration (`--config`, else
+/// `LEADSCORE_CONFIG`): key normalisation and the sales desk's people.
+fn setup(config: Option<PathBuf>) -> anyhow::Result<admin::Setup> {
     let path = config.or_else(|| std::env::var_os("LEADSCORE_CONFIG").map(PathBuf::from));
     let config =
         leadscore_service::config::Config::load(path.as_deref()).map_err(anyhow::Error::msg)?;
-    Ok(config.keys)
+    Ok(admin::Setup {
+        roster: leadscore_service::Roster::from_config(&config),
+        keys: config.keys,
+    })
 }
 
 fn main() -> ExitCode {
@@ -348,7 +363,7 @@ fn main() -> ExitCode {
             events,
             outcomes,
             config,
-        } => keys(config)
+        } => setup(config)
             .and_then(|k| admin::import(&file, &db, events.as_deref(), outcomes.as_deref(), k)),
         Command::Export {
             file,
@@ -365,9 +380,19 @@ fn main() -> ExitCode {
             from,
             db,
             config,
-        } => keys(config).and_then(|k| admin::merge(&file, &into, &from, &db, k)),
-        Command::Rescore { file, db, batch } => admin::rescore(&file, &db, batch),
-        Command::Sweep { file, db, now } => admin::sweep(&file, &db, now.as_deref()),
+        } => setup(config).and_then(|k| admin::merge(&file, &into, &from, &db, k)),
+        Command::Rescore {
+            file,
+            db,
+            batch,
+            config,
+        } => setup(config).and_then(|k| admin::rescore(&file, &db, batch, k)),
+        Command::Sweep {
+            file,
+            db,
+            now,
+            config,
+        } => setup(config).and_then(|k| admin::sweep(&file, &db, now.as_deref(), k)),
     };
     match result {
         Ok(code) => code,

@@ -88,7 +88,15 @@ async fn run(
         SqliteStore::open(&o.db).with_context(|| format!("cannot open {}", o.db.display()))?,
     );
     tracing::info!(ruleset = program.name, db = %o.db.display(), "rules loaded");
-    let service = Arc::new(Service::new(program, store.clone()).with_keys(config.keys));
+    if let Err(e) = leadscore_service::Roster::from_config(&config).check(&program) {
+        tracing::warn!("{e}: such leads go to the pool");
+    }
+    let service = Arc::new(
+        Service::new(program, store.clone())
+            .with_keys(config.keys)
+            .with_roster(leadscore_service::Roster::from_config(&config))
+            .map_err(|e| anyhow::anyhow!("the rules and the configuration disagree: {e}"))?,
+    );
     if let Some(shadow) = shadow {
         tracing::info!(ruleset = shadow.name, "shadow rules loaded");
         service.set_shadow(Some(shadow));
@@ -228,10 +236,21 @@ async fn watch_rules(path: PathBuf, service: Arc<Service>) {
         let loaded =
             tokio::task::spawn_blocking(move || load_program_as(&p, DiagFormat::Short)).await;
         match loaded {
-            Ok(Ok(Some(program))) => {
-                tracing::info!(ruleset = program.name, file = %path.display(), "rules reloaded");
-                service.set_program(program);
-            }
+            Ok(Ok(Some(program))) => match service.roster().check(&program) {
+                Err(e) if service.roster().teams.is_empty() => {
+                    tracing::warn!("{e}: such leads go to the pool");
+                    tracing::info!(ruleset = program.name, file = %path.display(), "rules reloaded");
+                    service.set_program(program);
+                }
+                Ok(()) => {
+                    tracing::info!(ruleset = program.name, file = %path.display(), "rules reloaded");
+                    service.set_program(program);
+                }
+                Err(e) => tracing::error!(
+                    file = %path.display(),
+                    "rules not reloaded: {e}; the running rules stay"
+                ),
+            },
             Ok(Ok(None)) => tracing::error!(
                 file = %path.display(),
                 "rules not reloaded: the file has errors (above); the running rules stay"

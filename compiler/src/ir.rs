@@ -25,6 +25,24 @@ pub struct Ir {
     /// What the rules read from events (not lowered: for `check --events`).
     pub reads: crate::Reads,
     pub total: Option<Total>,
+    pub assigns: Vec<Assign>,
+    /// `recycle after D without followup`, in seconds.
+    pub recycle: Option<u32>,
+    pub overdue_tags: Vec<leadscore_runtime::bytecode::OverdueTag>,
+    pub plans: Vec<leadscore_runtime::bytecode::PlanDef>,
+}
+
+/// `assign …`: its condition is still to be lowered.
+#[derive(Debug, Clone)]
+pub struct Assign {
+    pub grades: Vec<GradeId>,
+    pub cond: Option<Cond>,
+    pub to: leadscore_runtime::bytecode::AssignTo,
+    pub within: Option<u32>,
+    pub plan: Option<u32>,
+    pub line: u32,
+    pub text: String,
+    pub span: Span,
 }
 
 #[derive(Debug, Clone)]

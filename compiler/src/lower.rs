@@ -145,6 +145,22 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
             });
         }
     }
+    let mut assigns = Vec::new();
+    for a in &ir.assigns {
+        let Ok(cond) = l.optional(a.cond.as_ref()) else {
+            diags.push(too_complex(a.span));
+            continue;
+        };
+        assigns.push(AssignDef {
+            grades: a.grades.clone(),
+            cond,
+            to: a.to.clone(),
+            within: a.within,
+            plan: a.plan,
+            line: a.line,
+            text: a.text.clone(),
+        });
+    }
     if !diags.is_empty() {
         return Err(diags);
     }
@@ -191,6 +207,10 @@ pub fn lower(ir: &Ir, source_hash: [u8; 32]) -> Result<Program, Vec<Diagnostic>>
             range: t.range,
             line: t.line,
         }),
+        assigns,
+        recycle: ir.recycle,
+        overdue_tags: ir.overdue_tags.clone(),
+        plans: ir.plans.clone(),
     })
 }
 

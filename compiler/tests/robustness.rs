@@ -166,14 +166,14 @@ fn wrong_version_and_magic_are_named() {
     bytes[4] = 9;
     let e = Program::from_bytes(&bytes).unwrap_err().to_string();
     assert!(e.contains("version 9 is not supported"), "{e}");
-    // A program compiled before rules could notify (version 2), or before `apart` and
-    // `total` (version 4): compile again.
-    for old in [2, 4, 5] {
+    // A program compiled before rules could notify (version 2), before `apart` and
+    // `total` (version 4), or before the sales desk (version 6): compile again.
+    for old in [2, 4, 5, 6] {
         bytes[4] = old;
         let e = Program::from_bytes(&bytes).unwrap_err().to_string();
         assert!(
             e.contains(&format!(
-                "version {old} is not supported (this build reads version 6); compile the rules again"
+                "version {old} is not supported (this build reads version 7); compile the rules again"
             )),
             "{e}"
         );

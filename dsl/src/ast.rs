@@ -21,6 +21,9 @@ pub enum Item {
     Channel(ChannelDecl),
     Notify(NotifyDecl),
     Field(FieldDecl),
+    Assign(AssignDecl),
+    Recycle(RecycleDecl),
+    Plan(PlanDecl),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -115,7 +118,65 @@ pub struct GradeDecl {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TagDecl {
     pub name: Ident,
-    pub cond: Cond,
+    pub cond: TagCond,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TagCond {
+    Cond(Cond),
+    /// `followup overdue`: the lead's follow-up deadline passed with no follow-up.
+    Overdue(Span),
+}
+
+/// `assign WHEN to (team T [round robin | by FIELD] | pool) [within D]` (docs/desk.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AssignDecl {
+    /// `otherwise` when both are empty and `otherwise` is set.
+    pub otherwise: bool,
+    /// `grade A[, B…]`: the grades the line is for (empty: any).
+    pub grades: Vec<Ident>,
+    pub cond: Option<Cond>,
+    pub to: AssignTo,
+    /// `within D`: the follow-up deadline set at assignment.
+    pub within: Option<Duration>,
+    /// `plan NAME`: the follow-up plan the owner works through.
+    pub plan: Option<Ident>,
+    pub span: Span,
+}
+
+/// `plan NAME = [KIND at D, …]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanDecl {
+    pub name: Ident,
+    pub steps: Vec<(Ident, Duration)>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AssignTo {
+    /// The unowned leads.
+    Pool(Span),
+    Team {
+        team: Ident,
+        how: AssignHow,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AssignHow {
+    /// The first member with room, in the order the configuration lists them.
+    InOrder,
+    /// The next member after the team's last assignment (the cursor is stored).
+    RoundRobin(Span),
+    /// The member whose regions hold the value of this attribute.
+    By(Path),
+}
+
+/// `recycle after D without followup`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecycleDecl {
+    pub after: Duration,
     pub span: Span,
 }
 
@@ -166,6 +227,12 @@ pub enum NotifyTrigger {
     Changes(Span),
     /// `SCORE crosses N`: the score (or `score`, the total) goes from below N to N or more.
     Crosses { score: Ident, threshold: Int },
+    /// `owner changes`: the lead was assigned, recycled or moved to the pool.
+    OwnerChanges(Span),
+    /// `followup overdue`: a follow-up deadline passed with no follow-up.
+    FollowupOverdue(Span),
+    /// `task due`: a step of a follow-up plan came due.
+    TaskDue(Span),
 }
 
 /// `if COND { rules }`: field rules inside test COND on the current attributes, event rules

@@ -155,8 +155,16 @@ pub(crate) async fn delete_lead(
     .into_response())
 }
 
-pub(crate) fn require_reader(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    auth::bearer(&app.config.security.read_tokens, headers)
+/// A read's token: the shared read tokens, or a reader's own (`[readers]`), whose owner
+/// e-mail is returned (`me` in a queue).
+pub(crate) fn require_reader(app: &App, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let readers: Vec<(&str, &str)> = app
+        .config
+        .readers
+        .values()
+        .filter_map(|r| Some((r.token.as_deref()?, r.owner.as_str())))
+        .collect();
+    auth::reader(&app.config.security.read_tokens, &readers, headers)
         .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))
 }
 
@@ -170,15 +178,7 @@ pub(crate) async fn get_lead(
     found(&key, app.service.lead(&key).await?)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListParams {
-    grade: Option<String>,
-    limit: Option<usize>,
-    after: Option<String>,
-}
-
-/// A page cursor: `<score>:<lead>`.
+/// A page cursor: `<sort key>:<lead>`.
 fn parse_cursor(s: &str) -> Option<(i64, String)> {
     let (score, lead) = s.split_once(':')?;
     Some((score.parse().ok()?, lead.to_string()))
@@ -211,44 +211,6 @@ pub(crate) fn page(
         })?),
     };
     Ok((limit, after))
-}
-
-pub(crate) async fn list_leads(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    require_reader(&app, &headers)?;
-    let Query(p) = params
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid query", e.body_text()))?;
-    let (limit, after) = page(p.limit, 50, p.after.as_deref(), "invalid query")?;
-    let query = ListQuery {
-        grade: p.grade,
-        limit,
-        after,
-    };
-    let rows = app.service.list(&query).await?;
-    let next = (rows.len() == limit)
-        .then(|| {
-            rows.last()
-                .map(|r| format!("{}:{}", r.summary.score, r.lead))
-        })
-        .flatten();
-    let leads: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            json!({
-                "lead": r.lead,
-                "score": r.summary.score,
-                "scores": r.summary.scores,
-                "grade": r.summary.grade,
-                "updated_at": time::format(r.summary.updated_at),
-                "program": r.summary.program,
-                "ruleset": r.summary.ruleset,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"leads": leads, "next": next})).into_response())
 }
 
 /// `GET /leads/{lead}/export`: everything stored about the lead (read token).

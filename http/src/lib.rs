@@ -15,6 +15,7 @@
 //! verifies its signature before it parses; no handler panics on input.
 
 pub mod auth;
+mod desk;
 mod error;
 mod forms;
 pub mod hooks;
@@ -35,7 +36,6 @@ use leadscore_runtime::time;
 /// The deployment configuration lives at the crate root (offline commands read it too).
 pub use leadscore_service::config::{self, Config};
 use leadscore_service::{parse_events, LeadView, MergeError, Retried, Service};
-use leadscore_store::ListQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
@@ -43,7 +43,7 @@ use std::sync::Arc;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use error::ApiError;
-use leads::{delete_lead, export_lead, get_lead, list_leads, merge_lead, page, require_reader};
+use leads::{delete_lead, export_lead, get_lead, merge_lead, page, require_reader};
 use notes::{list_notifications, retry_notification};
 
 /// The largest `POST /events` body.
@@ -111,7 +111,11 @@ pub fn router(app: Arc<App>) -> Router {
             "/hooks/mailchimp",
             post(hooks::mailchimp).get(hooks::mailchimp_ping),
         )
-        .route("/leads", get(list_leads))
+        .route("/leads", get(desk::list_leads))
+        .route("/views", get(desk::list_views))
+        .route("/views/{name}", get(desk::get_view))
+        .route("/leads/{lead}/history", get(desk::get_history))
+        .route("/leads/{lead}/followups", post(desk::post_followup))
         .route("/leads/{lead}", get(get_lead).delete(delete_lead))
         .route("/leads/{lead}/export", get(export_lead))
         .route("/leads/{lead}/merge", post(merge_lead))

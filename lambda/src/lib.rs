@@ -28,6 +28,15 @@ use std::sync::Arc;
 
 /// Builds the app from the environment (read through `get`).
 pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, String> {
+    init_with_clock(get, Arc::new(leadscore_runtime::time::now)).await
+}
+
+/// [`init`] with a clock of the caller's (what time it is for the scores, deadlines and
+/// the outbox).
+pub async fn init_with_clock(
+    get: impl Fn(&str) -> Option<String>,
+    clock: leadscore_service::Clock,
+) -> Result<Arc<App>, String> {
     let program_path = get("LEADSCORE_PROGRAM")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -103,7 +112,15 @@ pub async fn init(get: impl Fn(&str) -> Option<String>) -> Result<Arc<App>, Stri
         tracing::warn!("{problem}: its notifications will fail");
     }
     tracing::info!(ruleset = program.name, program = %program_path.display(), "initialised");
-    let service = Arc::new(Service::new(program, store).with_keys(config.keys));
+    if let Err(e) = leadscore_service::Roster::from_config(&config).check(&program) {
+        tracing::warn!("{e}: such leads go to the pool");
+    }
+    let service = Arc::new(
+        Service::with_clock(program, store, clock)
+            .with_keys(config.keys)
+            .with_roster(leadscore_service::Roster::from_config(&config))
+            .map_err(|e| format!("the rules and the configuration disagree: {e}"))?,
+    );
     if let Some(shadow) = shadow {
         tracing::info!(ruleset = shadow.name, "shadow rules loaded");
         service.set_shadow(Some(shadow));
@@ -145,11 +162,13 @@ pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
     lambda_http::run(service).await
 }
 
-fn notifier(app: &App) -> Notifier {
+/// The outbox's deliverer, on the service's clock.
+pub fn notifier(app: &App) -> Notifier {
+    let service = app.service.clone();
     Notifier::new(
         app.service.store().clone(),
         &app.config,
-        Arc::new(leadscore_runtime::time::now),
+        Arc::new(move || service.now()),
     )
 }
 
@@ -161,29 +180,36 @@ pub async fn run_sweep(app: Arc<App>) -> Result<(), lambda_http::Error> {
     let notifier = Arc::new(notifier(&app));
     let handler = lambda_runtime::service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let (app, notifier) = (app.clone(), notifier.clone());
-        async move {
-            let mut swept = 0;
-            loop {
-                let n = app.service.sweep(1_000).await?;
-                swept += n;
-                if n < 1_000 {
-                    break;
-                }
-            }
-            let pass = if app.config.notify.enabled {
-                notifier.deliver_due(1_000).await?
-            } else {
-                leadscore_http::notify::Pass::default()
-            };
-            tracing::info!(leads = swept, delivered = pass.delivered, "swept");
-            Ok::<_, lambda_http::Error>(serde_json::json!({
-                "swept": swept,
-                "notifications": {"delivered": pass.delivered, "retried": pass.retried,
-                                  "failed": pass.failed},
-            }))
-        }
+        async move { sweep_once(&app, &notifier).await }
     });
     lambda_runtime::run(handler).await
+}
+
+/// One invocation of the sweep mode: what time alone changed (deadlines, recycling and
+/// plan steps included), then the notifications due.
+pub async fn sweep_once(
+    app: &App,
+    notifier: &Notifier,
+) -> Result<serde_json::Value, lambda_http::Error> {
+    let mut swept = 0;
+    loop {
+        let n = app.service.sweep(1_000).await?;
+        swept += n;
+        if n < 1_000 {
+            break;
+        }
+    }
+    let pass = if app.config.notify.enabled {
+        notifier.deliver_due(1_000).await?
+    } else {
+        leadscore_http::notify::Pass::default()
+    };
+    tracing::info!(leads = swept, delivered = pass.delivered, "swept");
+    Ok(serde_json::json!({
+        "swept": swept,
+        "notifications": {"delivered": pass.delivered, "retried": pass.retried,
+                          "failed": pass.failed},
+    }))
 }
 
 /// The notifications in a DynamoDB stream event: (lead, id) of each new outbox item.

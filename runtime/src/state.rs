@@ -99,6 +99,15 @@ pub struct LeadState {
     /// `once` statement sends to them again, whatever the rules are rescored to.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub notified: BTreeSet<String>,
+    /// The lead's place on the sales desk: its owner, deadline, follow-ups. Kept with the
+    /// lead like `notified`: who owns a lead depends on the other leads and on the order
+    /// they came in, so it is never rebuilt from the lead's events (docs/desk.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desk: Option<Box<Desk>>,
+    /// A digest of the scores and grade last written to the lead's score history: a write
+    /// that leaves them as they were adds no point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charted: Option<u64>,
     /// Attributes by the program's field ids; rebuilt from `attributes` on load.
     #[serde(skip)]
     pub(crate) slots: Vec<Option<Val>>,
@@ -106,6 +115,138 @@ pub struct LeadState {
     /// rebuilt on load. Not part of the state's identity.
     #[serde(skip)]
     pub(crate) cache: Cache,
+}
+
+/// How many owner changes a lead keeps (the oldest are dropped first).
+pub const MAX_OWNER_CHANGES: usize = 100;
+
+/// A lead on the sales desk (docs/desk.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Desk {
+    /// The grade the desk last placed the lead for: assignment runs when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade: Option<String>,
+    /// The `assign` statement that placed the lead, as written: a lead keeps its owner
+    /// while its grade stays in the same statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Who owns the lead; `None`: the pool (or never assigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Assigned to nobody: in the lead pool.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pool: bool,
+    /// Won or lost (`[desk] closed_events`): no deadline, not counted against its owner.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
+    /// Whether the lead counts against its owner's `max_active_per_owner`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_at: Option<Micros>,
+    /// The follow-up deadline set by `within` at assignment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Micros>,
+    /// The latest follow-up since the assignment, and by whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followup_at: Option<Micros>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followup_by: Option<String>,
+    /// When the deadline passed with no follow-up; cleared by a follow-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue_at: Option<Micros>,
+    /// The follow-up plan's steps for the current owner (`assign … plan NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<Task>,
+    /// The lead's owner changes, oldest first (at most [`MAX_OWNER_CHANGES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<OwnerChange>,
+}
+
+/// One step of a follow-up plan: due at `due`, met by a follow-up of its kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// `email`, `call`: met by a follow-up whose event type is this or starts with it
+    /// and a dot.
+    pub kind: String,
+    pub due: Micros,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<Micros>,
+    /// Its `task due` notification was made.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notified: bool,
+}
+
+impl Task {
+    /// Whether a follow-up of this event type (folded) is of the task's kind.
+    pub fn met_by(&self, event_type: &str) -> bool {
+        event_type == self.kind
+            || event_type
+                .strip_prefix(self.kind.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+    }
+}
+
+impl Desk {
+    /// Whether the deadline passed unmet by `now`.
+    /// Overdue once recorded (by the write that saw the deadline pass) until a follow-up,
+    /// whatever the clock of the reader.
+    pub fn overdue(&self, now: Micros) -> bool {
+        self.open_deadline()
+            .is_some_and(|d| d <= now || self.overdue_at.is_some())
+    }
+
+    /// The deadline while it is unmet (the lead owned and not closed).
+    pub fn open_deadline(&self) -> Option<Micros> {
+        self.deadline
+            .filter(|_| self.owner.is_some() && !self.closed && !self.met())
+    }
+
+    /// The plan's steps not done yet.
+    pub fn open_tasks(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.iter().filter(|t| t.done_at.is_none())
+    }
+
+    /// What the owner must do next, by when: the earliest of the unmet deadline and the
+    /// open tasks.
+    pub fn next_due(&self) -> Option<Micros> {
+        self.open_deadline()
+            .into_iter()
+            .chain(self.open_tasks().map(|t| t.due))
+            .min()
+    }
+
+    /// Whether a follow-up came since the assignment.
+    pub fn met(&self) -> bool {
+        match (self.followup_at, self.assigned_at) {
+            (Some(f), Some(a)) => f >= a,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+
+    /// Records an owner change (the oldest dropped past the bound).
+    pub fn record(&mut self, change: OwnerChange) {
+        if self.changes.len() >= MAX_OWNER_CHANGES {
+            self.changes.remove(0);
+        }
+        self.changes.push(change);
+    }
+}
+
+/// One change of a lead's owner, as `GET /leads/{lead}` shows it next to transitions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerChange {
+    pub at: Micros,
+    pub from_owner: Option<String>,
+    pub to_owner: Option<String>,
+    /// `grade` (the grade moved to another `assign`), `recycle`, `rescore`.
+    pub cause: String,
+    /// The `assign` statement that chose the new owner (`None` when released).
+    pub line: Option<u32>,
+    pub rule: Option<String>,
 }
 
 /// Cached contributions (see `Engine::compute_fast`).

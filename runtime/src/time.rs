@@ -30,6 +30,23 @@ pub fn seconds(s: u32) -> Micros {
     i64::from(s) * MICROS_PER_SECOND
 }
 
+/// A duration as the rules write it (`30m`, `24h`, `7d`, `2w`), in microseconds.
+pub fn parse_duration(s: &str) -> Option<Micros> {
+    let s = s.trim();
+    let unit = match s.chars().last()? {
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return None,
+    };
+    let n: i64 = s[..s.len() - 1]
+        .parse()
+        .ok()
+        .filter(|n| (0..=36_500 * 86_400).contains(n))?;
+    n.checked_mul(unit)?.checked_mul(MICROS_PER_SECOND)
+}
+
 /// The current time.
 pub fn now() -> Micros {
     Utc::now().timestamp_micros()
@@ -45,5 +62,15 @@ mod tests {
         assert_eq!(super::format(t), "2026-11-01T10:00:00.500Z");
         assert!(super::parse("yesterday").is_none());
         assert!(super::parse("0001-01-01T00:00:00Z").is_none());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("7d"), Some(7 * 86_400_000_000));
+        assert_eq!(super::parse_duration("30m"), Some(1_800_000_000));
+        assert_eq!(super::parse_duration("2w"), Some(14 * 86_400_000_000));
+        for bad in ["", "d", "7", "-1d", "1y", "99999999999999d", "7 d"] {
+            assert_eq!(super::parse_duration(bad), None, "{bad}");
+        }
     }
 }

@@ -95,6 +95,9 @@ pub struct LeadDetail {
     pub arm: Option<&'static str>,
     pub attributes: serde_json::Map<String, serde_json::Value>,
     pub contributions: Vec<ContributionView>,
+    /// The lead's place on the sales desk, when the rules assign leads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desk: Option<DeskView>,
     pub events: u64,
     pub first_at: Option<String>,
     pub grade: String,
@@ -109,6 +112,87 @@ pub struct LeadDetail {
     pub shadow: Option<Explained>,
     pub tags: Vec<String>,
     pub transitions: Vec<TransitionView>,
+}
+
+/// A lead on the sales desk, as `GET /leads/{lead}` shows it (docs/desk.md).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeskView {
+    pub assigned_at: Option<String>,
+    /// Every change of owner kept, oldest first.
+    pub changes: Vec<OwnerChangeView>,
+    pub closed: bool,
+    pub deadline: Option<String>,
+    pub followup_at: Option<String>,
+    pub followup_by: Option<String>,
+    /// The deadline passed with no follow-up.
+    pub overdue: bool,
+    pub owner: Option<String>,
+    pub pool: bool,
+    /// The `assign` statement that placed the lead.
+    pub rule: Option<String>,
+    /// The follow-up plan's steps.
+    pub tasks: Vec<TaskView>,
+    pub team: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TaskView {
+    pub done_at: Option<String>,
+    pub due: String,
+    pub kind: String,
+    /// Due and not done.
+    pub late: bool,
+}
+
+impl DeskView {
+    pub fn new(d: &crate::state::Desk, now: Micros) -> DeskView {
+        let at = |t: Option<Micros>| t.map(time::format);
+        DeskView {
+            assigned_at: at(d.assigned_at),
+            changes: d.changes.iter().map(owner_change).collect(),
+            closed: d.closed,
+            deadline: at(d.deadline),
+            followup_at: at(d.followup_at),
+            followup_by: d.followup_by.clone(),
+            overdue: d.overdue(now),
+            owner: d.owner.clone(),
+            pool: d.pool,
+            rule: d.rule.clone(),
+            tasks: d
+                .tasks
+                .iter()
+                .map(|t| TaskView {
+                    done_at: at(t.done_at),
+                    due: time::format(t.due),
+                    kind: t.kind.clone(),
+                    late: t.done_at.is_none() && t.due <= now,
+                })
+                .collect(),
+            team: d.team.clone(),
+        }
+    }
+}
+
+/// One change of owner: `{at, from_owner, to_owner, cause, line, rule}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OwnerChangeView {
+    pub at: String,
+    pub cause: String,
+    pub from_owner: Option<String>,
+    pub line: Option<u32>,
+    pub rule: Option<String>,
+    pub to_owner: Option<String>,
+}
+
+pub fn owner_change(c: &crate::state::OwnerChange) -> OwnerChangeView {
+    OwnerChangeView {
+        at: time::format(c.at),
+        cause: c.cause.clone(),
+        from_owner: c.from_owner.clone(),
+        line: c.line,
+        rule: c.rule.clone(),
+        to_owner: c.to_owner.clone(),
+    }
 }
 
 /// The named scores of an evaluation.
@@ -261,6 +345,7 @@ impl LeadDetail {
             arm,
             attributes: state.attributes.clone(),
             contributions: live.contributions,
+            desk: None,
             events: state.events,
             first_at: at(state.first_at),
             grade: live.grade,

@@ -39,6 +39,73 @@ pub struct Config {
     /// Request templates of `http` channels: `[http.hubspot]`.
     #[serde(default)]
     pub http: BTreeMap<String, HttpTemplate>,
+    /// The sales desk (docs/desk.md): teams by name, each its members' e-mails in order.
+    #[serde(default)]
+    pub teams: BTreeMap<String, Vec<String>>,
+    /// Per person (by e-mail): the regions `assign … by FIELD` matches.
+    #[serde(default)]
+    pub owners: BTreeMap<String, Owner>,
+    #[serde(default)]
+    pub desk: DeskSettings,
+    /// Named work queues: `[views.my_new_a] query = "owner=me&grade=A&created_since=7d"`.
+    #[serde(default)]
+    pub views: BTreeMap<String, View>,
+    /// Per-person read tokens: `[readers.amy] owner = "amy@firm.example"`, `token = "…"`;
+    /// `me` in a view is the reader's owner e-mail.
+    #[serde(default)]
+    pub readers: BTreeMap<String, Reader>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeskSettings {
+    /// An owner holding this many active leads is skipped by assignment (0: no limit).
+    pub max_active_per_owner: u64,
+    /// Event types that are a follow-up of the lead by its owner (or `props.owner`).
+    pub followup_events: Vec<String>,
+    /// Event types that close a lead (won, lost): it stops counting against its owner and
+    /// its deadline is dropped.
+    pub closed_events: Vec<String>,
+}
+
+impl Default for DeskSettings {
+    fn default() -> Self {
+        DeskSettings {
+            max_active_per_owner: 0,
+            followup_events: ["sales.contacted", "call.completed", "email.sent_by_rep"]
+                .map(String::from)
+                .to_vec(),
+            closed_events: ["deal.won", "deal.lost"].map(String::from).to_vec(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct View {
+    /// `GET /leads` parameters; `owner=me` is the reader.
+    pub query: String,
+    /// What the view is for, shown with it.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reader {
+    /// The reader's e-mail as the teams list it.
+    pub owner: String,
+    /// The bearer token (a secret: keep the file private, or set
+    /// `LEADSCORE_READER_<NAME>` in the environment instead).
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 /// How the outbox is delivered (docs/notifications.md).
@@ -354,6 +421,12 @@ impl Config {
         };
         add(&mut self.security.webhook_secrets, ENV_WEBHOOK_SECRET);
         add(&mut self.security.read_tokens, ENV_READ_TOKEN);
+        for (name, reader) in self.readers.iter_mut() {
+            let key = format!("LEADSCORE_READER_{}", name.to_uppercase().replace('-', "_"));
+            if let Some(v) = get(&key).filter(|v| !v.trim().is_empty()) {
+                reader.token = Some(v);
+            }
+        }
         let set = |slot: &mut Option<String>, name: &str| {
             if let Some(v) = get(name).filter(|v| !v.trim().is_empty()) {
                 *slot = Some(v);

@@ -202,6 +202,13 @@ impl Service {
             let Some(loaded) = found.lead else {
                 return Err(MergeError::NotFound(from));
             };
+            if loaded.state.desk.as_ref().is_some_and(|d| d.active) {
+                // The merged-away lead stops counting against its owner first (its version
+                // moves: read it again).
+                let _turn = self.lock(&from).lock().await;
+                self.release(&from).await?;
+                continue;
+            }
             match self
                 .store
                 .redirect(&from, &into, loaded.version, self.now())

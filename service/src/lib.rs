@@ -18,14 +18,17 @@
 //! views, never JSON patched after the fact.
 
 pub mod config;
+mod desk;
 mod events;
 mod join;
 mod outbox;
 mod reads;
+pub use reads::{since, Queue};
 mod shadow;
 pub mod signing;
 mod txn;
 
+pub use desk::Roster;
 pub use events::{parse_events, Incoming, Invalid, MAX_EVENTS, MAX_SKEW};
 pub use join::{MergeError, Merged, Tracked};
 pub use outbox::Retried;
@@ -176,6 +179,10 @@ pub struct Service {
     variant: RwLock<Option<(Arc<Rules>, u32)>>,
     store: Arc<dyn Store>,
     locks: Vec<tokio::sync::Mutex<()>>,
+    /// The people of the sales desk.
+    roster: desk::Roster,
+    /// Taken while the desk's shared record is read, changed and committed with a lead.
+    desk_lock: tokio::sync::Mutex<()>,
     clock: Clock,
     keys: KeyPolicy,
     /// Backfills: transitions are recorded but notify nobody.
@@ -194,14 +201,30 @@ fn summarize(
     let e = engine.evaluate(state, now, None);
     let grade = view::grade(p, &e);
     let scores = view::scores(p, &e.scores);
+    let mut tags = view::tags(p, &e);
+    tags.extend(desk::tags(p, state, now));
+    let on_desk = state.desk.as_deref();
+    let next_change = [
+        engine.next_due(state, now),
+        desk::next_change(p, state, now),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
     let summary = Summary {
         grade: Some(grade.clone()),
         score: e.total,
         scores: scores.clone(),
-        next_change: engine.next_due(state, now),
+        next_change,
         updated_at: now,
         program: rules.hash.clone(),
         ruleset: p.name.clone(),
+        created_at: state.first_at,
+        tags: tags.clone(),
+        owner: on_desk.and_then(|d| d.owner.clone()),
+        pool: on_desk.is_some_and(|d| d.pool),
+        deadline: on_desk.and_then(|d| d.next_due()),
+        followup_at: on_desk.and_then(|d| d.followup_at),
     };
     let shown = LeadScores {
         contributions: None,
@@ -210,7 +233,7 @@ fn summarize(
         open_questions: None,
         score: e.total,
         scores,
-        tags: view::tags(p, &e),
+        tags,
         transitions: Vec::new(),
     };
     (summary, shown)
@@ -275,7 +298,20 @@ impl Service {
             clock,
             keys: KeyPolicy::default(),
             quiet: false,
+            roster: desk::Roster::default(),
+            desk_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// With the sales desk's people (docs/desk.md); refused when the roster has teams and
+    /// the rules assign to one it does not have. With no teams at all, every lead the
+    /// rules assign to a team goes to the pool (`Roster::check` says so, for the log).
+    pub fn with_roster(mut self, roster: desk::Roster) -> Result<Service, String> {
+        if !roster.teams.is_empty() {
+            roster.check(&self.rules().program)?;
+        }
+        self.roster = roster;
+        Ok(self)
     }
 
     /// For backfills (`leadscore import`): what it stores notifies nobody.
@@ -297,6 +333,11 @@ impl Service {
 
     pub fn now(&self) -> Micros {
         (self.clock)()
+    }
+
+    /// The sales desk's people.
+    pub fn roster(&self) -> &desk::Roster {
+        &self.roster
     }
 
     pub fn rules(&self) -> Arc<Rules> {
@@ -429,6 +470,8 @@ impl Service {
     ) -> Result<(String, leadscore_store::Erased), ServiceError> {
         let lead = self.resolve(lead).await?;
         let _turn = self.lock(&lead).lock().await;
+        // Its owner's count first: a crash after leaves an unowned lead to erase again.
+        self.release(&lead).await?;
         let erased = self.store.erase(&lead, self.now()).await?;
         Ok((lead, erased))
     }
@@ -446,9 +489,9 @@ impl Service {
         let page = self
             .store
             .list(&ListQuery {
-                grade: None,
                 limit,
                 after,
+                ..ListQuery::default()
             })
             .await?;
         let mut done = Rescored {
@@ -494,6 +537,20 @@ impl Service {
 
 /// The pauses between attempts of a write that conflicted with another writer: doubling
 /// from 1 ms up to 50 ms, each with random jitter, `MAX_ATTEMPTS` attempts in all.
+impl Service {
+    /// The lead stops counting against its owner on the desk (before it leaves the store),
+    /// retried while another writer moves it or the desk's record.
+    async fn release(&self, lead: &str) -> Result<bool, ServiceError> {
+        use backon::Retryable;
+        let _desk = self.desk_lock.lock().await;
+        Ok((|| self.store.release(lead))
+            .retry(conflict_backoff())
+            .sleep(tokio::time::sleep)
+            .when(|e| matches!(e, StoreError::Conflict))
+            .await?)
+    }
+}
+
 fn conflict_backoff() -> backon::ExponentialBuilder {
     backon::ExponentialBuilder::default()
         .with_min_delay(std::time::Duration::from_millis(1))

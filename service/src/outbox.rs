@@ -87,6 +87,12 @@ fn channel_json(c: &ChannelDef) -> Json {
            "template": template, "signed": c.signed})
 }
 
+/// What one write changed that `notify` rules test: its transitions and what the desk did.
+pub(super) struct News<'a> {
+    pub transitions: &'a [Transition],
+    pub desk: &'a super::desk::News,
+}
+
 /// The notifications of one write of `lead` (the write that makes its `version`).
 /// Transitions caused by a rescore or a merge make none; `before` is `None` when
 /// crossings are not to be tested.
@@ -96,14 +102,16 @@ pub(super) fn notifications(
     engine: &mut Engine,
     state: &mut LeadState,
     version: u64,
-    transitions: &[Transition],
+    news: News,
     before: Option<&Before>,
     now: Micros,
 ) -> Vec<Notification> {
+    let transitions = news.transitions;
     let p = &rules.program;
     if p.notifies.is_empty() {
         return Vec::new();
     }
+    let news_desk = news.desk;
     let news: Vec<(usize, &Transition)> = transitions
         .iter()
         .enumerate()
@@ -124,6 +132,43 @@ pub(super) fn notifications(
                     .map(|(i, _)| Hit::transition(r, *i)),
             ),
             NotifyTrigger::Changes => hits.extend(news.iter().map(|(i, _)| Hit::transition(r, *i))),
+            NotifyTrigger::OwnerChanges => {
+                hits.extend(news_desk.changes.iter().enumerate().map(|(i, c)| Hit {
+                    rule: r,
+                    transition: None,
+                    crossing: None,
+                    desk: Some((
+                        format!("owner{i}"),
+                        json!({"owner_change": view::owner_change(c)}),
+                    )),
+                }))
+            }
+            NotifyTrigger::TaskDue => {
+                let owner = state.desk.as_ref().and_then(|d| d.owner.clone());
+                hits.extend(news_desk.tasks_due.iter().map(|(kind, due)| Hit {
+                    rule: r,
+                    transition: None,
+                    crossing: None,
+                    desk: Some((
+                        format!("task{kind}{due}"),
+                        json!({"task": {"kind": kind, "due": time::format(*due), "owner": owner}}),
+                    )),
+                }))
+            }
+            NotifyTrigger::FollowupOverdue => {
+                if let Some(d) = news_desk.overdue {
+                    let owner = state.desk.as_ref().and_then(|d| d.owner.clone());
+                    hits.push(Hit {
+                        rule: r,
+                        transition: None,
+                        crossing: None,
+                        desk: Some((
+                            "overdue".into(),
+                            json!({"overdue": {"deadline": time::format(d), "owner": owner}}),
+                        )),
+                    });
+                }
+            }
             NotifyTrigger::Crosses { score, threshold } => {
                 let Some(b) = before else { continue };
                 let (scores, total) = after.get_or_insert_with(|| {
@@ -144,6 +189,7 @@ pub(super) fn notifications(
                         transition: None,
                         crossing: Some(json!({"score": name, "threshold": threshold,
                                               "from": from, "to": to})),
+                        desk: None,
                     });
                 }
             }
@@ -168,20 +214,28 @@ pub(super) fn notifications(
     let scores = view::scores(p, &e.scores);
     let explanation = view::contributions(p, &lines);
     let lead = &state.key;
+    let mut tags = view::tags(p, &e);
+    tags.extend(super::desk::tags(p, state, now));
+    let owner = state.desk.as_ref().and_then(|d| d.owner.clone());
     hits.into_iter()
         .map(
             |Hit {
                  rule: r,
                  transition: t,
                  crossing,
+                 desk,
              }| {
                 let rule = &p.notifies[r];
                 let channel = &p.channels[rule.channel as usize];
-                let which = t.map_or("crossing".to_string(), |i| i.to_string());
+                let which = match (&desk, t) {
+                    (Some((w, _)), _) => w.clone(),
+                    (None, Some(i)) => i.to_string(),
+                    (None, None) => "crossing".to_string(),
+                };
                 let id = note_id(lead, version, r, &which);
                 let transition = t.map(|i| view::transition(p, &transitions[i]));
                 let at = t.map_or(now, |i| transitions[i].at);
-                let body = json!({
+                let mut body = json!({
                     "id": id,
                     "lead": lead,
                     "channel": channel_json(channel),
@@ -192,11 +246,19 @@ pub(super) fn notifications(
                     "score": e.total,
                     "scores": scores,
                     "grade": view::grade(p, &e),
-                    "tags": view::tags(p, &e),
+                    "tags": tags,
                     "explanation": explanation,
                     "program": rules.hash,
                     "ruleset": p.name,
                 });
+                if let (Some((_, extra)), Some(b)) = (desk, body.as_object_mut()) {
+                    if let Some(x) = extra.as_object() {
+                        b.extend(x.clone());
+                    }
+                }
+                if let (Some(o), Some(b)) = (&owner, body.as_object_mut()) {
+                    b.insert("owner".into(), json!(o));
+                }
                 Notification {
                     id,
                     lead: lead.clone(),
@@ -209,12 +271,14 @@ pub(super) fn notifications(
         .collect()
 }
 
-/// A `notify` rule that matched: a transition of the write, or a crossing.
+/// A `notify` rule that matched: a transition of the write, a crossing, or the desk.
 struct Hit {
     rule: usize,
     transition: Option<usize>,
     /// `{"score", "threshold", "from", "to"}`.
     crossing: Option<Json>,
+    /// What the desk did (which, for the id; the body's extra keys).
+    desk: Option<(String, Json)>,
 }
 
 impl Hit {
@@ -223,6 +287,7 @@ impl Hit {
             rule,
             transition: Some(i),
             crossing: None,
+            desk: None,
         }
     }
 }

@@ -38,13 +38,15 @@ impl Service {
             .map(|t| t.view)
             .collect();
         let arm = self.arm(lead).map(|a| a.name());
-        Ok(LeadView::Found(Box::new(LeadDetail::new(
-            live,
-            &state,
-            transitions,
-            shadow,
-            arm,
-        ))))
+        let mut detail = LeadDetail::new(live, &state, transitions, shadow, arm);
+        detail
+            .tags
+            .extend(super::desk::tags(&rules.program, &state, now));
+        detail.desk = state
+            .desk
+            .as_deref()
+            .map(|d| leadscore_runtime::view::DeskView::new(d, now));
+        Ok(LeadView::Found(Box::new(detail)))
     }
 
     /// The lead as `rules` score it at `now`, and the state that view is of: `state` when
@@ -60,9 +62,11 @@ impl Service {
         let mut engine = Engine::with_hash(&rules.program, rules.hash.clone());
         if !engine.is_current(&state) || engine.pending_due(&state, now) {
             let history = self.history_events(lead, true).await?;
+            let desk = state.desk.take();
             state = engine
                 .rebuild(lead, &history, now, &mut Vec::new())
                 .map_err(ServiceError::engine(lead))?;
+            state.desk = desk;
         }
         engine.attach(&mut state);
         Ok((explained(rules, &mut engine, &state, now), state))
@@ -100,5 +104,183 @@ impl Service {
 
     pub async fn list(&self, query: &ListQuery) -> Result<Vec<Listed>, ServiceError> {
         Ok(self.store.list(query).await?)
+    }
+}
+
+/// A work queue (`GET /leads`, `GET /views/{name}`, `leadscore queue`): the store's
+/// filters, and `rising` (the score rose by at least `points` over the last `window`),
+/// which reads each candidate's score history.
+#[derive(Clone, Debug, Default)]
+pub struct Queue {
+    pub list: ListQuery,
+    /// (points, window in microseconds).
+    pub rising: Option<(i64, Micros)>,
+}
+
+impl Service {
+    /// One page of a work queue, in its order after its cursor.
+    pub async fn queue(&self, q: &Queue) -> Result<Vec<Listed>, ServiceError> {
+        let Some((points, window)) = q.rising else {
+            return self.list(&q.list).await;
+        };
+        let now = self.now();
+        let mut page = q.list.clone();
+        let mut out = Vec::new();
+        // Candidates a page at a time until the page is full or the listing ends.
+        page.limit = q.list.limit.clamp(1, 500);
+        loop {
+            let rows = self.store.list(&page).await?;
+            let full = rows.len() == page.limit;
+            for row in &rows {
+                if self
+                    .rose(&row.lead, row.summary.score, now - window)
+                    .await?
+                    >= points
+                {
+                    out.push(row.clone());
+                    if out.len() == q.list.limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            match rows.last() {
+                Some(last) if full => {
+                    page.after = Some((page.sort.key(&last.summary), last.lead.clone()))
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// How much the lead's score rose since `since`: its score now less the score in
+    /// force at `since` (0 for a lead that had none yet).
+    async fn rose(&self, lead: &str, score: i64, since: Micros) -> Result<i64, ServiceError> {
+        let points = self.store.score_history(lead, since).await?;
+        let then = points
+            .first()
+            .filter(|p| p.at < since)
+            .map_or(0, |p| p.score);
+        Ok(score - then)
+    }
+
+    /// `GET /leads/{lead}/history`: the lead's score history from `since` (the point in
+    /// force at `since` first). `None` when nothing is stored under the key; a merged
+    /// key's lead is the one it joined.
+    pub async fn score_history(
+        &self,
+        lead: &str,
+        since: Micros,
+    ) -> Result<Option<(String, Vec<leadscore_store::HistoryPoint>)>, ServiceError> {
+        let lead = self.resolve(lead).await?;
+        if self.store.load(&lead, &[]).await?.lead.is_none() {
+            return Ok(None);
+        }
+        let points = self.store.score_history(&lead, since).await?;
+        Ok(Some((lead, points)))
+    }
+}
+
+impl Queue {
+    /// A work queue from `GET /leads` parameters (docs/desk.md): `owner` (`me`: the
+    /// reader, `reader`), `grade`, `tag`, `pool`, `created_since` and `updated_since` (a
+    /// duration back from `now`, or an RFC 3339 instant), `overdue`, `rising=POINTS:D`,
+    /// `sort=score|updated|deadline`. Paging (`limit`, `after`) is the caller's. Unknown
+    /// parameters are refused, with their name.
+    pub fn parse(
+        pairs: &[(String, String)],
+        reader: Option<&str>,
+        now: Micros,
+    ) -> Result<Queue, String> {
+        let mut q = Queue::default();
+        let since = |name: &str, v: &str| -> Result<Micros, String> {
+            since(v, now).ok_or_else(|| {
+                format!(
+                    "{name}: `{v}` is not a duration like `7d`, `week`, `month` or an RFC 3339 instant"
+                )
+            })
+        };
+        let flag = |name: &str, v: &str| match v {
+            "true" | "1" | "" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(format!("{name}: expected true or false, found `{v}`")),
+        };
+        for (k, v) in pairs {
+            match k.as_str() {
+                "owner" => q.list.owner = Some(match v.as_str() {
+                    "me" => reader
+                        .ok_or(
+                            "owner=me needs a reader's own token ([readers] in the configuration)",
+                        )?
+                        .to_string(),
+                    o => o.trim().to_lowercase(),
+                }),
+                "grade" => q.list.grade = Some(v.clone()),
+                "tag" => q.list.tag = Some(v.clone()),
+                "pool" => q.list.pool = flag(k, v)?,
+                "created_since" => q.list.created_since = Some(since(k, v)?),
+                "updated_since" => q.list.updated_since = Some(since(k, v)?),
+                "overdue" => q.list.overdue_at = flag(k, v)?.then_some(now),
+                "no_followup_since" => q.list.no_followup_since = Some(since(k, v)?),
+                // Never followed up: no follow-up at any instant.
+                "followed_up" => {
+                    if flag(k, v)? {
+                        return Err(
+                            "followed_up: only `false` is a filter (leads never followed up)"
+                                .into(),
+                        );
+                    }
+                    q.list.no_followup_since = Some(Micros::MIN);
+                }
+                "rising" => {
+                    let (points, window) = v
+                        .split_once(':')
+                        .and_then(|(p, d)| Some((p.parse::<i64>().ok()?, time::parse_duration(d)?)))
+                        .ok_or_else(|| {
+                            format!("rising: expected POINTS:DURATION like `20:7d`, found `{v}`")
+                        })?;
+                    q.rising = Some((points, window));
+                }
+                "sort" => {
+                    q.list.sort = match v.as_str() {
+                        "score" => leadscore_store::Sort::Score,
+                        "updated" => leadscore_store::Sort::Updated,
+                        "deadline" => leadscore_store::Sort::Deadline,
+                        _ => {
+                            return Err(format!(
+                                "sort: expected score, updated or deadline, found `{v}`"
+                            ))
+                        }
+                    }
+                }
+                "limit" | "after" => {}
+                _ => return Err(format!("unknown parameter `{k}`")),
+            }
+        }
+        Ok(q)
+    }
+
+    /// The parameters of a query string.
+    pub fn pairs(query: &str) -> Result<Vec<(String, String)>, String> {
+        serde_urlencoded::from_str(query).map_err(|e| format!("the query string: {e}"))
+    }
+}
+
+/// An instant a queue counts from: a duration back from `now` (`7d`), the start of this
+/// ISO week (`week`, Monday 00:00 UTC) or month (`month`), or an RFC 3339 instant.
+pub fn since(v: &str, now: Micros) -> Option<Micros> {
+    use chrono::{Datelike, TimeZone, Utc};
+    let today = chrono::DateTime::<Utc>::from_timestamp_micros(now)?.date_naive();
+    let midnight = |d: chrono::NaiveDate| {
+        Some(
+            Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0)?)
+                .timestamp_micros(),
+        )
+    };
+    match v.trim() {
+        "week" => {
+            midnight(today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday())))
+        }
+        "month" => midnight(today.with_day(1)?),
+        v => time::parse(v).or_else(|| time::parse_duration(v).map(|d| now - d)),
     }
 }

@@ -12,6 +12,7 @@
 //! What differs between the writes is only [`Change`]: how the engine moves the lead.
 
 use super::outbox::{self, Before};
+use super::{desk, Summary};
 use super::{
     rekey, stored_event, stored_transitions, summarize, Incoming, Rules, Service, ServiceError,
     MAX_HOPS,
@@ -22,7 +23,7 @@ use leadscore_runtime::event::Event;
 use leadscore_runtime::state::LeadState;
 use leadscore_runtime::time::Micros;
 use leadscore_runtime::view::{LeadScores, TransitionView};
-use leadscore_store::{Found, Pointer, StoreError, StoredEvent, Write};
+use leadscore_store::{DeskWrite, Found, HistoryPoint, Pointer, StoreError, StoredEvent, Write};
 
 /// How a transaction moves a lead.
 pub(super) enum Change<'a> {
@@ -256,13 +257,51 @@ impl Service {
                 })))
             }
             Plan::Write {
-                state,
+                mut state,
                 transitions,
                 fresh,
                 notify,
                 before,
                 regraded,
             } => {
+                let mut news = desk::News::default();
+                let route = desk::follow(
+                    &rules.program,
+                    &self.roster,
+                    &mut state,
+                    &fresh,
+                    now,
+                    &mut news,
+                );
+                // The desk's record is read and written under the desk lock, so this
+                // process's writers take turns instead of conflicting on it.
+                let mut desk_turn = None;
+                let mut desk_write = None;
+                if let Some(route) = route {
+                    desk_turn = Some(self.desk_lock.lock().await);
+                    let loaded = self.store.desk().await?;
+                    let mut record = loaded.record.clone();
+                    let cause = match change {
+                        Change::Rescore => "rescore",
+                        _ => "grade",
+                    };
+                    desk::route(
+                        &engine,
+                        &self.roster,
+                        &mut state,
+                        &mut record,
+                        route,
+                        cause,
+                        now,
+                        &mut news,
+                    );
+                    if record != loaded.record {
+                        desk_write = Some(DeskWrite {
+                            expect: loaded.version,
+                            record,
+                        });
+                    }
+                }
                 let view = self
                     .commit_lead(
                         &rules,
@@ -274,12 +313,15 @@ impl Service {
                             events: &fresh,
                             notify,
                             before: before.as_ref(),
+                            news: &news,
+                            desk: desk_write,
                         },
                         state,
                         &transitions,
                         now,
                     )
                     .await?;
+                drop(desk_turn);
                 Ok(Step::Done(Box::new(Done {
                     accepted: fresh.len(),
                     duplicates,
@@ -374,7 +416,7 @@ impl Service {
             .lead
             .as_ref()
             .and_then(|l| l.state.logged_at.max(l.state.evaluated_at));
-        let (grade_before, shadow_prev, before, notified) = match found.lead {
+        let (grade_before, shadow_prev, before, kept) = match found.lead {
             Some(mut l) => {
                 engine.attach(&mut l.state);
                 let scores = Before::of_lead(rules, engine, Some(&l.state), now);
@@ -382,7 +424,7 @@ impl Service {
                     l.state.grade_name.clone(),
                     l.state.shadow.map(|b| *b),
                     scores,
-                    l.state.notified,
+                    (l.state.notified, l.state.desk, l.state.charted),
                 )
             }
             None => (
@@ -399,10 +441,11 @@ impl Service {
         let mut state = engine
             .rebuild(lead, &history, now, &mut Vec::new())
             .map_err(ServiceError::engine(lead))?;
-        // The log never gains an entry before what it already said, and a `once`
-        // notification already sent is not sent again.
+        // The log never gains an entry before what it already said, a `once`
+        // notification already sent is not sent again, and the lead keeps its place on
+        // the desk.
         state.logged_at = state.logged_at.max(frontier);
-        state.notified = notified;
+        (state.notified, state.desk, state.charted) = kept;
         if fresh.is_empty() {
             return Ok(Plan::Unchanged(state));
         }
@@ -496,6 +539,7 @@ impl Service {
         now: Micros,
     ) -> Result<LeadScores, ServiceError> {
         let (summary, mut view) = summarize(rules, engine, &state, now);
+        let history = chart(&mut state, &summary, now);
         let events = c
             .events
             .iter()
@@ -514,7 +558,10 @@ impl Service {
                 engine,
                 &mut state,
                 version,
-                transitions,
+                outbox::News {
+                    transitions,
+                    desk: c.news,
+                },
                 c.before,
                 now,
             )
@@ -532,6 +579,8 @@ impl Service {
                 events,
                 transitions,
                 notifications,
+                history,
+                desk: c.desk,
             })
             .await?;
         Ok(view)
@@ -586,6 +635,33 @@ struct Commit<'a> {
     events: &'a [&'a Incoming],
     notify: bool,
     before: Option<&'a Before>,
+    /// What the desk did.
+    news: &'a desk::News,
+    desk: Option<DeskWrite>,
+}
+
+/// The point of score history a write adds: none when the scores and grade are as the
+/// last point had them.
+fn chart(state: &mut LeadState, s: &Summary, now: Micros) -> Option<HistoryPoint> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        s.score,
+        &s.grade,
+        serde_json::to_string(&s.scores).unwrap_or_default(),
+    )
+        .hash(&mut h);
+    let digest = h.finish();
+    if state.charted == Some(digest) {
+        return None;
+    }
+    state.charted = Some(digest);
+    Some(HistoryPoint {
+        at: now,
+        score: s.score,
+        scores: s.scores.clone(),
+        grade: s.grade.clone(),
+    })
 }
 
 /// Puts `e` into a history kept in `at` then arrival order (it arrived last).

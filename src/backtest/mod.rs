@@ -177,9 +177,9 @@ fn read_store(path: &Path) -> Result<Vec<Event>> {
         loop {
             let page = store
                 .list(&ListQuery {
-                    grade: None,
                     limit: 1000,
                     after: after.clone(),
+                    ..ListQuery::default()
                 })
                 .await?;
             for l in &page {

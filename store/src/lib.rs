@@ -61,7 +61,7 @@ impl StoredTransition {
 }
 
 /// What listings and the sweep read without decoding a state.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
     pub grade: Option<String>,
     /// The sum of the lead's scores.
@@ -73,6 +73,142 @@ pub struct Summary {
     /// The hash of the rules that computed it, and their ruleset name.
     pub program: String,
     pub ruleset: String,
+    /// The lead's first event.
+    pub created_at: Option<Micros>,
+    /// Its tags as of `updated_at`.
+    pub tags: Vec<String>,
+    /// Its owner on the sales desk (docs/desk.md); `pool`: assigned to nobody.
+    pub owner: Option<String>,
+    pub pool: bool,
+    /// Its follow-up deadline while unmet (or its plan's next step).
+    pub deadline: Option<Micros>,
+    /// Its latest follow-up.
+    pub followup_at: Option<Micros>,
+}
+
+/// One point of a lead's score history: its scores after a write that changed them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryPoint {
+    pub at: Micros,
+    pub score: i64,
+    pub scores: Scores,
+    pub grade: Option<String>,
+}
+
+/// Score history is kept at a minute's resolution (the last write in each minute) for
+/// [`HISTORY_FINE_DAYS`] days, and at a day's (the last write in each day) for ever.
+pub const HISTORY_FINE_DAYS: i64 = 365;
+pub const MINUTE: Micros = 60_000_000;
+pub const DAY: Micros = 86_400_000_000;
+
+impl HistoryPoint {
+    /// As stored: `{"score", "scores", "grade"}`.
+    pub fn text(&self) -> String {
+        serde_json::json!({"score": self.score, "scores": self.scores, "grade": self.grade})
+            .to_string()
+    }
+
+    pub fn parse(at: Micros, text: &str) -> Result<HistoryPoint, StoreError> {
+        let v: Json = serde_json::from_str(text)
+            .map_err(|e| StoreError::Corrupt(format!("a history point: {e}")))?;
+        let scores = serde_json::from_value(v["scores"].clone())
+            .map_err(|e| StoreError::Corrupt(format!("a history point's scores: {e}")))?;
+        Ok(HistoryPoint {
+            at,
+            score: v["score"].as_i64().unwrap_or(0),
+            scores,
+            grade: v["grade"].as_str().map(String::from),
+        })
+    }
+}
+
+/// A point's minute and day: the slots it replaces the last write of.
+pub fn history_slots(at: Micros) -> (Micros, Micros) {
+    (at.div_euclid(MINUTE) * MINUTE, at.div_euclid(DAY) * DAY)
+}
+
+/// A lead's history from its minute points and its day points (both oldest first, both
+/// from `since` on): the day points before the first minute point's day, then the minute
+/// points.
+/// `prior`: the last point before `since` of either kind, which leads the history when
+/// it is older than every point from `since` on.
+pub fn history_merge(
+    prior: Vec<HistoryPoint>,
+    fine: Vec<HistoryPoint>,
+    daily: Vec<HistoryPoint>,
+) -> Vec<HistoryPoint> {
+    // Minute points past the year before the newest are gone (or going: DynamoDB's time
+    // to live removes them lazily); every store reads as if they were.
+    let horizon = fine
+        .last()
+        .map_or(Micros::MIN, |p| p.at - HISTORY_FINE_DAYS * DAY);
+    let fine: Vec<HistoryPoint> = fine.into_iter().filter(|p| p.at >= horizon).collect();
+    let cutoff = fine.first().map_or(Micros::MAX, |p| history_slots(p.at).1);
+    let mut out: Vec<HistoryPoint> = daily.into_iter().filter(|p| p.at < cutoff).collect();
+    out.extend(fine);
+    if let Some(p) = prior.into_iter().max_by_key(|p| p.at) {
+        if out.first().is_none_or(|f| p.at < f.at) {
+            out.insert(0, p);
+        }
+    }
+    out
+}
+
+/// The desk's shared record: each team's round-robin turn and each owner's active leads.
+/// Written in the same atomic commit as the lead whose assignment moves it, guarded by its
+/// version, so two writers never take the same turn (docs/desk.md).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeskRecord {
+    /// Per team: the member whose turn is next (an index into the team, taken modulo
+    /// its size).
+    pub turns: std::collections::BTreeMap<String, u64>,
+    /// Per owner: the leads counting against `max_active_per_owner`.
+    pub active: std::collections::BTreeMap<String, u64>,
+}
+
+impl DeskRecord {
+    /// One lead fewer counts against `owner`.
+    pub fn release(&mut self, owner: &str) {
+        if let Some(n) = self.active.get_mut(owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.active.remove(owner);
+            }
+        }
+    }
+
+    pub fn text(&self) -> String {
+        serde_json::json!({"turns": self.turns, "active": self.active}).to_string()
+    }
+
+    pub fn parse(text: &str) -> Result<DeskRecord, StoreError> {
+        let v: Json = serde_json::from_str(text)
+            .map_err(|e| StoreError::Corrupt(format!("the desk record: {e}")))?;
+        let map = |k: &str| -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+            serde_json::from_value(v[k].clone())
+                .map_err(|e| StoreError::Corrupt(format!("the desk record's {k}: {e}")))
+        };
+        Ok(DeskRecord {
+            turns: map("turns")?,
+            active: map("active")?,
+        })
+    }
+}
+
+/// The desk record as read, with the version that guards its next write.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeskLoaded {
+    pub record: DeskRecord,
+    /// `None`: never written.
+    pub version: Option<u64>,
+}
+
+/// A change of the desk record committed with a lead.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeskWrite {
+    /// The version read (`None`: it must not exist yet).
+    pub expect: Option<u64>,
+    pub record: DeskRecord,
 }
 
 /// What [`Store::erase`] removed.
@@ -176,6 +312,10 @@ pub struct Write {
     pub transitions: Vec<StoredTransition>,
     /// Notifications of the transitions, into the outbox in the same commit.
     pub notifications: Vec<Notification>,
+    /// A point of score history, when the write changed the lead's scores or grade.
+    pub history: Option<HistoryPoint>,
+    /// The desk record, when the write assigned or released the lead.
+    pub desk: Option<DeskWrite>,
 }
 
 /// A notification as the outbox keeps it: written in the same commit as the change it
@@ -255,13 +395,86 @@ pub struct Listed {
     pub summary: Summary,
 }
 
-/// `GET /leads`: by score, highest first, ties by lead key.
+/// `GET /leads`: the leads that pass every filter given, in `sort` order, ties by lead key.
 #[derive(Clone, Debug, Default)]
 pub struct ListQuery {
     pub grade: Option<String>,
+    pub owner: Option<String>,
+    /// Only leads in the pool (assigned to nobody).
+    pub pool: bool,
+    pub tag: Option<String>,
+    /// First event at or after.
+    pub created_since: Option<Micros>,
+    pub updated_since: Option<Micros>,
+    /// Only leads whose unmet follow-up deadline is at or before this instant.
+    pub overdue_at: Option<Micros>,
+    /// Only leads with no follow-up at or after this instant (never followed up included).
+    pub no_followup_since: Option<Micros>,
+    pub sort: Sort,
     pub limit: usize,
-    /// Continue after this (score, lead).
+    /// Continue after this (sort key, lead): the score, `updated_at` or the deadline.
     pub after: Option<(i64, String)>,
+}
+
+/// A listing's order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Highest score first.
+    #[default]
+    Score,
+    /// Most recently updated first.
+    Updated,
+    /// Earliest deadline first (leads without one are left out).
+    Deadline,
+}
+
+impl Sort {
+    /// A row's key in this order.
+    pub fn key(self, s: &Summary) -> i64 {
+        match self {
+            Sort::Score => s.score,
+            Sort::Updated => s.updated_at,
+            Sort::Deadline => s.deadline.unwrap_or(Micros::MAX),
+        }
+    }
+}
+
+impl ListQuery {
+    /// Whether a lead passes the filters (the cursor aside).
+    pub fn admits(&self, s: &Summary) -> bool {
+        self.grade
+            .as_ref()
+            .is_none_or(|g| s.grade.as_ref() == Some(g))
+            && self
+                .owner
+                .as_ref()
+                .is_none_or(|o| s.owner.as_ref() == Some(o))
+            && (!self.pool || s.pool)
+            && self.tag.as_ref().is_none_or(|t| s.tags.contains(t))
+            && self
+                .created_since
+                .is_none_or(|t| s.created_at.is_some_and(|c| c >= t))
+            && self.updated_since.is_none_or(|t| s.updated_at >= t)
+            && self
+                .overdue_at
+                .is_none_or(|t| s.deadline.is_some_and(|d| d <= t))
+            && self
+                .no_followup_since
+                .is_none_or(|t| s.followup_at.is_none_or(|f| f < t))
+            && (self.sort != Sort::Deadline || s.deadline.is_some())
+    }
+
+    /// Whether a row comes after the cursor in this order.
+    pub fn past(&self, lead: &str, s: &Summary) -> bool {
+        let Some((k, after)) = &self.after else {
+            return true;
+        };
+        let key = self.sort.key(s);
+        match self.sort {
+            Sort::Score | Sort::Updated => key < *k || (key == *k && lead > after.as_str()),
+            Sort::Deadline => key > *k || (key == *k && lead > after.as_str()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -283,6 +496,15 @@ pub enum StoreError {
     /// ([`leadscore_runtime::limits::MAX_STATE_BYTES`]); nothing of it was written.
     #[error("{0}")]
     TooLarge(String),
+}
+
+/// A released lead's state (the desk no longer counts it) and the owner it counted
+/// against, when it did.
+pub fn released(mut state: LeadState) -> Option<(LeadState, String)> {
+    let desk = state.desk.as_mut().filter(|d| d.active)?;
+    desk.active = false;
+    let owner = desk.owner.clone()?;
+    Some((state, owner))
 }
 
 /// A lead state as stored (JSON), refused when larger than any store may hold.
@@ -313,8 +535,25 @@ pub trait LeadLog: Send + Sync + 'static {
     /// The lead's transitions by `at`, ties in the order they were recorded.
     async fn transitions(&self, lead: &str) -> Result<Vec<StoredTransition>, StoreError>;
 
-    /// Leads by score, highest first.
+    /// The leads a query admits, in its order, after its cursor.
     async fn list(&self, query: &ListQuery) -> Result<Vec<Listed>, StoreError>;
+
+    /// The lead's score history from `since` on, oldest first — the point in force at
+    /// `since` (the last before it) first, when there is one: the minute points while
+    /// they are kept, the day points before.
+    async fn score_history(
+        &self,
+        lead: &str,
+        since: Micros,
+    ) -> Result<Vec<HistoryPoint>, StoreError>;
+
+    /// The desk's shared record (turns and active counts).
+    async fn desk(&self) -> Result<DeskLoaded, StoreError>;
+
+    /// Before a lead leaves the store (erased, merged away): if it counts against its
+    /// owner on the desk, it stops, atomically with the desk's record (both guarded by
+    /// their versions; `Conflict` when either moved). `false` when it did not count.
+    async fn release(&self, lead: &str) -> Result<bool, StoreError>;
 
     /// Leads whose scores change by time alone at or before `t` (the sweep's work).
     async fn due(&self, t: Micros, limit: usize) -> Result<Vec<String>, StoreError>;

@@ -11,6 +11,9 @@ struct Lead {
     summary: Option<Summary>,
     events: Vec<StoredEvent>,
     transitions: Vec<StoredTransition>,
+    /// Score history by minute and by day (docs/desk.md).
+    fine: std::collections::BTreeMap<Micros, HistoryPoint>,
+    daily: std::collections::BTreeMap<Micros, HistoryPoint>,
 }
 
 #[derive(Default)]
@@ -22,6 +25,7 @@ struct Inner {
     visitors: HashMap<String, Vec<StoredEvent>>,
     /// The outbox, by (lead, id).
     notes: HashMap<(String, String), Outboxed>,
+    desk: DeskLoaded,
 }
 
 #[derive(Default)]
@@ -52,26 +56,18 @@ impl MemoryStore {
     }
 }
 
-/// Whether a row sorts after the cursor in (score descending, lead ascending) order.
-pub(crate) fn comes_after(score: i64, lead: &str, after_score: i64, after_lead: &str) -> bool {
-    score < after_score || (score == after_score && lead > after_lead)
-}
-
 pub(crate) fn listed(q: &ListQuery, rows: impl Iterator<Item = (String, Summary)>) -> Vec<Listed> {
     let mut rows: Vec<Listed> = rows
-        .filter(|(_, s)| q.grade.as_ref().is_none_or(|g| s.grade.as_ref() == Some(g)))
-        .filter(|(k, s)| {
-            q.after
-                .as_ref()
-                .is_none_or(|(score, key)| comes_after(s.score, k, *score, key))
-        })
+        .filter(|(k, s)| q.admits(s) && q.past(k, s))
         .map(|(lead, summary)| Listed { lead, summary })
         .collect();
     rows.sort_by(|a, b| {
-        b.summary
-            .score
-            .cmp(&a.summary.score)
-            .then_with(|| a.lead.cmp(&b.lead))
+        let (x, y) = (q.sort.key(&a.summary), q.sort.key(&b.summary));
+        match q.sort {
+            Sort::Score | Sort::Updated => y.cmp(&x),
+            Sort::Deadline => x.cmp(&y),
+        }
+        .then_with(|| a.lead.cmp(&b.lead))
     });
     rows.truncate(q.limit);
     rows
@@ -142,13 +138,28 @@ impl LeadLog for MemoryStore {
                 || w.events
                     .iter()
                     .any(|e| l.events.iter().any(|x| x.id == e.id))
+                || w.desk.as_ref().is_some_and(|d| d.expect != m.desk.version)
             {
                 return Err(StoreError::Conflict);
+            }
+            let l = m.leads.entry(w.lead.clone()).or_default();
+            if let Some(p) = w.history {
+                let (minute, day) = history_slots(p.at);
+                let horizon = p.at - HISTORY_FINE_DAYS * DAY;
+                l.fine.retain(|&t, _| t >= horizon);
+                l.fine.insert(minute, p.clone());
+                l.daily.insert(day, p);
             }
             l.state = Some((w.state, version.map_or(1, |v| v + 1)));
             l.summary = Some(w.summary);
             l.events.extend(w.events);
             l.transitions.extend(w.transitions);
+            if let Some(d) = w.desk {
+                m.desk = DeskLoaded {
+                    record: d.record,
+                    version: Some(d.expect.map_or(1, |v| v + 1)),
+                };
+            }
             for n in w.notifications {
                 m.notes
                     .entry((n.lead.clone(), n.id.clone()))
@@ -178,6 +189,51 @@ impl LeadLog for MemoryStore {
                     .filter(|(k, _)| !m.pointers.contains_key(&Joined::Lead(k.to_string())))
                     .filter_map(|(k, l)| l.summary.clone().map(|s| (k.clone(), s))),
             )
+        }))
+    }
+
+    async fn score_history(
+        &self,
+        lead: &str,
+        since: Micros,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        Ok(self.with(|m| {
+            let Some(l) = m.leads.get(lead) else {
+                return Vec::new();
+            };
+            let from = |b: &std::collections::BTreeMap<Micros, HistoryPoint>| {
+                b.values().filter(|p| p.at >= since).cloned().collect()
+            };
+            let before = |b: &std::collections::BTreeMap<Micros, HistoryPoint>| {
+                b.values().rfind(|p| p.at < since).cloned()
+            };
+            let prior = before(&l.fine)
+                .into_iter()
+                .chain(before(&l.daily))
+                .collect();
+            history_merge(prior, from(&l.fine), from(&l.daily))
+        }))
+    }
+
+    async fn desk(&self) -> Result<DeskLoaded, StoreError> {
+        Ok(self.with(|m| m.desk.clone()))
+    }
+
+    async fn release(&self, lead: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|m| {
+            let Some(l) = m.leads.get_mut(lead) else {
+                return false;
+            };
+            let Some((state, version)) = l.state.clone() else {
+                return false;
+            };
+            let Some((state, owner)) = released(state) else {
+                return false;
+            };
+            l.state = Some((state, version + 1));
+            m.desk.record.release(&owner);
+            m.desk.version = Some(m.desk.version.map_or(1, |v| v + 1));
+            true
         }))
     }
 

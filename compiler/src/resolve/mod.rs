@@ -3,6 +3,7 @@
 
 mod conditions;
 mod declare;
+mod desk;
 mod mechanics;
 mod notify;
 mod time;
@@ -109,6 +110,7 @@ impl Resolver<'_> {
                 self.tag(t);
             }
         }
+        self.desk(file);
         self.notifications(file);
     }
 
@@ -510,6 +512,9 @@ impl Resolver<'_> {
     }
 
     fn tag(&mut self, t: &ast::TagDecl) {
+        let ast::TagCond::Cond(c) = &t.cond else {
+            return;
+        };
         if self.ir.tags.iter().any(|x| x.name == t.name.name) {
             self.err(
                 Diagnostic::error(
@@ -521,7 +526,7 @@ impl Resolver<'_> {
             );
             return;
         }
-        if let Some(cond) = self.cond(&t.cond, Ctx::Tag) {
+        if let Some(cond) = self.cond(c, Ctx::Tag) {
             self.ir.tags.push(ir::Tag {
                 name: t.name.name.clone(),
                 cond,

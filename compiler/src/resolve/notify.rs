@@ -254,6 +254,9 @@ impl Resolver<'_> {
             ast::NotifyTrigger::Becomes(g) => NotifyTrigger::Becomes(self.grade_id(g)?),
             ast::NotifyTrigger::Leaves(g) => NotifyTrigger::Leaves(self.grade_id(g)?),
             ast::NotifyTrigger::Changes(_) => NotifyTrigger::Changes,
+            ast::NotifyTrigger::OwnerChanges(_) => NotifyTrigger::OwnerChanges,
+            ast::NotifyTrigger::FollowupOverdue(_) => NotifyTrigger::FollowupOverdue,
+            ast::NotifyTrigger::TaskDue(_) => NotifyTrigger::TaskDue,
             ast::NotifyTrigger::Crosses { score, threshold } => NotifyTrigger::Crosses {
                 score: self.crossing_score(score)?,
                 threshold: threshold.value,
@@ -269,7 +272,7 @@ impl Resolver<'_> {
         Some(channel)
     }
 
-    fn grade_id(&mut self, g: &ast::Ident) -> Option<GradeId> {
+    pub(super) fn grade_id(&mut self, g: &ast::Ident) -> Option<GradeId> {
         if let Some(i) = self.ir.grades.iter().position(|x| x.name == g.name) {
             return Some(GradeId(i as u32));
         }

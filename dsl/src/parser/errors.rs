@@ -108,9 +108,9 @@ fn broken_statement_start(src: &str, pos: usize) -> usize {
     }
 }
 
-const STARTS: [&str; 13] = [
+const STARTS: [&str; 16] = [
     "ruleset", "set", "score", "total", "when", "if", "grade", "tag", "channel", "notify", "field",
-    "after", "}",
+    "after", "assign", "recycle", "plan", "}",
 ];
 
 /// The statement keyword a line's first word misspells (`wehn` → `when`), if it is not
@@ -202,6 +202,25 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::percent => "a percentage like `25%`",
         Rule::repeat | Rule::kw_every => "`every`",
         Rule::after_decl => "`after inactive for`",
+        Rule::assign_decl | Rule::kw_assign => "`assign`",
+        Rule::recycle_decl | Rule::kw_recycle => "`recycle after D without followup`",
+        Rule::assign_when | Rule::assign_grades => "`grade G`, a condition or `otherwise`",
+        Rule::assign_team | Rule::kw_team => "`team NAME`",
+        Rule::assign_pool | Rule::kw_pool => "`pool`",
+        Rule::round_robin | Rule::kw_round => "`round robin`",
+        Rule::kw_robin => "`robin`",
+        Rule::assign_by | Rule::kw_by => "`by FIELD`",
+        Rule::assign_within => "`within D`",
+        Rule::kw_without => "`without`",
+        Rule::kw_followup => "`followup`",
+        Rule::kw_overdue => "`overdue`",
+        Rule::owner_changes | Rule::kw_owner => "`owner changes`",
+        Rule::followup_overdue => "`followup overdue`",
+        Rule::task_due | Rule::kw_task => "`task due`",
+        Rule::kw_due => "`due`",
+        Rule::plan_decl | Rule::assign_plan | Rule::kw_plan => "`plan`",
+        Rule::plan_step => "a plan step like `email at 0d`",
+        Rule::kw_at => "`at`",
         Rule::channel_kind => {
             "a channel kind (`webhook`, `slack`, `feishu`, `lark`, `dingtalk`, `wecom`, `http`)"
         }
@@ -211,7 +230,7 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::kw_secret => "`secret`",
         Rule::channel_signed | Rule::kw_signed => "`signed`",
         Rule::grade_becomes | Rule::grade_leaves | Rule::grade_changes | Rule::score_crosses => {
-            "`grade becomes G`, `grade leaves G`, `grade changes` or `SCORE crosses N`"
+            "`grade becomes G`, `grade leaves G`, `grade changes`, `owner changes`, `followup overdue`, `task due` or `SCORE crosses N`"
         }
         Rule::kw_becomes => "`becomes`",
         Rule::kw_leaves => "`leaves`",
@@ -421,6 +440,9 @@ fn is_statement_start(r: Rule) -> bool {
             | Rule::channel_decl
             | Rule::notify_decl
             | Rule::field_decl
+            | Rule::assign_decl
+            | Rule::recycle_decl
+            | Rule::plan_decl
             | Rule::stray_close
             | Rule::kw_ruleset
             | Rule::kw_set
@@ -433,5 +455,8 @@ fn is_statement_start(r: Rule) -> bool {
             | Rule::kw_channel
             | Rule::kw_notify
             | Rule::kw_field
+            | Rule::kw_assign
+            | Rule::kw_recycle
+            | Rule::kw_plan
     )
 }

@@ -243,11 +243,43 @@ fn item(p: Pair<Rule>) -> Res<Item> {
             names: inner.map(ident).collect(),
             span,
         }),
-        Rule::tag_decl => Item::Tag(TagDecl {
-            name: ident(next()?),
-            cond: cond(next()?)?,
-            span,
-        }),
+        Rule::tag_decl => {
+            let name = ident(next()?);
+            let c = next()?;
+            let cond = match c.as_rule() {
+                Rule::followup_overdue => TagCond::Overdue(span_of(&c)),
+                _ => TagCond::Cond(cond(c)?),
+            };
+            Item::Tag(TagDecl { name, cond, span })
+        }
+        Rule::assign_decl => assign_item(p)?,
+        Rule::plan_decl => {
+            let name = ident(next()?);
+            let mut steps = Vec::new();
+            for step in inner.filter(|c| c.as_rule() == Rule::plan_step) {
+                let parts = children(&step);
+                match parts.as_slice() {
+                    [kind, d] => steps.push((
+                        Ident {
+                            name: kind.as_str().to_string(),
+                            span: span_of(kind),
+                        },
+                        duration(d)?,
+                    )),
+                    _ => return Err(internal(&step)),
+                }
+            }
+            Item::Plan(PlanDecl { name, steps, span })
+        }
+        Rule::recycle_decl => {
+            let d = inner
+                .find(|c| c.as_rule() == Rule::duration)
+                .ok_or_else(|| internal(&p))?;
+            Item::Recycle(RecycleDecl {
+                after: duration(&d)?,
+                span,
+            })
+        }
         Rule::if_block => {
             let c = cond(next()?)?;
             let mut body = Vec::new();
@@ -300,6 +332,9 @@ fn item(p: Pair<Rule>) -> Res<Item> {
                 (Rule::grade_becomes, [g]) => NotifyTrigger::Becomes(ident(g.clone())),
                 (Rule::grade_leaves, [g]) => NotifyTrigger::Leaves(ident(g.clone())),
                 (Rule::grade_changes, []) => NotifyTrigger::Changes(span_of(&t)),
+                (Rule::owner_changes, []) => NotifyTrigger::OwnerChanges(span_of(&t)),
+                (Rule::followup_overdue, []) => NotifyTrigger::FollowupOverdue(span_of(&t)),
+                (Rule::task_due, []) => NotifyTrigger::TaskDue(span_of(&t)),
                 (Rule::score_crosses, [score, n]) => NotifyTrigger::Crosses {
                     score: ident(score.clone()),
                     threshold: int(n)?,
@@ -316,6 +351,82 @@ fn item(p: Pair<Rule>) -> Res<Item> {
         }
         _ => return Err(internal(&p)),
     })
+}
+
+/// `assign WHEN to TARGET [within D]`.
+fn assign_item(p: Pair<Rule>) -> Res<Item> {
+    let span = span_of(&p);
+    let mut a = AssignDecl {
+        otherwise: false,
+        grades: Vec::new(),
+        cond: None,
+        to: AssignTo::Pool(span),
+        within: None,
+        plan: None,
+        span,
+    };
+    for part in p.clone().into_inner() {
+        match part.as_rule() {
+            Rule::assign_when => {
+                for w in part.into_inner() {
+                    match w.as_rule() {
+                        Rule::otherwise => a.otherwise = true,
+                        Rule::assign_grades => {
+                            a.grades = w
+                                .into_inner()
+                                .filter(|g| g.as_rule() == Rule::ident)
+                                .map(ident)
+                                .collect()
+                        }
+                        Rule::cond => a.cond = Some(cond(w)?),
+                        _ => {}
+                    }
+                }
+            }
+            Rule::assign_pool => a.to = AssignTo::Pool(span_of(&part)),
+            Rule::assign_team => {
+                let mut team = None;
+                let mut how = AssignHow::InOrder;
+                for t in part.clone().into_inner() {
+                    match t.as_rule() {
+                        Rule::ident => team = Some(ident(t)),
+                        Rule::round_robin => how = AssignHow::RoundRobin(span_of(&t)),
+                        Rule::assign_by => {
+                            let path = t
+                                .clone()
+                                .into_inner()
+                                .find(|c| c.as_rule() == Rule::path)
+                                .ok_or_else(|| internal(&t))?;
+                            how = AssignHow::By(conditions::path(path));
+                        }
+                        _ => {}
+                    }
+                }
+                a.to = AssignTo::Team {
+                    team: team.ok_or_else(|| internal(&part))?,
+                    how,
+                };
+            }
+            Rule::assign_within => {
+                let d = part
+                    .clone()
+                    .into_inner()
+                    .find(|c| c.as_rule() == Rule::duration)
+                    .ok_or_else(|| internal(&part))?;
+                a.within = Some(duration(&d)?);
+            }
+            Rule::assign_plan => {
+                let id = part
+                    .clone()
+                    .into_inner()
+                    .find(|c| c.as_rule() == Rule::ident)
+                    .ok_or_else(|| internal(&part))?;
+                a.plan = Some(ident(id));
+            }
+            _ => {}
+        }
+    }
+    Ok(Item::Assign(a))
 }
 
 /// A signed whole number, at most a billion either way.
@@ -391,6 +502,21 @@ fn is_keyword(r: Rule) -> bool {
             | Rule::kw_distinct
             | Rule::kw_decay
             | Rule::kw_every
+            | Rule::kw_assign
+            | Rule::kw_team
+            | Rule::kw_pool
+            | Rule::kw_round
+            | Rule::kw_robin
+            | Rule::kw_by
+            | Rule::kw_recycle
+            | Rule::kw_without
+            | Rule::kw_followup
+            | Rule::kw_overdue
+            | Rule::kw_owner
+            | Rule::kw_plan
+            | Rule::kw_at
+            | Rule::kw_task
+            | Rule::kw_due
     )
 }
 

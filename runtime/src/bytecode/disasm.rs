@@ -142,6 +142,7 @@ pub fn disassemble(p: &Program) -> String {
             code(&mut o, p, t.cond, "    ");
         }
     }
+    desk(&mut o, p);
     if !p.channels.is_empty() {
         o.push_str(
             "
@@ -178,6 +179,9 @@ notify
                 NotifyTrigger::Becomes(g) => format!("becomes {}", p.grades[g.index()].name),
                 NotifyTrigger::Leaves(g) => format!("leaves {}", p.grades[g.index()].name),
                 NotifyTrigger::Changes => "changes".into(),
+                NotifyTrigger::OwnerChanges => "owner changes".into(),
+                NotifyTrigger::FollowupOverdue => "followup overdue".into(),
+                NotifyTrigger::TaskDue => "task due".into(),
                 NotifyTrigger::Crosses { score, threshold } => format!(
                     "{} crosses {threshold}",
                     score.map_or("score", |s| p.scores[s.index()].name.as_str())
@@ -193,6 +197,65 @@ notify
         }
     }
     o
+}
+
+/// `assign`, `recycle` and the tags of an overdue follow-up.
+fn desk(o: &mut String, p: &Program) {
+    if !p.assigns.is_empty() {
+        o.push_str("\nassign\n");
+        for a in &p.assigns {
+            let grades: Vec<&str> = a
+                .grades
+                .iter()
+                .map(|g| p.grades[g.index()].name.as_str())
+                .collect();
+            let to = match &a.to {
+                AssignTo::Pool => "pool".to_string(),
+                AssignTo::Team { name, how } => match how {
+                    AssignHow::InOrder => format!("team {name} in order"),
+                    AssignHow::RoundRobin => format!("team {name} round robin"),
+                    AssignHow::By(f) => format!("team {name} by {f}"),
+                },
+            };
+            let within = a.within.map_or(String::new(), |s| format!(" within {s}s"));
+            let plan = a.plan.map_or(String::new(), |i| {
+                format!(" plan {}", p.plans[i as usize].name)
+            });
+            let _ = writeln!(
+                o,
+                "  grades [{}] to {to}{within}{plan} (line {})",
+                grades.join(", "),
+                a.line
+            );
+            if let Some(c) = a.cond {
+                code(o, p, c, "    ");
+            }
+        }
+    }
+    for plan in &p.plans {
+        let steps: Vec<String> = plan
+            .steps
+            .iter()
+            .map(|(k, s)| format!("{k} at {s}s"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "\nplan {} = [{}] (line {})",
+            plan.name,
+            steps.join(", "),
+            plan.line
+        );
+    }
+    if let Some(r) = p.recycle {
+        let _ = writeln!(o, "\nrecycle after {r}s without followup");
+    }
+    for t in &p.overdue_tags {
+        let _ = writeln!(
+            o,
+            "\ntag {} when followup overdue (line {})",
+            t.name, t.line
+        );
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

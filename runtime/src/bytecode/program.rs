@@ -17,7 +17,9 @@ pub const MAGIC: [u8; 4] = *b"LSBC";
 /// 5: `apart` scores and `total`.
 /// 6: `within D of`, `up to N per D`, `distinct`, `reset`, `ask`, `notify … once`,
 ///    `decay P% every D` and time awards (`after inactive for`).
-pub const FORMAT_VERSION: u16 = 6;
+/// 7: the sales desk: `assign`, `recycle`, `tag … when followup overdue`, `notify … when
+///    owner changes` and `… when followup overdue`.
+pub const FORMAT_VERSION: u16 = 7;
 /// magic + version + reserved + body length + body sha256.
 pub const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 32;
 /// Programs larger than this are refused before decoding.
@@ -65,6 +67,65 @@ pub struct Program {
     /// `total = …`: what the lead's `score` is; without it, the sum of the scores not
     /// `apart`.
     pub total: Option<TotalDef>,
+    /// Who owns a lead (`assign`), in source order: the first that matches wins.
+    pub assigns: Vec<AssignDef>,
+    /// `recycle after D without followup`, in seconds.
+    pub recycle: Option<u32>,
+    /// Tags a lead has while its follow-up is overdue (`tag T when followup overdue`).
+    pub overdue_tags: Vec<OverdueTag>,
+    /// Follow-up plans (`plan NAME = [KIND at D, …]`).
+    pub plans: Vec<PlanDef>,
+}
+
+/// `plan NAME = [KIND at D, …]`: each step a task for the owner, due `seconds` after the
+/// assignment, met by a follow-up whose event type is `kind` or starts with `kind.`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanDef {
+    pub name: String,
+    /// (kind, folded; seconds after the assignment), in order.
+    pub steps: Vec<(String, u32)>,
+    pub line: u32,
+}
+
+/// `assign WHEN to TARGET [within D]` (docs/desk.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AssignDef {
+    /// `grade A[, B…]` (empty: any grade).
+    pub grades: Vec<GradeId>,
+    /// Tested on the lead's attributes; `None`: always.
+    pub cond: Option<CodeRef>,
+    pub to: AssignTo,
+    /// `within D`: the follow-up deadline, in seconds after the assignment.
+    pub within: Option<u32>,
+    /// `plan NAME`: index into `plans`.
+    pub plan: Option<u32>,
+    pub line: u32,
+    /// The statement as written.
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AssignTo {
+    /// Nobody's: the lead pool.
+    Pool,
+    /// A team of the configuration, by name.
+    Team { name: String, how: AssignHow },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AssignHow {
+    /// The first member with room, in the configuration's order.
+    InOrder,
+    /// The member after the team's last assignment (the cursor lives in the store).
+    RoundRobin,
+    /// The members whose regions hold this attribute's value (folded), in turn.
+    By(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverdueTag {
+    pub name: String,
+    pub line: u32,
 }
 
 /// `total = a + b - c [range LO..HI]`.
@@ -163,6 +224,12 @@ pub enum NotifyTrigger {
         score: Option<ScoreId>,
         threshold: i64,
     },
+    /// The lead's owner changed (assigned, recycled, to the pool).
+    OwnerChanges,
+    /// A follow-up deadline passed with no follow-up.
+    FollowupOverdue,
+    /// A step of a follow-up plan came due.
+    TaskDue,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

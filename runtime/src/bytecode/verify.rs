@@ -241,6 +241,29 @@ pub fn verify(p: &Program) -> Result<(), VerifyError> {
     for t in &p.tags {
         starts.push((t.cond, Context::Tag));
     }
+    for (i, a) in p.assigns.iter().enumerate() {
+        check(a.grades.iter().all(|g| g.index() < p.grades.len()), || {
+            format!("assign rule {i} names a missing grade")
+        })?;
+        if let AssignTo::Team { name, how } = &a.to {
+            check(!name.is_empty(), || {
+                format!("assign rule {i} names no team")
+            })?;
+            check(!matches!(how, AssignHow::By(f) if f.is_empty()), || {
+                format!("assign rule {i} assigns by no attribute")
+            })?;
+        }
+        check(
+            a.plan.is_none_or(|p_| (p_ as usize) < p.plans.len()),
+            || format!("assign rule {i} names a missing plan"),
+        )?;
+        if let Some(c) = a.cond {
+            starts.push((c, Context::Field));
+        }
+    }
+    for (i, plan) in p.plans.iter().enumerate() {
+        check(!plan.steps.is_empty(), || format!("plan {i} has no steps"))?;
+    }
     for (start, ctx) in starts {
         condition(p, start, ctx)?;
     }
@@ -268,7 +291,10 @@ fn notifications(p: &Program) -> Result<(), VerifyError> {
         })?;
         let ok = match n.trigger {
             NotifyTrigger::Becomes(g) | NotifyTrigger::Leaves(g) => g.index() < p.grades.len(),
-            NotifyTrigger::Changes => true,
+            NotifyTrigger::Changes
+            | NotifyTrigger::OwnerChanges
+            | NotifyTrigger::FollowupOverdue
+            | NotifyTrigger::TaskDue => true,
             NotifyTrigger::Crosses { score, .. } => {
                 score.is_none_or(|s| s.index() < p.scores.len())
             }

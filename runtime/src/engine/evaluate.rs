@@ -252,3 +252,21 @@ fn total_of(p: &Program, scores: &[i64]) -> (i64, i64) {
         }
     }
 }
+
+impl Engine<'_> {
+    /// The `assign` statements that take the lead in `grade` at `now` (their indices, in
+    /// order; the first that has someone to assign to wins): their grades hold `grade` (or
+    /// they name none) and their condition holds on the lead's attributes. The lead's
+    /// slots must be attached.
+    pub fn assign_lines(&self, lead: &LeadState, grade: GradeId, now: Micros) -> Vec<usize> {
+        let p = self.program;
+        let env = lead_env(p, lead, now);
+        (0..p.assigns.len())
+            .filter(|&i| {
+                let a = &p.assigns[i];
+                (a.grades.is_empty() || a.grades.contains(&grade))
+                    && a.cond.is_none_or(|c| eval(&env, c))
+            })
+            .collect()
+    }
+}

@@ -170,6 +170,8 @@ impl<'p> Engine<'p> {
             logged_at: None,
             shadow: None,
             notified: Default::default(),
+            desk: None,
+            charted: None,
             slots: Vec::new(),
             cache: Cache::default(),
         };
@@ -499,11 +501,13 @@ fn defer(lead: &mut LeadState, at: Micros) {
 }
 
 /// Puts a lead's rebuild in its place, keeping what a rebuild cannot know: the shadow
-/// rules' state, the instant of the latest transition recorded and the `once`
-/// notifications already sent.
+/// rules' state, the instant of the latest transition recorded, the `once`
+/// notifications already sent and the lead's place on the desk.
 fn replace(lead: &mut LeadState, mut rebuilt: LeadState) {
     rebuilt.shadow = lead.shadow.take();
     rebuilt.notified = std::mem::take(&mut lead.notified);
+    rebuilt.desk = lead.desk.take();
+    rebuilt.charted = lead.charted.take();
     rebuilt.logged_at = rebuilt.logged_at.max(lead.logged_at);
     *lead = rebuilt;
 }

@@ -71,7 +71,12 @@ impl LeadLog for DynamoStore {
     }
 
     async fn commit(&self, w: Write) -> Result<(), StoreError> {
-        let actions = 1 + w.events.len() + w.transitions.len() + w.notifications.len();
+        let actions = 1
+            + w.events.len()
+            + w.transitions.len()
+            + w.notifications.len()
+            + 2 * usize::from(w.history.is_some())
+            + usize::from(w.desk.is_some());
         if actions > MAX_ACTIONS {
             return Err(StoreError::Backend(format!(
                 "a write of {actions} actions exceeds DynamoDB's {MAX_ACTIONS} (the service commits in chunks of {} events)",
@@ -104,6 +109,33 @@ impl LeadLog for DynamoStore {
             state.insert("due_pk".into(), s("DUE"));
             state.insert("next_change".into(), n(t));
         }
+        state.insert("urank".into(), s(updated_rank(sm.updated_at, &w.lead)));
+        if let Some(t) = sm.created_at {
+            state.insert("created_at".into(), n(t));
+        }
+        state.insert(
+            "tags".into(),
+            AttributeValue::L(sm.tags.iter().map(s).collect()),
+        );
+        state.insert("pool".into(), AttributeValue::Bool(sm.pool));
+        match (&sm.owner, sm.pool) {
+            (Some(o), _) => {
+                state.insert("owner".into(), s(o));
+                state.insert("opk".into(), s(format!("OWNER#{o}")));
+            }
+            (None, true) => {
+                state.insert("opk".into(), s("POOL"));
+            }
+            (None, false) => {}
+        }
+        if let Some(f) = sm.followup_at {
+            state.insert("followup_at".into(), n(f));
+        }
+        if let Some(d) = sm.deadline {
+            state.insert("deadline".into(), n(d));
+            state.insert("dlpk".into(), s("DEADLINE"));
+            state.insert("dlrank".into(), s(deadline_rank(d, &w.lead)));
+        }
         let mut items = vec![match w.expect {
             None => self.put(state, "attribute_not_exists(PK)", None)?,
             Some(v) => self.put(
@@ -117,6 +149,44 @@ impl LeadLog for DynamoStore {
         }
         for note in &w.notifications {
             items.push(self.put(note_item(&lead_pk, note), "attribute_not_exists(PK)", None)?);
+        }
+        if let Some(p) = &w.history {
+            let (minute, day) = history_slots(p.at);
+            for (sk, expires) in [
+                (
+                    format!("HIST#m#{minute:020}"),
+                    Some(p.at + HISTORY_FINE_DAYS * DAY),
+                ),
+                (format!("HIST#d#{day:020}"), None),
+            ] {
+                let mut item = HashMap::from([
+                    ("PK".into(), s(&lead_pk)),
+                    ("SK".into(), s(sk)),
+                    ("at".into(), n(p.at)),
+                    ("body".into(), s(p.text())),
+                ]);
+                if let Some(e) = expires {
+                    // DynamoDB's time to live (seconds) removes minute points past the year.
+                    item.insert("expires".into(), n(e / 1_000_000));
+                }
+                items.push(self.put_any(item)?);
+            }
+        }
+        if let Some(d) = &w.desk {
+            let item = HashMap::from([
+                ("PK".into(), s(DESK)),
+                ("SK".into(), s(DESK)),
+                ("version".into(), n(d.expect.map_or(1, |v| v + 1))),
+                ("body".into(), s(d.record.text())),
+            ]);
+            items.push(match d.expect {
+                None => self.put(item, "attribute_not_exists(PK)", None)?,
+                Some(v) => self.put(
+                    item,
+                    "version = :v",
+                    Some(HashMap::from([(":v".into(), n(v))])),
+                )?,
+            });
         }
         // The new version makes each commit's transition keys unique within the lead.
         let version = w.expect.map_or(1, |v| v + 1);
@@ -152,43 +222,230 @@ impl LeadLog for DynamoStore {
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Vec<Listed>, StoreError> {
-        let (index, part_key, part) = match &q.grade {
-            Some(g) => ("by_grade", "gpk", format!("GRADE#{g}")),
-            None => ("by_score", "apk", "LEADS".to_string()),
-        };
-        let mut values = HashMap::from([(":p".into(), s(part))]);
-        let (condition, names) = match &q.after {
-            Some((score, lead)) => {
-                values.insert(":r".into(), s(rank(*score, lead)));
-                (
-                    format!("{part_key} = :p AND #rank > :r"),
-                    Some(HashMap::from([("#rank".to_string(), "rank".to_string())])),
-                )
+        // The index that gives the order (and the most selective key for it); every other
+        // filter is a filter expression on that index's pages.
+        let mut values: Item = HashMap::new();
+        let mut names: HashMap<String, String> = HashMap::new();
+        let (index, part_key, sort_key, part) = match (q.sort, &q.owner, q.pool, &q.grade) {
+            (Sort::Updated, ..) => ("by_updated", "apk", "urank", "LEADS".to_string()),
+            (Sort::Deadline, ..) => ("by_deadline", "dlpk", "dlrank", "DEADLINE".to_string()),
+            (Sort::Score, Some(o), ..) => ("by_owner", "opk", "rank", format!("OWNER#{o}")),
+            (Sort::Score, None, true, _) => ("by_owner", "opk", "rank", "POOL".to_string()),
+            (Sort::Score, None, false, Some(g)) => {
+                ("by_grade", "gpk", "rank", format!("GRADE#{g}"))
             }
-            None => (format!("{part_key} = :p"), None),
+            (Sort::Score, None, false, None) => ("by_score", "apk", "rank", "LEADS".to_string()),
         };
-        let r = self
-            .client
-            .query()
+        values.insert(":p".into(), s(part));
+        let mut condition = format!("{part_key} = :p");
+        if let Some((k, lead)) = &q.after {
+            values.insert(
+                ":r".into(),
+                s(match q.sort {
+                    Sort::Score => rank(*k, lead),
+                    Sort::Updated => updated_rank(*k, lead),
+                    Sort::Deadline => deadline_rank(*k, lead),
+                }),
+            );
+            names.insert("#sk".into(), sort_key.into());
+            condition.push_str(" AND #sk > :r");
+        }
+        let mut filters: Vec<String> = Vec::new();
+        let mut filter = |expr: &str, name: &str, attr: &str, v: AttributeValue| {
+            names.insert(name.into(), attr.into());
+            values.insert(format!(":{attr}"), v);
+            filters.push(expr.to_string());
+        };
+        if let (Some(g), false) = (&q.grade, index == "by_grade") {
+            filter("#grade = :grade", "#grade", "grade", s(g));
+        }
+        if let (Some(o), false) = (&q.owner, index == "by_owner") {
+            filter("#owner = :owner", "#owner", "owner", s(o));
+        }
+        if q.pool && index != "by_owner" {
+            filter("#pool = :pool", "#pool", "pool", AttributeValue::Bool(true));
+        }
+        if let Some(t) = &q.tag {
+            filter("contains(#tags, :tags)", "#tags", "tags", s(t));
+        }
+        if let Some(t) = q.created_since {
+            filter(
+                "#created_at >= :created_at",
+                "#created_at",
+                "created_at",
+                n(t),
+            );
+        }
+        if let Some(t) = q.updated_since {
+            filter(
+                "#updated_at >= :updated_at",
+                "#updated_at",
+                "updated_at",
+                n(t),
+            );
+        }
+        if let Some(t) = q.overdue_at {
+            filter("#deadline <= :deadline", "#deadline", "deadline", n(t));
+        }
+        if let Some(t) = q.no_followup_since {
+            filter(
+                "(attribute_not_exists(#followup_at) OR #followup_at < :followup_at)",
+                "#followup_at",
+                "followup_at",
+                n(t),
+            );
+        }
+        let filter_expr = (!filters.is_empty()).then(|| filters.join(" AND "));
+        let mut out = Vec::new();
+        let mut start = None;
+        while out.len() < q.limit {
+            let r = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(&condition)
+                .set_filter_expression(filter_expr.clone())
+                .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .set_exclusive_start_key(start)
+                .limit((q.limit - out.len()).clamp(1, 1000) as i32)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for i in r.items.unwrap_or_default() {
+                out.push(Listed {
+                    lead: lead_of(&i)?,
+                    summary: summary_of(&i)?,
+                });
+            }
+            start = r.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        out.truncate(q.limit);
+        Ok(out)
+    }
+
+    async fn score_history(
+        &self,
+        lead: &str,
+        since: Micros,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        let (minute, day) = history_slots(since);
+        let points = |kind: &'static str, from: Micros| {
+            let values = HashMap::from([
+                (":pk".to_string(), s(pk(lead))),
+                (":lo".to_string(), s(format!("HIST#{kind}#{from:020}"))),
+                (":hi".to_string(), s(format!("HIST#{kind}#~"))),
+            ]);
+            async move {
+                let items = self
+                    .query_all(
+                        None,
+                        "PK = :pk AND SK BETWEEN :lo AND :hi",
+                        values,
+                        None,
+                        true,
+                    )
+                    .await?;
+                items
+                    .iter()
+                    .map(|i| HistoryPoint::parse(get_n(i, "at")?, get_s(i, "body")?))
+                    .filter(|p| p.as_ref().map_or(true, |p| p.at >= since))
+                    .collect::<Result<Vec<_>, _>>()
+            }
+        };
+        let fine = points("m", minute).await?;
+        let daily = points("d", day).await?;
+        let mut prior = Vec::new();
+        for (kind, slot) in [("m", minute), ("d", day)] {
+            // The newest point of the kind before `since`: at most two items back (the
+            // slot holding `since` may hold a write from before it).
+            let values = HashMap::from([
+                (":pk".to_string(), s(pk(lead))),
+                (":lo".to_string(), s(format!("HIST#{kind}#"))),
+                (":hi".to_string(), s(format!("HIST#{kind}#{slot:020}"))),
+            ]);
+            let r = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
+                .set_expression_attribute_values(Some(values))
+                .scan_index_forward(false)
+                .limit(2)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for i in r.items.unwrap_or_default() {
+                let p = HistoryPoint::parse(get_n(&i, "at")?, get_s(&i, "body")?)?;
+                if p.at < since {
+                    prior.push(p);
+                    break;
+                }
+            }
+        }
+        Ok(history_merge(prior, fine, daily))
+    }
+
+    async fn release(&self, lead: &str) -> Result<bool, StoreError> {
+        let Some(item) = self.get(key(pk(lead), STATE)).await? else {
+            return Ok(false);
+        };
+        let version = get_n(&item, "version")?;
+        let state = serde_json::from_str(get_s(&item, "state")?).map_err(|e| {
+            StoreError::Corrupt(format!("stored state of {lead} is unreadable: {e}"))
+        })?;
+        let Some((state, owner)) = released(state) else {
+            return Ok(false);
+        };
+        let desk = self.desk().await?;
+        let mut record = desk.record;
+        record.release(&owner);
+        let update = Update::builder()
             .table_name(&self.table)
-            .index_name(index)
-            .key_condition_expression(condition)
-            .set_expression_attribute_names(names)
-            .set_expression_attribute_values(Some(values))
-            .limit(q.limit.min(i32::MAX as usize) as i32)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        r.items
-            .unwrap_or_default()
-            .iter()
-            .map(|i| {
-                Ok(Listed {
-                    lead: lead_of(i)?,
-                    summary: summary_of(i)?,
-                })
-            })
-            .collect()
+            .set_key(Some(key(pk(lead), STATE)))
+            .update_expression("SET #s = :s, version = :n")
+            .condition_expression("version = :v")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":s", s(super::encode_state(lead, &state)?))
+            .expression_attribute_values(":n", n(version + 1))
+            .expression_attribute_values(":v", n(version))
+            .build()
+            .map_err(failed)?;
+        let item = HashMap::from([
+            ("PK".into(), s(DESK)),
+            ("SK".into(), s(DESK)),
+            ("version".into(), n(desk.version.map_or(1, |v| v + 1))),
+            ("body".into(), s(record.text())),
+        ]);
+        let put = match desk.version {
+            None => self.put(item, "attribute_not_exists(PK)", None)?,
+            Some(v) => self.put(
+                item,
+                "version = :v",
+                Some(HashMap::from([(":v".into(), n(v))])),
+            )?,
+        };
+        self.transact(vec![
+            TransactWriteItem::builder().update(update).build(),
+            put,
+        ])
+        .await?;
+        Ok(true)
+    }
+
+    async fn desk(&self) -> Result<DeskLoaded, StoreError> {
+        Ok(match self.get(key(DESK, DESK)).await? {
+            None => DeskLoaded::default(),
+            Some(i) => DeskLoaded {
+                record: DeskRecord::parse(get_s(&i, "body")?)?,
+                version: Some(get_n(&i, "version")? as u64),
+            },
+        })
     }
 
     async fn erase(&self, lead: &str, at: Micros) -> Result<Erased, StoreError> {

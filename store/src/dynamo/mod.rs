@@ -37,6 +37,8 @@ pub const MAX_ACTIONS: usize = 100;
 const STATE: &str = "STATE";
 const POINTER: &str = "POINTER";
 const LINK: &str = "LINK";
+/// The desk record's key (both parts).
+const DESK: &str = "DESK";
 /// How often a transaction cancelled by a concurrent one is tried again before the caller
 /// is told to come back later.
 const TRIES: u32 = 5;
@@ -160,6 +162,19 @@ fn rank(score: i64, lead: &str) -> String {
     format!("{:020}#{lead}", i128::from(i64::MAX) - i128::from(score))
 }
 
+/// Sorts by `updated_at` descending, then lead ascending.
+fn updated_rank(updated_at: Micros, lead: &str) -> String {
+    format!(
+        "{:020}#{lead}",
+        i128::from(i64::MAX) - i128::from(updated_at)
+    )
+}
+
+/// Sorts by deadline ascending, then lead ascending.
+fn deadline_rank(deadline: Micros, lead: &str) -> String {
+    format!("{:020}#{lead}", i128::from(deadline) - i128::from(i64::MIN))
+}
+
 fn get_s<'a>(item: &'a Item, k: &str) -> Result<&'a str, StoreError> {
     match item.get(k) {
         Some(AttributeValue::S(v)) => Ok(v),
@@ -232,6 +247,15 @@ fn summary_of(item: &Item) -> Result<Summary, StoreError> {
         // Items written before summaries named their rules have neither.
         program: get_s(item, "program").unwrap_or_default().to_string(),
         ruleset: get_s(item, "ruleset").unwrap_or_default().to_string(),
+        created_at: get_n(item, "created_at").ok(),
+        tags: match item.get("tags") {
+            Some(AttributeValue::L(l)) => l.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
+            _ => Vec::new(),
+        },
+        owner: get_s(item, "owner").ok().map(str::to_string),
+        pool: matches!(item.get("pool"), Some(AttributeValue::Bool(true))),
+        deadline: get_n(item, "deadline").ok(),
+        followup_at: get_n(item, "followup_at").ok(),
     })
 }
 
@@ -284,10 +308,17 @@ impl DynamoStore {
             .attribute_definitions(attr("rank", ScalarAttributeType::S))
             .attribute_definitions(attr("due_pk", ScalarAttributeType::S))
             .attribute_definitions(attr("next_change", ScalarAttributeType::N))
+            .attribute_definitions(attr("opk", ScalarAttributeType::S))
+            .attribute_definitions(attr("dlpk", ScalarAttributeType::S))
+            .attribute_definitions(attr("dlrank", ScalarAttributeType::S))
+            .attribute_definitions(attr("urank", ScalarAttributeType::S))
             .key_schema(key("PK", KeyType::Hash))
             .key_schema(key("SK", KeyType::Range))
             .global_secondary_indexes(gsi("by_grade", "gpk", "rank", ProjectionType::All))
             .global_secondary_indexes(gsi("by_score", "apk", "rank", ProjectionType::All))
+            .global_secondary_indexes(gsi("by_owner", "opk", "rank", ProjectionType::All))
+            .global_secondary_indexes(gsi("by_deadline", "dlpk", "dlrank", ProjectionType::All))
+            .global_secondary_indexes(gsi("by_updated", "apk", "urank", ProjectionType::All))
             .global_secondary_indexes(gsi(
                 "due",
                 "due_pk",

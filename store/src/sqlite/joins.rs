@@ -122,6 +122,8 @@ impl Joins for SqliteStore {
             }
             tx.execute("DELETE FROM transitions WHERE lead = ?1", [&from])
                 .map_err(sql_error)?;
+            tx.execute("DELETE FROM score_history WHERE lead = ?1", [&from])
+                .map_err(sql_error)?;
             let events = tx
                 .execute("DELETE FROM events WHERE lead = ?1", [&from])
                 .map_err(sql_error)?;

@@ -83,28 +83,77 @@ impl LeadLog for SqliteStore {
     async fn list(&self, query: &ListQuery) -> Result<Vec<Listed>, StoreError> {
         let q = query.clone();
         self.read(move |c| {
-            let (after_score, after_key) = q
-                .after
-                .clone()
-                .map_or((i64::MAX, String::new()), |(s, k)| (s, k));
-            let has_after = q.after.is_some();
+            use rusqlite::types::Value;
+            let mut cond = vec![
+                "NOT EXISTS (SELECT 1 FROM pointers p WHERE p.kind = 'lead' AND p.key = leads.key)"
+                    .to_string(),
+            ];
+            let mut args: Vec<Value> = Vec::new();
+            let mut arg = |cond: &mut Vec<String>, sql: &str, v: Value| {
+                args.push(v);
+                cond.push(sql.replace('?', &format!("?{}", args.len())));
+            };
+            if let Some(g) = &q.grade {
+                arg(&mut cond, "grade = ?", Value::Text(g.clone()));
+            }
+            if let Some(o) = &q.owner {
+                arg(&mut cond, "owner = ?", Value::Text(o.clone()));
+            }
+            if q.pool {
+                cond.push("pool = 1".into());
+            }
+            if let Some(t) = &q.tag {
+                arg(
+                    &mut cond,
+                    "EXISTS (SELECT 1 FROM json_each(leads.tags) WHERE value = ?)",
+                    Value::Text(t.clone()),
+                );
+            }
+            if let Some(t) = q.created_since {
+                arg(&mut cond, "created_at >= ?", Value::Integer(t));
+            }
+            if let Some(t) = q.updated_since {
+                arg(&mut cond, "updated_at >= ?", Value::Integer(t));
+            }
+            if let Some(t) = q.overdue_at {
+                arg(&mut cond, "deadline <= ?", Value::Integer(t));
+            }
+            if let Some(t) = q.no_followup_since {
+                arg(
+                    &mut cond,
+                    "(followup_at IS NULL OR followup_at < ?)",
+                    Value::Integer(t),
+                );
+            }
+            let (column, order) = match q.sort {
+                Sort::Score => ("score", "score DESC, key"),
+                Sort::Updated => ("updated_at", "updated_at DESC, key"),
+                Sort::Deadline => ("deadline", "deadline, key"),
+            };
+            if q.sort == Sort::Deadline {
+                cond.push("deadline IS NOT NULL".into());
+            }
+            if let Some((k, after)) = &q.after {
+                let op = if q.sort == Sort::Deadline { ">" } else { "<" };
+                args.push(Value::Integer(*k));
+                let n = args.len();
+                args.push(Value::Text(after.clone()));
+                cond.push(format!(
+                    "({column} {op} ?{n} OR ({column} = ?{n} AND key > ?{}))",
+                    n + 1
+                ));
+            }
+            args.push(Value::Integer(q.limit.min(i64::MAX as usize) as i64));
             let sql = format!(
-                "SELECT key, grade, score, scores, next_change, updated_at, program, ruleset FROM leads
-                 WHERE {} (?2 = 0 OR score < ?3 OR (score = ?3 AND key > ?4))
-                   AND NOT EXISTS (SELECT 1 FROM pointers p WHERE p.kind = 'lead' AND p.key = leads.key)
-                 ORDER BY score DESC, key LIMIT ?5",
-                if q.grade.is_some() {
-                    "grade = ?1 AND"
-                } else {
-                    "?1 IS NULL AND"
-                }
+                "SELECT key, {SUMMARY_COLUMNS} FROM leads WHERE {} ORDER BY {order} LIMIT ?{}",
+                cond.join(" AND "),
+                args.len()
             );
             let mut stmt = c.prepare_cached(&sql).map_err(sql_error)?;
             let rows = stmt
-                .query_map(
-                    params![q.grade, has_after, after_score, after_key, q.limit as i64],
-                    |r| Ok((r.get::<_, String>(0)?, summary_of(r, 1)?)),
-                )
+                .query_map(rusqlite::params_from_iter(args), |r| {
+                    Ok((r.get::<_, String>(0)?, summary_of(r, 1)?))
+                })
                 .map_err(sql_error)?;
             let mut out = Vec::new();
             for row in rows {
@@ -115,6 +164,116 @@ impl LeadLog for SqliteStore {
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn score_history(
+        &self,
+        lead: &str,
+        since: Micros,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        let lead = lead.to_string();
+        self.read(move |c| {
+            let mut q = c
+                .prepare_cached(
+                    "SELECT at, body FROM score_history WHERE lead = ?1 AND kind = ?2 AND at >= ?3
+                     ORDER BY slot",
+                )
+                .map_err(sql_error)?;
+            let mut points = |kind: &str| -> Result<Vec<HistoryPoint>, StoreError> {
+                let rows = q
+                    .query_map(params![lead, kind, since], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(sql_error)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (at, body) = row.map_err(sql_error)?;
+                    out.push(HistoryPoint::parse(at, &body)?);
+                }
+                Ok(out)
+            };
+            let fine = points("m")?;
+            let daily = points("d")?;
+            let mut q = c
+                .prepare_cached(
+                    "SELECT at, body FROM score_history WHERE lead = ?1 AND kind = ?2 AND at < ?3
+                     ORDER BY slot DESC LIMIT 1",
+                )
+                .map_err(sql_error)?;
+            let mut prior = Vec::new();
+            for kind in ["m", "d"] {
+                let row: Option<(i64, String)> = q
+                    .query_row(params![lead, kind, since], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .map_err(sql_error)?;
+                if let Some((at, body)) = row {
+                    prior.push(HistoryPoint::parse(at, &body)?);
+                }
+            }
+            Ok(history_merge(prior, fine, daily))
+        })
+        .await
+    }
+
+    async fn release(&self, lead: &str) -> Result<bool, StoreError> {
+        let lead = lead.to_string();
+        self.write(move |tx| {
+            let row: Option<String> = tx
+                .prepare_cached("SELECT state FROM leads WHERE key = ?1")
+                .map_err(sql_error)?
+                .query_row([&lead], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            let Some(text) = row else {
+                return Ok(false);
+            };
+            let state = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("the state of {lead}: {e}")))?;
+            let Some((state, owner)) = released(state) else {
+                return Ok(false);
+            };
+            tx.execute(
+                "UPDATE leads SET state = ?2, version = version + 1 WHERE key = ?1",
+                params![lead, super::super::encode_state(&lead, &state)?],
+            )
+            .map_err(sql_error)?;
+            let body: Option<String> = tx
+                .query_row("SELECT body FROM desk WHERE id = 1", [], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            let mut record = match body {
+                Some(b) => DeskRecord::parse(&b)?,
+                None => DeskRecord::default(),
+            };
+            record.release(&owner);
+            tx.execute(
+                "INSERT INTO desk (id, version, body) VALUES (1, 1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET version = version + 1, body = ?1",
+                [record.text()],
+            )
+            .map_err(sql_error)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn desk(&self) -> Result<DeskLoaded, StoreError> {
+        self.read(move |c| {
+            let row: Option<(i64, String)> = c
+                .prepare_cached("SELECT version, body FROM desk WHERE id = 1")
+                .map_err(sql_error)?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(sql_error)?;
+            Ok(match row {
+                None => DeskLoaded::default(),
+                Some((v, body)) => DeskLoaded {
+                    record: DeskRecord::parse(&body)?,
+                    version: Some(v as u64),
+                },
+            })
         })
         .await
     }
@@ -141,6 +300,11 @@ impl LeadLog for SqliteStore {
                 .map_err(sql_error)?;
             tx.execute(
                 &format!("DELETE FROM outbox WHERE lead IN {keys}"),
+                [&lead, LEAD],
+            )
+            .map_err(sql_error)?;
+            tx.execute(
+                &format!("DELETE FROM score_history WHERE lead IN {keys}"),
                 [&lead, LEAD],
             )
             .map_err(sql_error)?;
@@ -199,35 +363,65 @@ impl LeadLog for SqliteStore {
     }
 }
 
+/// The columns a summary is read from, in [`SummaryColumns`]' order.
+const SUMMARY_COLUMNS: &str = "grade, score, scores, next_change, updated_at, program, ruleset, \
+                               created_at, tags, owner, pool, deadline, followup_at";
+
 /// A summary as its columns: grade, score, scores (JSON), next_change, updated_at,
-/// program, ruleset.
+/// program, ruleset, created_at, tags (JSON), owner, pool, deadline, followup_at.
 type SummaryColumns = (
-    Option<String>,
-    i64,
-    String,
-    Option<i64>,
-    i64,
-    String,
-    String,
+    (
+        Option<String>,
+        i64,
+        String,
+        Option<i64>,
+        i64,
+        String,
+        String,
+    ),
+    (
+        Option<i64>,
+        String,
+        Option<String>,
+        bool,
+        Option<i64>,
+        Option<i64>,
+    ),
 );
 
 fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryColumns> {
+    let f = first;
     Ok((
-        r.get(first)?,
-        r.get(first + 1)?,
-        r.get(first + 2)?,
-        r.get(first + 3)?,
-        r.get(first + 4)?,
-        r.get(first + 5)?,
-        r.get(first + 6)?,
+        (
+            r.get(f)?,
+            r.get(f + 1)?,
+            r.get(f + 2)?,
+            r.get(f + 3)?,
+            r.get(f + 4)?,
+            r.get(f + 5)?,
+            r.get(f + 6)?,
+        ),
+        (
+            r.get(f + 7)?,
+            r.get(f + 8)?,
+            r.get(f + 9)?,
+            r.get(f + 10)?,
+            r.get(f + 11)?,
+            r.get(f + 12)?,
+        ),
     ))
 }
 
 fn make_summary(
-    (grade, score, scores, next_change, updated_at, program, ruleset): SummaryColumns,
+    (
+        (grade, score, scores, next_change, updated_at, program, ruleset),
+        (created_at, tags, owner, pool, deadline, followup_at),
+    ): SummaryColumns,
 ) -> Result<Summary, StoreError> {
     let scores =
         serde_json::from_str(&scores).map_err(|e| StoreError::Corrupt(format!("scores: {e}")))?;
+    let tags =
+        serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?;
     Ok(Summary {
         grade,
         score,
@@ -236,5 +430,11 @@ fn make_summary(
         updated_at,
         program,
         ruleset,
+        created_at,
+        tags,
+        owner,
+        pool,
+        deadline,
+        followup_at,
     })
 }

@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 /// The most commits that share one transaction.
 const MAX_GROUP: usize = 2048;
 
@@ -33,11 +33,33 @@ CREATE TABLE IF NOT EXISTS leads (
     next_change INTEGER,
     updated_at  INTEGER NOT NULL,
     program     TEXT NOT NULL DEFAULT '',
-    ruleset     TEXT NOT NULL DEFAULT ''
+    ruleset     TEXT NOT NULL DEFAULT '',
+    created_at  INTEGER,
+    tags        TEXT NOT NULL DEFAULT '[]',
+    owner       TEXT,
+    pool        INTEGER NOT NULL DEFAULT 0,
+    deadline    INTEGER,
+    followup_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS leads_by_grade ON leads (grade, score DESC, key);
 CREATE INDEX IF NOT EXISTS leads_by_score ON leads (score DESC, key);
 CREATE INDEX IF NOT EXISTS leads_due ON leads (next_change) WHERE next_change IS NOT NULL;
+CREATE INDEX IF NOT EXISTS leads_by_owner ON leads (owner, score DESC, key) WHERE owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS leads_by_deadline ON leads (deadline, key) WHERE deadline IS NOT NULL;
+CREATE INDEX IF NOT EXISTS leads_by_updated ON leads (updated_at DESC, key);
+CREATE TABLE IF NOT EXISTS score_history (
+    lead TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    at   INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (lead, kind, slot)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS desk (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    body    TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     lead TEXT NOT NULL,
     id   TEXT NOT NULL,
@@ -107,6 +129,16 @@ struct Encoded {
     updated_at: i64,
     program: String,
     ruleset: String,
+    created_at: Option<i64>,
+    tags: String,
+    owner: Option<String>,
+    pool: bool,
+    deadline: Option<i64>,
+    followup_at: Option<i64>,
+    /// at, minute slot, day slot, body.
+    history: Option<(i64, i64, i64, String)>,
+    /// expect, body.
+    desk: Option<(Option<u64>, String)>,
     events: Vec<EventRow>,
     transitions: Vec<(i64, String)>,
     /// id, channel, created_at, body.
@@ -124,6 +156,17 @@ impl Encoded {
             updated_at: w.summary.updated_at,
             program: w.summary.program,
             ruleset: w.summary.ruleset,
+            created_at: w.summary.created_at,
+            tags: serde_json::to_string(&w.summary.tags).unwrap_or_default(),
+            owner: w.summary.owner,
+            pool: w.summary.pool,
+            deadline: w.summary.deadline,
+            followup_at: w.summary.followup_at,
+            history: w.history.map(|p| {
+                let (minute, day) = history_slots(p.at);
+                (p.at, minute, day, p.text())
+            }),
+            desk: w.desk.map(|d| (d.expect, d.record.text())),
             events: event_rows(w.events),
             transitions: w
                 .transitions
@@ -240,6 +283,20 @@ impl SqliteStore {
                  ALTER TABLE leads ADD COLUMN program TEXT NOT NULL DEFAULT '';
                  ALTER TABLE leads ADD COLUMN ruleset TEXT NOT NULL DEFAULT '';
                  PRAGMA user_version = 2;
+                 COMMIT;",
+            )
+            .map_err(sql_error)?;
+        }
+        if tables > 0 && (1..=4).contains(&version) {
+            // Version 5 adds the sales desk's columns (SCHEMA adds its tables and indexes).
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE leads ADD COLUMN created_at INTEGER;
+                 ALTER TABLE leads ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+                 ALTER TABLE leads ADD COLUMN owner TEXT;
+                 ALTER TABLE leads ADD COLUMN pool INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE leads ADD COLUMN deadline INTEGER;
+                 ALTER TABLE leads ADD COLUMN followup_at INTEGER;
                  COMMIT;",
             )
             .map_err(sql_error)?;
@@ -504,6 +561,17 @@ fn check(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
     if version.map(|v| v as u64) != w.expect {
         return Err(StoreError::Conflict);
     }
+    if let Some((expect, _)) = &w.desk {
+        let desk: Option<i64> = tx
+            .prepare_cached("SELECT version FROM desk WHERE id = 1")
+            .map_err(sql_error)?
+            .query_row([], |r| r.get(0))
+            .optional()
+            .map_err(sql_error)?;
+        if desk.map(|v| v as u64) != *expect {
+            return Err(StoreError::Conflict);
+        }
+    }
     if w.expect.is_some() {
         let mut exists = tx
             .prepare_cached("SELECT 1 FROM events WHERE lead = ?1 AND id = ?2")
@@ -533,11 +601,13 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
     }
     tx.prepare_cached(
         "INSERT INTO leads (key, version, state, grade, score, scores, next_change, updated_at,
-                            program, ruleset)
-         VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                            program, ruleset, created_at, tags, owner, pool, deadline,
+                            followup_at)
+         VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (key) DO UPDATE SET version = version + 1, state = ?2, grade = ?3,
              score = ?4, scores = ?5, next_change = ?6, updated_at = ?7, program = ?8,
-             ruleset = ?9",
+             ruleset = ?9, created_at = ?10, tags = ?11, owner = ?12, pool = ?13,
+             deadline = ?14, followup_at = ?15",
     )
     .map_err(sql_error)?
     .execute(params![
@@ -549,9 +619,40 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
         w.next_change,
         w.updated_at,
         w.program,
-        w.ruleset
+        w.ruleset,
+        w.created_at,
+        w.tags,
+        w.owner,
+        w.pool,
+        w.deadline,
+        w.followup_at
     ])
     .map_err(sql_error)?;
+    if let Some((at, minute, day, body)) = &w.history {
+        tx.prepare_cached("DELETE FROM score_history WHERE lead = ?1 AND kind = 'm' AND slot < ?2")
+            .map_err(sql_error)?
+            .execute(params![w.lead, at - HISTORY_FINE_DAYS * DAY])
+            .map_err(sql_error)?;
+        let mut put = tx
+            .prepare_cached(
+                "INSERT INTO score_history (lead, kind, slot, at, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (lead, kind, slot) DO UPDATE SET at = ?4, body = ?5",
+            )
+            .map_err(sql_error)?;
+        put.execute(params![w.lead, "m", minute, at, body])
+            .map_err(sql_error)?;
+        put.execute(params![w.lead, "d", day, at, body])
+            .map_err(sql_error)?;
+    }
+    if let Some((_, body)) = &w.desk {
+        tx.prepare_cached(
+            "INSERT INTO desk (id, version, body) VALUES (1, 1, ?1)
+             ON CONFLICT (id) DO UPDATE SET version = version + 1, body = ?1",
+        )
+        .map_err(sql_error)?
+        .execute([body])
+        .map_err(sql_error)?;
+    }
     let mut insert = tx
         .prepare_cached("INSERT INTO transitions (lead, at, body) VALUES (?1, ?2, ?3)")
         .map_err(sql_error)?;

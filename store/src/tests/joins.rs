@@ -90,9 +90,8 @@ pub(crate) async fn joins(s: Arc<dyn Store>) {
     assert_eq!(found.merged_into, Some(pending("m-a")));
     assert!(s
         .list(&ListQuery {
-            grade: None,
             limit: 1000,
-            after: None
+            ..ListQuery::default()
         })
         .await
         .unwrap()

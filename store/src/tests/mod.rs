@@ -1,8 +1,10 @@
 //! The same contract checked on every store.
 
+mod desk;
 mod joins;
 mod outbox;
 
+use desk::desk;
 use joins::joins;
 use outbox::outbox;
 
@@ -39,6 +41,7 @@ fn write(
             updated_at: 1,
             program: "p".into(),
             ruleset: "r".into(),
+            ..Summary::default()
         },
         events: events
             .iter()
@@ -65,6 +68,8 @@ fn write(
             },
         }],
         notifications: Vec::new(),
+        history: None,
+        desk: None,
     }
 }
 
@@ -152,6 +157,7 @@ async fn contract(s: Arc<dyn Store>, rounds: usize) {
         grade: grade.map(str::to_string),
         limit,
         after: after.map(|(s, k)| (s, k.to_string())),
+        ..ListQuery::default()
     };
     let top: Vec<i64> = s
         .list(&q(None, 3, None))
@@ -263,6 +269,7 @@ async fn memory_store_keeps_the_contract() {
     let s = Arc::new(MemoryStore::new());
     contract(s.clone(), 5).await;
     joins(s.clone()).await;
+    desk(s.clone()).await;
     outbox(s).await;
 }
 
@@ -278,6 +285,7 @@ async fn sqlite_store_keeps_the_contract_and_its_data() {
     let s = Arc::new(super::sqlite::SqliteStore::open(&path).unwrap());
     contract(s.clone(), 5).await;
     joins(s.clone()).await;
+    desk(s.clone()).await;
     outbox(s.clone()).await;
     s.close();
     drop(s);
@@ -331,9 +339,8 @@ async fn sqlite_schema_version_1_is_migrated() {
     assert_eq!(seen, ["e1"]);
     let listed = store
         .list(&ListQuery {
-            grade: None,
             limit: 10,
-            after: None,
+            ..ListQuery::default()
         })
         .await
         .unwrap();
@@ -348,9 +355,8 @@ async fn sqlite_schema_version_1_is_migrated() {
         .unwrap();
     let listed = store
         .list(&ListQuery {
-            grade: None,
             limit: 10,
-            after: None,
+            ..ListQuery::default()
         })
         .await
         .unwrap();
@@ -363,7 +369,7 @@ async fn sqlite_schema_version_1_is_migrated() {
     let v: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -396,5 +402,6 @@ async fn dynamodb_store_keeps_the_contract() {
     let s = Arc::new(store);
     contract(s.clone(), 1).await;
     joins(s.clone()).await;
+    desk(s.clone()).await;
     outbox(s).await;
 }
