@@ -121,6 +121,12 @@ pub fn check(
             0 => String::new(),
             n => format!(", {n} notify rules on {} channels", p.channels.len()),
         };
+        let notify = match (p.assigns.len(), p.plans.len()) {
+            (0, _) => notify,
+            (a, 0) => format!("{notify}, {a} assign rules"),
+            (a, 1) => format!("{notify}, {a} assign rules, 1 plan"),
+            (a, n) => format!("{notify}, {a} assign rules, {n} plans"),
+        };
         println!(
             "{}: ok — ruleset \"{}\", {} rules, grades {}{notify}",
             path.display(),

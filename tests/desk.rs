@@ -803,3 +803,247 @@ async fn round_robin_stays_exact_under_64_concurrent_writers_in_two_services() {
         assert_eq!(record.active.values().sum::<u64>(), 64, "{kind:?}");
     }
 }
+
+/// examples/001-zoho.toml, delivering to receivers on loopback, with reader tokens.
+fn seed_config(dir: &std::path::Path, slack: &str, ding: &str, crm: &str) -> std::path::PathBuf {
+    let desk = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/001-zoho.toml"
+    ))
+    .unwrap()
+    .replace(
+        "[readers.amy]\nowner = \"amy@firm.example\"",
+        "[readers.amy]\nowner = \"amy@firm.example\"\ntoken = \"amy-token\"",
+    );
+    let path = dir.join("leadscore.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{desk}
+[notify]
+allow_private = true
+poll_millis = 100
+
+[secrets]
+SLACK_SALES_URL = "{slack}/services/T0001/B0001/XXXX"
+DINGTALK_MANAGERS_URL = "{ding}/robot/send?access_token=t"
+DINGTALK_MANAGERS_SECRET = "SECm4n"
+
+[http.zoho]
+method = "PUT"
+url = "{crm}/crm/v2/Leads/{{{{lead}}}}"
+body = '{{"data": [{{"Lead_Score": {{{{score}}}}, "Lead_Grade": {{{{grade}}}}}}]}}'
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn read(c: &reqwest::Client, s: &common::Server, path: &str, token: &str) -> Value {
+    let r = c.get(s.at(path)).bearer_auth(token).send().await.unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+fn leads_of(page: &Value) -> Vec<String> {
+    page["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["lead"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Seed 001's follow-up section through `leadscore serve` on a SQLite file: a form makes
+/// an A lead, it is assigned round robin and its owner told in Slack; an hour without a
+/// follow-up (the sweep, run up to that instant as an operator would) makes it overdue —
+/// tagged, in the overdue view, the managers' notification in the outbox; a follow-up
+/// posted to `POST /leads/{lead}/followups` clears it; a C lead rising by 20 in 7 days
+/// appears in its view; the rep's own token sees "my A leads".
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_001s_followup_section_end_to_end_through_serve_on_sqlite() {
+    use common::{secured, send_signed, Receiver, Server, TOKEN};
+    let slack = Receiver::ok().await;
+    let ding = Receiver::start(Arc::new(|_| {
+        (
+            200,
+            r#"{"errcode":0,"errmsg":"ok"}"#.into(),
+            std::time::Duration::ZERO,
+        )
+    }))
+    .await;
+    let crm = Receiver::ok().await;
+    let dir = common::tmp("desk-serve");
+    let db = dir.join("l.db");
+    let config = seed_config(&dir, &slack.url, &ding.url, &crm.url);
+    let rules = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/001-zoho.rules"
+    ));
+    let s = Server::start(&rules, &db, Some(&config), &secured());
+    let c = reqwest::Client::new();
+    // A form from a US decider: A, the senior team's first turn (amy).
+    let form = |email: &'static str, country: &'static str| {
+        let c = c.clone();
+        let url = s.at("/forms/inquiry");
+        async move {
+            let r = c
+                .post(url)
+                .form(&[
+                    ("email", email),
+                    ("country", country),
+                    ("title", "CEO"),
+                    ("product", "LED Panel"),
+                    ("message", "500 pcs please"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let v: Value = r.json().await.unwrap();
+            v
+        }
+    };
+    let v = form("ann@buyer.example", "US").await;
+    assert_eq!(v["leads"][0]["grade"], "A", "{v}");
+    form("bob@buyer.example", "US").await;
+    let ann = read(&c, &s, "/leads/ann@buyer.example", TOKEN).await;
+    assert_eq!(ann["desk"]["owner"], "amy@firm.example", "{ann}");
+    let bob = read(&c, &s, "/leads/bob@buyer.example", TOKEN).await;
+    assert_eq!(bob["desk"]["owner"], "li@firm.example", "round robin");
+    let deadline = ann["desk"]["deadline"].as_str().unwrap().to_string();
+    // The owner is told in Slack (`notify sales when owner changes`), with the owner named.
+    let got = slack
+        .wait_accepted(4, std::time::Duration::from_secs(20))
+        .await;
+    let texts: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("ann@buyer.example (A) is assigned to amy@firm.example")),
+        "{texts:?}"
+    );
+    // Reps see their own queue with their own token.
+    let mine = read(&c, &s, "/views/my_new_a", "amy-token").await;
+    assert_eq!(leads_of(&mine), ["ann@buyer.example"], "{mine}");
+    let r = c
+        .get(s.at("/views/my_new_a"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "owner=me needs a reader's own token");
+    // An hour passes with no follow-up: the sweep up to then (a second process on the
+    // same file, as a cron job would run it).
+    let after = time::format(time::parse(&deadline).unwrap() + 60_000_000);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_leadscore"))
+        .args(["sweep"])
+        .arg(&rules)
+        .arg("--db")
+        .arg(&db)
+        .arg("--config")
+        .arg(&config)
+        .args(["--now", &after])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ann = read(&c, &s, "/leads/ann@buyer.example", TOKEN).await;
+    assert!(
+        ann["tags"].as_array().unwrap().contains(&json!("overdue")),
+        "{ann}"
+    );
+    let overdue = read(&c, &s, "/views/overdue", TOKEN).await;
+    assert!(leads_of(&overdue).contains(&"ann@buyer.example".to_string()));
+    let pending = read(&c, &s, "/notifications?status=pending", TOKEN).await;
+    let managers: Vec<&Value> = pending["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["channel"] == "managers" && n["lead"] == "ann@buyer.example")
+        .collect();
+    assert_eq!(managers.len(), 1, "{pending}");
+    // The rep calls and says so: no longer overdue.
+    let r = send_signed(
+        &c,
+        reqwest::Method::POST,
+        s.at("/leads/ann@buyer.example/followups"),
+        &json!({"id": "call-1", "type": "call.completed", "owner": "amy@firm.example",
+                "note": "asked for a quote"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let ann = read(&c, &s, "/leads/ann@buyer.example", TOKEN).await;
+    assert!(
+        !ann["tags"].as_array().unwrap().contains(&json!("overdue")),
+        "{ann}"
+    );
+    assert_eq!(ann["desk"]["followup_by"], "amy@firm.example");
+    let overdue = read(&c, &s, "/views/overdue", TOKEN).await;
+    assert!(!leads_of(&overdue).contains(&"ann@buyer.example".to_string()));
+    // A follow-up of another type is refused, with the types it takes.
+    let r = send_signed(
+        &c,
+        reqwest::Method::POST,
+        s.at("/leads/ann@buyer.example/followups"),
+        &json!({"id": "x-1", "type": "page.viewed"}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("sales.contacted"));
+    // A C lead warming up: a product page (10) and the pricing page (20).
+    let now = common::now_secs();
+    let ev = |id: &str, at: i64, page: &str| {
+        json!({"id": id, "lead": "cara@buyer.example", "type": "page.viewed",
+               "at": common::iso(at), "props": {"page": page}})
+    };
+    let r = common::post_signed(
+        &c,
+        &s,
+        common::SECRET,
+        now,
+        &json!([ev("c1", now - 60, "product")]),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = common::post_signed(
+        &c,
+        &s,
+        common::SECRET,
+        now,
+        &json!([ev("c2", now - 30, "pricing")]),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let cara = read(&c, &s, "/leads/cara@buyer.example", TOKEN).await;
+    assert_eq!(cara["grade"], "C", "{cara}");
+    assert_eq!(cara["score"], 30);
+    let warming = read(&c, &s, "/views/c_warming", TOKEN).await;
+    assert_eq!(leads_of(&warming), ["cara@buyer.example"], "{warming}");
+    let history = read(&c, &s, "/leads/cara@buyer.example/history?since=7d", TOKEN).await;
+    let scores: Vec<i64> = history["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["score"].as_i64().unwrap())
+        .collect();
+    assert_eq!(scores.last(), Some(&30), "{history}");
+    // The queue's filters over HTTP, and a bad one named.
+    let a = read(&c, &s, "/leads?grade=A&owner=li@firm.example", TOKEN).await;
+    assert_eq!(leads_of(&a), ["bob@buyer.example"]);
+    let r = c
+        .get(s.at("/leads?rising=lots"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("rising"));
+    s.stop();
+}

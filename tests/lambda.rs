@@ -462,3 +462,263 @@ async fn on_dynamodb_a_large_batch_is_committed_in_chunks_exactly_once() {
     .await;
     assert_eq!(page["leads"][0]["lead"], "dyn@amo.db");
 }
+
+/// Seed 001's follow-up section through the Lambda entry on DynamoDB (moto), with a clock
+/// the test moves: a form makes an A lead,
+/// assigned round robin, its owner told; an hour without a follow-up and the sweep mode's
+/// invocation makes it overdue (tag, view, the managers' message delivered); a follow-up
+/// clears it; a C lead rising by 20 in 7 days appears in its view.
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_001s_followup_section_through_the_lambda_entry_on_dynamodb() {
+    use leadscore_store::dynamo::DynamoStore;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::{Arc, Mutex};
+    let endpoint = std::env::var("LEADSCORE_DYNAMODB_ENDPOINT")
+        .expect("LEADSCORE_DYNAMODB_ENDPOINT (scripts/test.sh starts moto)");
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    let table = format!(
+        "desk-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .load()
+        .await;
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&shared), &table)
+        .create_table()
+        .await
+        .unwrap();
+    // Receivers: every message each got, by path.
+    let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let sink = sink.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            sink.lock().unwrap().push((path, v));
+            r#"{"errcode":0,"errmsg":"ok"}"#
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tmp();
+    let desk = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/001-zoho.toml"
+    ))
+    .unwrap();
+    let config = dir.join("leadscore.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{desk}\n[notify]\nallow_private = true\n[secrets]\nSLACK_SALES_URL = \"{url}/slack\"\nDINGTALK_MANAGERS_URL = \"{url}/ding\"\nDINGTALK_MANAGERS_SECRET = \"s\"\n[http.zoho]\nurl = \"{url}/crm\"\n"
+        ),
+    )
+    .unwrap();
+    let clock = Arc::new(AtomicI64::new(leadscore_runtime::time::now()));
+    let c = clock.clone();
+    let app = leadscore_lambda::init_with_clock(
+        env(&[
+            (
+                "LEADSCORE_PROGRAM",
+                program_file(&dir).display().to_string(),
+            ),
+            ("LEADSCORE_CONFIG", config.display().to_string()),
+            ("LEADSCORE_STORE", format!("dynamodb:{table}")),
+            ("LEADSCORE_DYNAMODB_ENDPOINT", endpoint.clone()),
+            ("LEADSCORE_WEBHOOK_SECRET", SECRET.into()),
+            ("LEADSCORE_READ_TOKEN", TOKEN.into()),
+        ]),
+        Arc::new(move || c.load(Ordering::SeqCst)),
+    )
+    .await
+    .expect("init");
+    let router = leadscore_http::router(app.clone());
+    let notifier = leadscore_lambda::notifier(&app);
+    let auth = vec![("authorization", format!("Bearer {TOKEN}"))];
+    let get = |path: String| {
+        let (router, auth) = (router.clone(), auth.clone());
+        async move {
+            let (status, v) = answer(
+                &router,
+                request(
+                    "function_url_request.json",
+                    "GET",
+                    &path,
+                    &auth,
+                    None,
+                    false,
+                ),
+            )
+            .await;
+            assert_eq!(status, 200, "{path}: {v}");
+            v
+        }
+    };
+    let leads = |v: &Value| -> Vec<String> {
+        v["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["lead"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let form = vec![(
+        "content-type",
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+    for who in ["ann", "bob"] {
+        let body = format!(
+            "email={who}%40buyer.example&country=US&title=CEO&product=LED+Panel&message=500+pcs"
+        );
+        let (status, out) = answer(
+            &router,
+            request(
+                "function_url_request.json",
+                "POST",
+                "/forms/inquiry",
+                &form,
+                Some(body.as_bytes()),
+                false,
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{out}");
+        assert_eq!(out["leads"][0]["grade"], "A");
+    }
+    let ann = get("/leads/ann@buyer.example".into()).await;
+    assert_eq!(ann["desk"]["owner"], "amy@firm.example", "{ann}");
+    assert_eq!(
+        get("/leads/bob@buyer.example".into()).await["desk"]["owner"],
+        "li@firm.example"
+    );
+    // The stream's first delivery, as the notify mode would make it.
+    notifier.deliver_due(100).await.unwrap();
+    let slack: Vec<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == "/slack")
+        .map(|(_, v)| v["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        slack
+            .iter()
+            .any(|t| t.contains("ann@buyer.example (A) is assigned to amy@firm.example")),
+        "{slack:?}"
+    );
+    // An hour and a minute later: the sweep mode's invocation.
+    clock.fetch_add(61 * 60_000_000, Ordering::SeqCst);
+    let out = leadscore_lambda::sweep_once(&app, &notifier).await.unwrap();
+    assert!(out["swept"].as_u64().unwrap() >= 2, "{out}");
+    let ann = get("/leads/ann@buyer.example".into()).await;
+    assert!(
+        ann["tags"].as_array().unwrap().contains(&json!("overdue")),
+        "{ann}"
+    );
+    let overdue = get("/views/overdue".into()).await;
+    assert_eq!(
+        leads(&overdue),
+        ["ann@buyer.example", "bob@buyer.example"],
+        "{overdue}"
+    );
+    let ding: Vec<Value> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p.starts_with("/ding"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    assert!(
+        ding.iter()
+            .any(|m| m.to_string().contains("no follow-up by")),
+        "{ding:?}"
+    );
+    // Ann is called: cleared.
+    let body =
+        json!({"id": "call-1", "type": "call.completed", "owner": "amy@firm.example"}).to_string();
+    let now = clock.load(Ordering::SeqCst) / 1_000_000;
+    let path = "/leads/ann@buyer.example/followups";
+    let signature = leadscore_http::auth::sign_v2(
+        SECRET,
+        now,
+        leadscore_http::auth::Target {
+            method: "POST",
+            path_and_query: path,
+        },
+        body.as_bytes(),
+    );
+    let signed = vec![
+        ("content-type", "application/json".to_string()),
+        ("x-leadscore-timestamp", now.to_string()),
+        ("x-leadscore-signature", signature),
+    ];
+    let (status, out) = answer(
+        &router,
+        request(
+            "function_url_request.json",
+            "POST",
+            path,
+            &signed,
+            Some(body.as_bytes()),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    let ann = get("/leads/ann@buyer.example".into()).await;
+    assert!(
+        !ann["tags"].as_array().unwrap().contains(&json!("overdue")),
+        "{ann}"
+    );
+    assert_eq!(
+        leads(&get("/views/overdue".into()).await),
+        ["bob@buyer.example"]
+    );
+    // A C lead warming up: 30 points today, none a week ago.
+    let at = leadscore_runtime::time::format(clock.load(Ordering::SeqCst) - 60_000_000);
+    let body = json!([
+        {"id": "c1", "lead": "cara@buyer.example", "type": "page.viewed", "at": at,
+         "props": {"page": "product"}},
+        {"id": "c2", "lead": "cara@buyer.example", "type": "page.viewed", "at": at,
+         "props": {"page": "pricing"}}
+    ])
+    .to_string();
+    let signed = vec![
+        ("content-type", "application/json".to_string()),
+        ("x-leadscore-timestamp", now.to_string()),
+        ("x-leadscore-signature", sign(SECRET, now, body.as_bytes())),
+    ];
+    let (status, out) = answer(
+        &router,
+        request(
+            "function_url_request.json",
+            "POST",
+            "/events",
+            &signed,
+            Some(body.as_bytes()),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["leads"][0]["grade"], "C");
+    assert_eq!(
+        leads(&get("/views/c_warming".into()).await),
+        ["cara@buyer.example"]
+    );
+    let history = get("/leads/cara@buyer.example/history?since=7d".into()).await;
+    assert_eq!(history["points"].as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(history["points"][0]["score"], 30);
+}

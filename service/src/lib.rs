@@ -225,6 +225,7 @@ fn summarize(
         pool: on_desk.is_some_and(|d| d.pool),
         deadline: on_desk.and_then(|d| d.next_due()),
         followup_at: on_desk.and_then(|d| d.followup_at),
+        overdue: on_desk.is_some_and(|d| d.overdue(now)),
     };
     let shown = LeadScores {
         contributions: None,

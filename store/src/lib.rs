@@ -84,6 +84,8 @@ pub struct Summary {
     pub deadline: Option<Micros>,
     /// Its latest follow-up.
     pub followup_at: Option<Micros>,
+    /// Its deadline was recorded as passed with no follow-up (until one comes).
+    pub overdue: bool,
 }
 
 /// One point of a lead's score history: its scores after a write that changed them.
@@ -406,7 +408,8 @@ pub struct ListQuery {
     /// First event at or after.
     pub created_since: Option<Micros>,
     pub updated_since: Option<Micros>,
-    /// Only leads whose unmet follow-up deadline is at or before this instant.
+    /// Only leads recorded overdue, or whose unmet deadline (or plan step) is at or
+    /// before this instant.
     pub overdue_at: Option<Micros>,
     /// Only leads with no follow-up at or after this instant (never followed up included).
     pub no_followup_since: Option<Micros>,
@@ -457,7 +460,7 @@ impl ListQuery {
             && self.updated_since.is_none_or(|t| s.updated_at >= t)
             && self
                 .overdue_at
-                .is_none_or(|t| s.deadline.is_some_and(|d| d <= t))
+                .is_none_or(|t| s.overdue || s.deadline.is_some_and(|d| d <= t))
             && self
                 .no_followup_since
                 .is_none_or(|t| s.followup_at.is_none_or(|f| f < t))

@@ -82,6 +82,27 @@ pub fn message(n: &Json) -> (String, Vec<String>) {
             c["threshold"],
             c["to"]
         ),
+        _ if n["owner_change"].is_object() => {
+            let c = &n["owner_change"];
+            match (c["to_owner"].as_str(), c["cause"].as_str()) {
+                (Some(to), Some("recycle")) => {
+                    format!("{lead} ({grade}) recycled to {to}: no follow-up in time")
+                }
+                (Some(to), _) => format!("{lead} ({grade}) is assigned to {to}"),
+                (None, _) => format!("{lead} ({grade}) is back in the pool"),
+            }
+        }
+        _ if n["overdue"].is_object() => format!(
+            "{lead} ({grade}): no follow-up by {} (owner {})",
+            text(&n["overdue"]["deadline"]),
+            n["overdue"]["owner"].as_str().unwrap_or("nobody")
+        ),
+        _ if n["task"].is_object() => format!(
+            "{lead} ({grade}): {} due {} for {}",
+            text(&n["task"]["kind"]),
+            text(&n["task"]["due"]),
+            n["task"]["owner"].as_str().unwrap_or("nobody")
+        ),
         _ => format!("{lead}: {grade}"),
     };
     let mut lines = Vec::new();
@@ -100,6 +121,9 @@ pub fn message(n: &Json) -> (String, Vec<String>) {
         .unwrap_or_default();
     if !tags.is_empty() {
         lines.push(format!("Tags: {}", tags.join(", ")));
+    }
+    if let Some(o) = n["owner"].as_str() {
+        lines.push(format!("Owner: {o}"));
     }
     let t = &n["transition"];
     match text(&t["cause"]) {

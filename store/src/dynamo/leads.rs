@@ -118,6 +118,7 @@ impl LeadLog for DynamoStore {
             AttributeValue::L(sm.tags.iter().map(s).collect()),
         );
         state.insert("pool".into(), AttributeValue::Bool(sm.pool));
+        state.insert("overdue".into(), AttributeValue::Bool(sm.overdue));
         match (&sm.owner, sm.pool) {
             (Some(o), _) => {
                 state.insert("owner".into(), s(o));
@@ -285,7 +286,12 @@ impl LeadLog for DynamoStore {
             );
         }
         if let Some(t) = q.overdue_at {
-            filter("#deadline <= :deadline", "#deadline", "deadline", n(t));
+            filter(
+                "(#overdue = :overdue OR #deadline <= :deadline)",
+                "#deadline",
+                "deadline",
+                n(t),
+            );
         }
         if let Some(t) = q.no_followup_since {
             filter(
@@ -294,6 +300,10 @@ impl LeadLog for DynamoStore {
                 "followup_at",
                 n(t),
             );
+        }
+        if q.overdue_at.is_some() {
+            names.insert("#overdue".into(), "overdue".into());
+            values.insert(":overdue".into(), AttributeValue::Bool(true));
         }
         let filter_expr = (!filters.is_empty()).then(|| filters.join(" AND "));
         let mut out = Vec::new();

@@ -256,6 +256,7 @@ fn summary_of(item: &Item) -> Result<Summary, StoreError> {
         pool: matches!(item.get("pool"), Some(AttributeValue::Bool(true))),
         deadline: get_n(item, "deadline").ok(),
         followup_at: get_n(item, "followup_at").ok(),
+        overdue: matches!(item.get("overdue"), Some(AttributeValue::Bool(true))),
     })
 }
 

@@ -116,7 +116,11 @@ impl LeadLog for SqliteStore {
                 arg(&mut cond, "updated_at >= ?", Value::Integer(t));
             }
             if let Some(t) = q.overdue_at {
-                arg(&mut cond, "deadline <= ?", Value::Integer(t));
+                arg(
+                    &mut cond,
+                    "(overdue = 1 OR deadline <= ?)",
+                    Value::Integer(t),
+                );
             }
             if let Some(t) = q.no_followup_since {
                 arg(
@@ -365,10 +369,12 @@ impl LeadLog for SqliteStore {
 
 /// The columns a summary is read from, in [`SummaryColumns`]' order.
 const SUMMARY_COLUMNS: &str = "grade, score, scores, next_change, updated_at, program, ruleset, \
-                               created_at, tags, owner, pool, deadline, followup_at";
+                               created_at, tags, owner, pool, deadline, followup_at, \
+                               overdue";
 
 /// A summary as its columns: grade, score, scores (JSON), next_change, updated_at,
-/// program, ruleset, created_at, tags (JSON), owner, pool, deadline, followup_at.
+/// program, ruleset, created_at, tags (JSON), owner, pool, deadline, followup_at,
+/// overdue.
 type SummaryColumns = (
     (
         Option<String>,
@@ -386,6 +392,7 @@ type SummaryColumns = (
         bool,
         Option<i64>,
         Option<i64>,
+        bool,
     ),
 );
 
@@ -408,6 +415,7 @@ fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryCo
             r.get(f + 10)?,
             r.get(f + 11)?,
             r.get(f + 12)?,
+            r.get(f + 13)?,
         ),
     ))
 }
@@ -415,7 +423,7 @@ fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryCo
 fn make_summary(
     (
         (grade, score, scores, next_change, updated_at, program, ruleset),
-        (created_at, tags, owner, pool, deadline, followup_at),
+        (created_at, tags, owner, pool, deadline, followup_at, overdue),
     ): SummaryColumns,
 ) -> Result<Summary, StoreError> {
     let scores =
@@ -436,5 +444,6 @@ fn make_summary(
         pool,
         deadline,
         followup_at,
+        overdue,
     })
 }

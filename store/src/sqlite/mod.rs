@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS leads (
     owner       TEXT,
     pool        INTEGER NOT NULL DEFAULT 0,
     deadline    INTEGER,
-    followup_at INTEGER
+    followup_at INTEGER,
+    overdue     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS leads_by_grade ON leads (grade, score DESC, key);
 CREATE INDEX IF NOT EXISTS leads_by_score ON leads (score DESC, key);
@@ -135,6 +136,7 @@ struct Encoded {
     pool: bool,
     deadline: Option<i64>,
     followup_at: Option<i64>,
+    overdue: bool,
     /// at, minute slot, day slot, body.
     history: Option<(i64, i64, i64, String)>,
     /// expect, body.
@@ -162,6 +164,7 @@ impl Encoded {
             pool: w.summary.pool,
             deadline: w.summary.deadline,
             followup_at: w.summary.followup_at,
+            overdue: w.summary.overdue,
             history: w.history.map(|p| {
                 let (minute, day) = history_slots(p.at);
                 (p.at, minute, day, p.text())
@@ -297,6 +300,7 @@ impl SqliteStore {
                  ALTER TABLE leads ADD COLUMN pool INTEGER NOT NULL DEFAULT 0;
                  ALTER TABLE leads ADD COLUMN deadline INTEGER;
                  ALTER TABLE leads ADD COLUMN followup_at INTEGER;
+                 ALTER TABLE leads ADD COLUMN overdue INTEGER NOT NULL DEFAULT 0;
                  COMMIT;",
             )
             .map_err(sql_error)?;
@@ -602,12 +606,12 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO leads (key, version, state, grade, score, scores, next_change, updated_at,
                             program, ruleset, created_at, tags, owner, pool, deadline,
-                            followup_at)
-         VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                            followup_at, overdue)
+         VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT (key) DO UPDATE SET version = version + 1, state = ?2, grade = ?3,
              score = ?4, scores = ?5, next_change = ?6, updated_at = ?7, program = ?8,
              ruleset = ?9, created_at = ?10, tags = ?11, owner = ?12, pool = ?13,
-             deadline = ?14, followup_at = ?15",
+             deadline = ?14, followup_at = ?15, overdue = ?16",
     )
     .map_err(sql_error)?
     .execute(params![
@@ -625,7 +629,8 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
         w.owner,
         w.pool,
         w.deadline,
-        w.followup_at
+        w.followup_at,
+        w.overdue
     ])
     .map_err(sql_error)?;
     if let Some((at, minute, day, body)) = &w.history {
