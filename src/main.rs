@@ -4,6 +4,7 @@ mod admin;
 mod backtest;
 mod cases;
 mod commands;
+mod queue;
 mod sample;
 mod score;
 mod serve;
@@ -220,6 +221,36 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print a work queue of the stored leads (docs/desk.md): a view of the configuration
+    /// (`--view my_new_a`) or a query (`--query 'grade=A&overdue=true'`), as
+    /// `GET /views/{name}` answers it.
+    Queue {
+        /// Rules file or compiled program (the rules `serve` runs).
+        file: PathBuf,
+        /// The SQLite database.
+        #[arg(long, default_value = "leadscore.db")]
+        db: PathBuf,
+        /// The configuration `serve` runs with (its `[views]`, `[teams]`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A view of the configuration's `[views]`.
+        #[arg(long, conflicts_with = "query")]
+        view: Option<String>,
+        /// `GET /leads` parameters: owner, grade, tag, pool, created_since, updated_since,
+        /// overdue, no_followup_since, followed_up, rising, sort.
+        #[arg(long)]
+        query: Option<String>,
+        /// Who `me` is in the query (an owner's e-mail).
+        #[arg(long = "as")]
+        reader: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// The instant the queue is read at (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: ScoreFormat,
+    },
     /// Re-evaluate the leads whose scores change by time alone (inactivity, expiry) and
     /// record their transitions (cause "time"). `serve` does this every minute.
     Sweep {
@@ -260,12 +291,16 @@ fn keys(config: Option<PathBuf>) -> anyhow::Result<leadscore_runtime::keys::KeyP
     Ok(setup(config)?.keys)
 }
 
+/// A `serve` configuration (`--config`, else `LEADSCORE_CONFIG`).
+fn load_config(config: Option<PathBuf>) -> anyhow::Result<leadscore_service::config::Config> {
+    let path = config.or_else(|| std::env::var_os("LEADSCORE_CONFIG").map(PathBuf::from));
+    leadscore_service::config::Config::load(path.as_deref()).map_err(anyhow::Error::msg)
+}
+
 /// What the one-shot commands take from a `serve` configuration (`--config`, else
 /// `LEADSCORE_CONFIG`): key normalisation and the sales desk's people.
 fn setup(config: Option<PathBuf>) -> anyhow::Result<admin::Setup> {
-    let path = config.or_else(|| std::env::var_os("LEADSCORE_CONFIG").map(PathBuf::from));
-    let config =
-        leadscore_service::config::Config::load(path.as_deref()).map_err(anyhow::Error::msg)?;
+    let config = load_config(config)?;
     Ok(admin::Setup {
         roster: leadscore_service::Roster::from_config(&config),
         keys: config.keys,
@@ -387,6 +422,31 @@ fn main() -> ExitCode {
             batch,
             config,
         } => setup(config).and_then(|k| admin::rescore(&file, &db, batch, k)),
+        Command::Queue {
+            file,
+            db,
+            config,
+            view,
+            query,
+            reader,
+            limit,
+            now,
+            format,
+        } => load_config(config).and_then(|c| {
+            queue::queue(
+                &file,
+                &db,
+                &c,
+                queue::Asked {
+                    view: view.as_deref(),
+                    query: query.as_deref(),
+                    reader: reader.as_deref(),
+                    limit,
+                    now: now.as_deref(),
+                    format,
+                },
+            )
+        }),
         Command::Sweep {
             file,
             db,

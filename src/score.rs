@@ -178,7 +178,7 @@ pub fn table(p: &Program, results: &[Scored]) -> String {
 
 /// A table's lines: each cell is padded one space either side, so the lines lose their
 /// first space and the last column's padding.
-fn lines(t: &comfy_table::Table) -> String {
+pub(crate) fn lines(t: &comfy_table::Table) -> String {
     let mut out = String::new();
     for line in t.lines() {
         out.push_str(line.strip_prefix(' ').unwrap_or(&line).trim_end());

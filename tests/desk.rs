@@ -11,7 +11,7 @@ mod common;
 use leadscore_runtime::time::{self, Micros};
 use leadscore_service::config::Config;
 use leadscore_service::{parse_events, Queue, Roster, Service};
-use leadscore_store::{memory::MemoryStore, sqlite::SqliteStore, NoteStatus, Store};
+use leadscore_store::{memory::MemoryStore, sqlite::SqliteStore, LeadLog, NoteStatus, Store};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -1046,4 +1046,171 @@ async fn seed_001s_followup_section_end_to_end_through_serve_on_sqlite() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("rising"));
     s.stop();
+    // The same views in the terminal.
+    let queue = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_leadscore"))
+            .arg("queue")
+            .arg(&rules)
+            .arg("--db")
+            .arg(&db)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
+    let out = queue(&["--view", "overdue"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let overdue = text(&out);
+    assert!(overdue.contains("bob@buyer.example"), "{overdue}");
+    assert!(!overdue.contains("ann@buyer.example"), "{overdue}");
+    assert!(
+        overdue.contains("li@firm.example"),
+        "the owner column: {overdue}"
+    );
+    let out = queue(&[
+        "--view",
+        "my_new_a",
+        "--as",
+        "amy@firm.example",
+        "--format",
+        "json",
+    ]);
+    let mine = text(&out);
+    let rows: Vec<Value> = mine
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{mine}");
+    assert_eq!(rows[0]["lead"], "ann@buyer.example");
+    let out = queue(&["--view", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no view `nope`"));
+}
+
+/// Killed without warning (SIGKILL) while 64 writers make new leads that are assigned
+/// round robin: after a restart and everything sent again (the senders retry), every lead
+/// was assigned exactly once, the team's turns went round evenly, and the desk's record
+/// counts exactly the leads its members hold — no assignment lost, none made twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_mid_assignment_loses_no_assignment_and_makes_none_twice() {
+    use common::{Server, TOKEN};
+    let dir = common::tmp("desk-kill");
+    let rules = dir.join("desk.rules");
+    std::fs::write(
+        &rules,
+        "when form.submitted add 50\ngrade B when score >= 40\ngrade C otherwise\nassign grade B to team sales round robin within 24h\n",
+    )
+    .unwrap();
+    let config = dir.join("leadscore.toml");
+    std::fs::write(
+        &config,
+        format!("{CONFIG}\n[security]\nread_tokens = [\"{TOKEN}\"]\n"),
+    )
+    .unwrap();
+    let db = dir.join("l.db");
+    let mut s = Server::start(&rules, &db, Some(&config), &[]);
+    let c = reqwest::Client::new();
+    let at = common::iso(common::now_secs() - 10);
+    let acked = Arc::new(std::sync::Mutex::new(0usize));
+    let mut tasks = Vec::new();
+    const WRITERS: usize = 64;
+    const EACH: usize = 12;
+    let event = |w: usize, i: usize, at: &str| {
+        json!({"id": format!("f{w}-{i}"), "lead": format!("l{w}-{i}@buyer.example"),
+               "type": "form.submitted", "at": at})
+    };
+    for w in 0..WRITERS {
+        let (c, url, at, acked) = (c.clone(), s.at("/events"), at.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                match c.post(&url).json(&event(w, i, &at)).send().await {
+                    Ok(r) if r.status() == 200 => *acked.lock().unwrap() += 1,
+                    _ => break,
+                }
+            }
+        }));
+    }
+    let started = std::time::Instant::now();
+    while *acked.lock().unwrap() < 100 && started.elapsed() < std::time::Duration::from_secs(60) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    s.child.kill().unwrap(); // SIGKILL, with writers in flight
+    s.child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let killed_at = *acked.lock().unwrap();
+    assert!(killed_at < WRITERS * EACH, "the kill came before the end");
+    // Restarted; every sender sends everything again.
+    let s = Server::start(&rules, &db, Some(&config), &[]);
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let (c, url, at) = (c.clone(), s.at("/events"), at.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                let r = c.post(&url).json(&event(w, i, &at)).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for w in 0..WRITERS {
+        for i in 0..EACH {
+            let lead: Value = c
+                .get(s.at(&format!("/leads/l{w}-{i}@buyer.example")))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let changes = lead["desk"]["changes"].as_array().unwrap();
+            assert_eq!(changes.len(), 1, "l{w}-{i}: assigned once: {lead}");
+            *counts
+                .entry(lead["desk"]["owner"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    let total = WRITERS * EACH;
+    assert_eq!(counts.values().sum::<usize>(), total);
+    assert_eq!(
+        counts,
+        BTreeMap::from([
+            ("bo@firm.example".into(), total / 3),
+            ("cy@firm.example".into(), total / 3),
+            ("di@firm.example".into(), total / 3),
+        ]),
+        "in turn, with nothing lost or repeated across the kill"
+    );
+    for (owner, n) in &counts {
+        let page: Value = c
+            .get(s.at(&format!("/leads?owner={owner}&limit=1000")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["leads"].as_array().unwrap().len(), *n, "{owner}");
+    }
+    s.stop();
+    let store = SqliteStore::open(&db).unwrap();
+    let record = store.desk().await.unwrap().record;
+    let active: BTreeMap<String, usize> = record
+        .active
+        .iter()
+        .map(|(k, v)| (k.clone(), *v as usize))
+        .collect();
+    assert_eq!(active, counts, "the record counts what the leads say");
 }
