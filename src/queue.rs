@@ -53,7 +53,7 @@ pub fn queue(file: &Path, db: &Path, config: &Config, a: Asked) -> Result<ExitCo
     let mut q = Queue::parse(&pairs, reader.as_deref(), now).map_err(anyhow::Error::msg)?;
     q.list.limit = a.limit.max(1);
     let roster = Roster::from_config(config);
-    let keys = config.keys.clone();
+    let keys = config.keys;
     let rows = with_existing_store(db, move |store| async move {
         let service = Service::with_clock(program, store, std::sync::Arc::new(move || now))
             .with_keys(keys)
