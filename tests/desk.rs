@@ -1037,6 +1037,23 @@ async fn seed_001s_followup_section_end_to_end_through_serve_on_sqlite() {
     // The queue's filters over HTTP, and a bad one named.
     let a = read(&c, &s, "/leads?grade=A&owner=li@firm.example", TOKEN).await;
     assert_eq!(leads_of(&a), ["bob@buyer.example"]);
+    let company = read(&c, &s, "/companies/buyer.example", TOKEN).await;
+    assert_eq!(
+        company["owners"],
+        json!(["amy@firm.example", "li@firm.example"]),
+        "{company}"
+    );
+    assert_eq!(company["best_grade"], "A");
+    assert_eq!(company["leads"].as_array().unwrap().len(), 3);
+    let r = c
+        .get(s.at("/companies/nobody.example"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let dups = read(&c, &s, "/duplicates", TOKEN).await;
+    assert_eq!(dups["duplicates"], json!([]));
     let r = c
         .get(s.at("/leads?rising=lots"))
         .bearer_auth(TOKEN)
@@ -1213,4 +1230,103 @@ async fn a_kill_mid_assignment_loses_no_assignment_and_makes_none_twice() {
         .map(|(k, v)| (k.clone(), *v as usize))
         .collect();
     assert_eq!(active, counts, "the record counts what the leads say");
+}
+
+#[tokio::test]
+async fn companies_gather_their_leads_and_duplicates_are_suggested_on_every_store() {
+    let rules = format!(
+        "{}\nset free_mail = [\"gmail.com\", \"qq.com\"]\n",
+        RULES.replace(
+            "assign otherwise to pool",
+            "assign grade C to company owner\nassign otherwise to pool"
+        )
+    );
+    for kind in KINDS {
+        let d = desk(kind, "companies", &rules, CONFIG).await;
+        // Two people at acme.example: an A lead (amy) and, later, a C lead — the company's
+        // owner takes it.
+        d.inquiry("ann@acme.example", "US").await;
+        d.send(
+            "tom@acme.example",
+            "page.viewed",
+            json!({"attributes": {"name": "Tom  Lee", "phone": "+1 (555) 010-2030"}}),
+        )
+        .await;
+        assert_eq!(
+            d.owner("tom@acme.example").await,
+            "amy@firm.example",
+            "{kind:?}"
+        );
+        let c1 = d.lead("tom@acme.example").await;
+        assert_eq!(
+            c1["desk"]["changes"][0]["rule"],
+            "assign grade C to company owner"
+        );
+        // Free mail is nobody's company: the pool.
+        d.send("joe@gmail.com", "page.viewed", json!({})).await;
+        assert_eq!(
+            d.lead("joe@gmail.com").await["desk"]["pool"],
+            true,
+            "{kind:?}"
+        );
+        let acme = d.s.company("ACME.example").await.unwrap();
+        assert_eq!(acme.domain, "acme.example");
+        assert_eq!(acme.best_grade.as_deref(), Some("A"), "{kind:?}");
+        assert_eq!(acme.owners, ["amy@firm.example"]);
+        assert_eq!(acme.total_score, 70 + 10);
+        let leads: Vec<&str> = acme.leads.iter().map(|l| l.lead.as_str()).collect();
+        assert_eq!(leads, ["ann@acme.example", "tom@acme.example"], "{kind:?}");
+        assert!(d.s.company("gmail.com").await.unwrap().leads.is_empty());
+        assert_eq!(
+            d.queue("company=acme.example&grade=C", None).await,
+            ["tom@acme.example"]
+        );
+        // The same man under his private address, with his phone written another way, and
+        // a third lead with the same name at acme: suggested pairs, most reasons first.
+        d.send(
+            "tom.lee@qq.com",
+            "page.viewed",
+            json!({"attributes": {"phone": "15550102030", "name": "tom lee"}}),
+        )
+        .await;
+        d.send(
+            "t.lee@acme.example",
+            "page.viewed",
+            json!({"attributes": {"name": "TOM LEE", "phone": "+1 555 010 2030"}}),
+        )
+        .await;
+        let dups = d.s.duplicates(10).await.unwrap();
+        let pairs: Vec<(Vec<String>, Vec<String>)> = dups
+            .iter()
+            .map(|x| (x.leads.to_vec(), x.reasons.clone()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    vec!["t.lee@acme.example".into(), "tom@acme.example".into()],
+                    vec!["name".into(), "phone".into()]
+                ),
+                (
+                    vec!["t.lee@acme.example".into(), "tom.lee@qq.com".into()],
+                    vec!["phone".into()]
+                ),
+                (
+                    vec!["tom.lee@qq.com".into(), "tom@acme.example".into()],
+                    vec!["phone".into()]
+                ),
+            ],
+            "{kind:?}"
+        );
+        // Merged: the pair is gone, the merged key's marks with it.
+        d.s.merge("tom@acme.example", "t.lee@acme.example")
+            .await
+            .unwrap();
+        let dups = d.s.duplicates(10).await.unwrap();
+        assert_eq!(dups.len(), 1, "{kind:?}: {dups:?}");
+        assert_eq!(dups[0].leads, ["tom.lee@qq.com", "tom@acme.example"]);
+        // Erased: gone too.
+        d.s.erase("tom.lee@qq.com").await.unwrap();
+        assert!(d.s.duplicates(10).await.unwrap().is_empty(), "{kind:?}");
+    }
 }

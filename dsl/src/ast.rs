@@ -157,6 +157,8 @@ pub struct PlanDecl {
 pub enum AssignTo {
     /// The unowned leads.
     Pool(Span),
+    /// `company owner`: whoever owns the company's other leads.
+    CompanyOwner(Span),
     Team {
         team: Ident,
         how: AssignHow,

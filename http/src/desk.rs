@@ -27,6 +27,7 @@ pub(crate) fn queue_page(rows: Vec<Listed>, limit: usize, sort: Sort) -> Value {
                 "tags": s.tags,
                 "owner": s.owner,
                 "pool": s.pool,
+                "company": s.company,
                 "deadline": s.deadline.map(time::format),
                 "created_at": s.created_at.map(time::format),
                 "updated_at": time::format(s.updated_at),
@@ -237,4 +238,50 @@ pub(crate) async fn post_followup(
     let events = parse_events(&event, app.service.now())?;
     let outcome = app.service.ingest(events).await?;
     Ok(Json(outcome).into_response())
+}
+
+/// `GET /companies/{domain}`: the company's leads with their owners, its best grade and
+/// total score (read token).
+pub(crate) async fn get_company(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+) -> Result<Response, ApiError> {
+    require_reader(&app, &headers)?;
+    let c = app.service.company(&domain).await?;
+    if c.leads.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such company",
+            format!("no stored lead is of `{}`", c.domain),
+        ));
+    }
+    Ok(Json(c).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DuplicateParams {
+    limit: Option<usize>,
+}
+
+/// `GET /duplicates`: likely pairs of one person under two keys, for
+/// `POST /leads/{lead}/merge` (read token).
+pub(crate) async fn get_duplicates(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    params: Result<Query<DuplicateParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require_reader(&app, &headers)?;
+    let Query(p) = params.map_err(|e| invalid_query(e.body_text()))?;
+    let (limit, _) = page(p.limit, 100, None, "invalid query")?;
+    let pairs = app.service.duplicates(limit).await?;
+    let pairs: Vec<Value> = pairs
+        .into_iter()
+        .map(|d| {
+            let merge = format!("/leads/{}/merge", super::leads::path_segment(&d.leads[0]));
+            json!({"leads": d.leads, "reasons": d.reasons, "merge": merge})
+        })
+        .collect();
+    Ok(Json(json!({ "duplicates": pairs })).into_response())
 }

@@ -113,6 +113,8 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/leads", get(desk::list_leads))
         .route("/views", get(desk::list_views))
+        .route("/companies/{domain}", get(desk::get_company))
+        .route("/duplicates", get(desk::get_duplicates))
         .route("/views/{name}", get(desk::get_view))
         .route("/leads/{lead}/history", get(desk::get_history))
         .route("/leads/{lead}/followups", post(desk::post_followup))

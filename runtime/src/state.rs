@@ -108,6 +108,10 @@ pub struct LeadState {
     /// that leaves them as they were adds no point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charted: Option<u64>,
+    /// What makes the lead likely the same person as another (`phone:…`, `name:…`), as
+    /// last written to the store's duplicate index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<String>,
     /// Attributes by the program's field ids; rebuilt from `attributes` on load.
     #[serde(skip)]
     pub(crate) slots: Vec<Option<Val>>,

@@ -204,17 +204,28 @@ pub(super) fn next_change(p: &Program, state: &LeadState, now: Micros) -> Option
 
 /// Phase 2: assigns (or releases) the lead against the desk's record. `cause` names the
 /// change as recorded (`grade`, `rescore`; a recycling is `recycle`).
-#[allow(clippy::too_many_arguments)]
+/// What phase 2 decides with: the people, the shared record, and the owner of the lead's
+/// company's other leads (for `assign … to company owner`).
+pub(super) struct Desked<'a> {
+    pub roster: &'a Roster,
+    pub record: &'a mut DeskRecord,
+    pub company_owner: Option<String>,
+}
+
 pub(super) fn route(
     engine: &Engine,
-    roster: &Roster,
+    d: Desked,
     state: &mut LeadState,
-    record: &mut DeskRecord,
     route: Route,
     cause: &str,
     now: Micros,
     news: &mut News,
 ) {
+    let Desked {
+        roster,
+        record,
+        company_owner,
+    } = d;
     let p = engine.program();
     let grade = state.grade;
     let lines = match grade {
@@ -277,6 +288,14 @@ pub(super) fn route(
         let a = &p.assigns[i];
         match &a.to {
             AssignTo::Pool => Some((i, None)),
+            AssignTo::CompanyOwner => company_owner
+                .as_ref()
+                .filter(|o| Some(o.as_str()) != exclude.as_deref())
+                .filter(|o| {
+                    roster.max_active == 0
+                        || record.active.get(*o).copied().unwrap_or(0) < roster.max_active
+                })
+                .map(|o| (i, Some((String::new(), o.clone())))),
             AssignTo::Team { name, how } => pick(
                 roster,
                 record,
@@ -307,7 +326,7 @@ pub(super) fn route(
     };
     let a = &p.assigns[i];
     let (team, owner) = match to {
-        Some((team, m)) => (Some(team), Some(m)),
+        Some((team, m)) => ((!team.is_empty()).then_some(team), Some(m)),
         None => (None, None),
     };
     let cause = if route == Route::Recycle {
@@ -339,6 +358,8 @@ pub(super) fn route(
             let at = members.iter().position(|m| m == o).unwrap_or(0) as u64;
             record.turns.insert(t.clone(), at + 1);
         }
+    }
+    if let Some(o) = &owner {
         *record.active.entry(o.clone()).or_default() += 1;
     }
     desk.active = owner.is_some();
@@ -447,4 +468,109 @@ pub(super) fn tags(p: &Program, state: &LeadState, now: Micros) -> Vec<String> {
         Some(d) if d.overdue(now) => p.overdue_tags.iter().map(|t| t.name.clone()).collect(),
         _ => Vec::new(),
     }
+}
+
+/// Whether phase 2 may assign the lead to its company's owner.
+pub(super) fn wants_company(p: &Program) -> bool {
+    p.assigns.iter().any(|a| a.to == AssignTo::CompanyOwner)
+}
+
+/// Free-mail domains when the rules declare no `set free_mail`: a company is never one.
+const FREE_MAIL: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "icloud.com",
+    "me.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "mail.ru",
+    "yandex.ru",
+    "qq.com",
+    "foxmail.com",
+    "163.com",
+    "126.com",
+    "yeah.net",
+    "sina.com",
+    "sohu.com",
+    "aliyun.com",
+];
+
+/// A lead's company (docs/desk.md): the registrable domain of its key when the key is an
+/// e-mail address, else of its `email` attribute — unless the domain is free mail (the
+/// rules' `set free_mail` when declared, else a built-in list).
+pub(super) fn company(p: &Program, state: &LeadState) -> Option<String> {
+    let address = if state.key.contains('@') {
+        state.key.clone()
+    } else {
+        state
+            .attributes
+            .get("email")?
+            .as_str()?
+            .trim()
+            .to_lowercase()
+    };
+    let (_, host) = address.rsplit_once('@')?;
+    if host.is_empty() || !host.contains('.') {
+        return None;
+    }
+    let domain = leadscore_runtime::text::domain(host).to_lowercase();
+    let free = match p
+        .sets
+        .iter()
+        .find(|s| s.name.as_deref() == Some("free_mail"))
+    {
+        Some(set) => set.items.iter().any(|d| *d == domain),
+        None => FREE_MAIL.contains(&domain.as_str()),
+    };
+    (!free).then_some(domain)
+}
+
+/// What makes a lead likely the same person as another: its phone or mobile
+/// (`phone:DIGITS`), its WhatsApp (`whatsapp:DIGITS`), and its name at its company
+/// (`name:NAME@COMPANY`), sorted.
+pub(super) fn marks(_p: &Program, state: &LeadState, company: Option<&str>) -> Vec<String> {
+    let text = |k: &str| {
+        state.attributes.get(k).and_then(|v| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    let digits = |s: String| -> Option<String> {
+        let d: String = s.chars().filter(char::is_ascii_digit).collect();
+        (d.len() >= 7).then_some(d)
+    };
+    let mut out = Vec::new();
+    for k in ["phone", "mobile"] {
+        if let Some(d) = text(k).and_then(digits) {
+            out.push(format!("phone:{d}"));
+        }
+    }
+    if let Some(d) = text("whatsapp").and_then(digits) {
+        out.push(format!("whatsapp:{d}"));
+    }
+    let name = text("name").or_else(|| {
+        let parts: Vec<String> = ["first_name", "last_name"]
+            .iter()
+            .filter_map(|k| text(k))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    });
+    if let (Some(n), Some(c)) = (name, company) {
+        let n = fold(&n).split_whitespace().collect::<Vec<_>>().join(" ");
+        if !n.is_empty() {
+            out.push(format!("name:{n}@{c}"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }

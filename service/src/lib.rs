@@ -23,7 +23,7 @@ mod events;
 mod join;
 mod outbox;
 mod reads;
-pub use reads::{since, Queue};
+pub use reads::{since, Company, CompanyLead, Duplicate, Queue};
 mod shadow;
 pub mod signing;
 mod txn;
@@ -226,6 +226,7 @@ fn summarize(
         deadline: on_desk.and_then(|d| d.next_due()),
         followup_at: on_desk.and_then(|d| d.followup_at),
         overdue: on_desk.is_some_and(|d| d.overdue(now)),
+        company: desk::company(p, state),
     };
     let shown = LeadScores {
         contributions: None,

@@ -215,6 +215,7 @@ impl Queue {
                     o => o.trim().to_lowercase(),
                 }),
                 "grade" => q.list.grade = Some(v.clone()),
+                "company" => q.list.company = Some(v.trim().to_lowercase()),
                 "tag" => q.list.tag = Some(v.clone()),
                 "pool" => q.list.pool = flag(k, v)?,
                 "created_since" => q.list.created_since = Some(since(k, v)?),
@@ -282,5 +283,120 @@ pub fn since(v: &str, now: Micros) -> Option<Micros> {
         }
         "month" => midnight(today.with_day(1)?),
         v => time::parse(v).or_else(|| time::parse_duration(v).map(|d| now - d)),
+    }
+}
+
+/// `GET /companies/{domain}`: a company's leads with their owners, its best grade and the
+/// sum of its leads' scores.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Company {
+    pub best_grade: Option<String>,
+    pub domain: String,
+    pub leads: Vec<CompanyLead>,
+    pub owners: Vec<String>,
+    pub total_score: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CompanyLead {
+    pub grade: Option<String>,
+    pub lead: String,
+    pub owner: Option<String>,
+    pub score: i64,
+}
+
+/// `GET /duplicates`: two leads that are likely one person, and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Duplicate {
+    /// The pair, sorted: merge the second into the first with `POST /leads/{first}/merge`.
+    pub leads: [String; 2],
+    /// What they share: `phone`, `whatsapp`, `name` (the same name at the same company).
+    pub reasons: Vec<String>,
+}
+
+impl Service {
+    /// A company's leads (at most 1,000, by score).
+    pub async fn company(&self, domain: &str) -> Result<Company, ServiceError> {
+        let domain = domain.trim().to_lowercase();
+        let rows = self
+            .store
+            .list(&ListQuery {
+                company: Some(domain.clone()),
+                limit: 1000,
+                ..ListQuery::default()
+            })
+            .await?;
+        let rules = self.rules();
+        let rank = |g: &Option<String>| {
+            g.as_ref()
+                .and_then(|g| rules.program.grades.iter().position(|x| &x.name == g))
+                .unwrap_or(usize::MAX)
+        };
+        let best_grade = rows
+            .iter()
+            .map(|r| &r.summary.grade)
+            .min_by_key(|g| rank(g))
+            .cloned()
+            .flatten();
+        let mut owners: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.summary.owner.clone())
+            .collect();
+        owners.sort();
+        owners.dedup();
+        Ok(Company {
+            best_grade,
+            total_score: rows.iter().map(|r| r.summary.score).sum(),
+            leads: rows
+                .into_iter()
+                .map(|r| CompanyLead {
+                    grade: r.summary.grade,
+                    lead: r.lead,
+                    owner: r.summary.owner,
+                    score: r.summary.score,
+                })
+                .collect(),
+            owners,
+            domain,
+        })
+    }
+
+    /// Likely duplicate pairs (at most `limit`): leads sharing a phone, a WhatsApp number,
+    /// or a name at one company; most reasons first.
+    pub async fn duplicates(&self, limit: usize) -> Result<Vec<Duplicate>, ServiceError> {
+        let shared = self.store.shared_marks(10_000).await?;
+        let mut pairs: std::collections::BTreeMap<(String, String), Vec<String>> =
+            Default::default();
+        for s in shared {
+            let why = s.mark.split(':').next().unwrap_or("").to_string();
+            // A mark many leads share says little about any two: at most 20 of them.
+            let leads = &s.leads[..s.leads.len().min(20)];
+            for (i, a) in leads.iter().enumerate() {
+                for b in &leads[i + 1..] {
+                    let reasons = pairs.entry((a.clone(), b.clone())).or_default();
+                    if !reasons.contains(&why) {
+                        reasons.push(why.clone());
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Duplicate> = pairs
+            .into_iter()
+            .map(|((a, b), mut reasons)| {
+                reasons.sort();
+                Duplicate {
+                    leads: [a, b],
+                    reasons,
+                }
+            })
+            .collect();
+        out.sort_by(|x, y| {
+            y.reasons
+                .len()
+                .cmp(&x.reasons.len())
+                .then(x.leads.cmp(&y.leads))
+        });
+        out.truncate(limit);
+        Ok(out)
     }
 }

@@ -23,7 +23,9 @@ use leadscore_runtime::event::Event;
 use leadscore_runtime::state::LeadState;
 use leadscore_runtime::time::Micros;
 use leadscore_runtime::view::{LeadScores, TransitionView};
-use leadscore_store::{DeskWrite, Found, HistoryPoint, Pointer, StoreError, StoredEvent, Write};
+use leadscore_store::{
+    DeskWrite, Found, HistoryPoint, Marks, Pointer, StoreError, StoredEvent, Write,
+};
 
 /// How a transaction moves a lead.
 pub(super) enum Change<'a> {
@@ -285,11 +287,18 @@ impl Service {
                         Change::Rescore => "rescore",
                         _ => "grade",
                     };
+                    let company_owner = match desk::wants_company(&rules.program) {
+                        true => self.company_owner(lead, &rules.program, &state).await?,
+                        false => None,
+                    };
                     desk::route(
                         &engine,
-                        &self.roster,
+                        desk::Desked {
+                            roster: &self.roster,
+                            record: &mut record,
+                            company_owner,
+                        },
                         &mut state,
-                        &mut record,
                         route,
                         cause,
                         now,
@@ -424,7 +433,12 @@ impl Service {
                     l.state.grade_name.clone(),
                     l.state.shadow.map(|b| *b),
                     scores,
-                    (l.state.notified, l.state.desk, l.state.charted),
+                    (
+                        l.state.notified,
+                        l.state.desk,
+                        l.state.charted,
+                        l.state.marks,
+                    ),
                 )
             }
             None => (
@@ -445,7 +459,7 @@ impl Service {
         // notification already sent is not sent again, and the lead keeps its place on
         // the desk.
         state.logged_at = state.logged_at.max(frontier);
-        (state.notified, state.desk, state.charted) = kept;
+        (state.notified, state.desk, state.charted, state.marks) = kept;
         if fresh.is_empty() {
             return Ok(Plan::Unchanged(state));
         }
@@ -540,6 +554,11 @@ impl Service {
     ) -> Result<LeadScores, ServiceError> {
         let (summary, mut view) = summarize(rules, engine, &state, now);
         let history = chart(&mut state, &summary, now);
+        let marks = desk::marks(&rules.program, &state, summary.company.as_deref());
+        let marks = (marks != state.marks).then(|| Marks {
+            old: std::mem::replace(&mut state.marks, marks.clone()),
+            new: marks,
+        });
         let events = c
             .events
             .iter()
@@ -581,9 +600,34 @@ impl Service {
                 notifications,
                 history,
                 desk: c.desk,
+                marks,
             })
             .await?;
         Ok(view)
+    }
+
+    /// Who owns the lead's company's other leads: the owner of the highest-scored one.
+    async fn company_owner(
+        &self,
+        lead: &str,
+        p: &leadscore_runtime::bytecode::Program,
+        state: &LeadState,
+    ) -> Result<Option<String>, ServiceError> {
+        let Some(company) = desk::company(p, state) else {
+            return Ok(None);
+        };
+        let rows = self
+            .store
+            .list(&leadscore_store::ListQuery {
+                company: Some(company),
+                limit: 50,
+                ..Default::default()
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.lead != lead)
+            .find_map(|r| r.summary.owner))
     }
 
     /// Takes in the events stored ahead of the clock that have come due by `now` (a lead

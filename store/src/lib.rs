@@ -86,6 +86,25 @@ pub struct Summary {
     pub followup_at: Option<Micros>,
     /// Its deadline was recorded as passed with no follow-up (until one comes).
     pub overdue: bool,
+    /// Its company: the domain of its key or e-mail, unless a free-mail domain.
+    pub company: Option<String>,
+}
+
+/// What makes two leads likely the same person (`phone:…`, `whatsapp:…`,
+/// `name:…@company`), replaced when a write changes them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Marks {
+    /// The marks written before (so that a store keeping an item per mark removes them).
+    pub old: Vec<String>,
+    pub new: Vec<String>,
+}
+
+/// Leads sharing a mark, for `GET /duplicates`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shared {
+    pub mark: String,
+    /// Sorted.
+    pub leads: Vec<String>,
 }
 
 /// One point of a lead's score history: its scores after a write that changed them.
@@ -318,6 +337,8 @@ pub struct Write {
     pub history: Option<HistoryPoint>,
     /// The desk record, when the write assigned or released the lead.
     pub desk: Option<DeskWrite>,
+    /// The lead's duplicate marks, when the write changed them.
+    pub marks: Option<Marks>,
 }
 
 /// A notification as the outbox keeps it: written in the same commit as the change it
@@ -401,6 +422,7 @@ pub struct Listed {
 #[derive(Clone, Debug, Default)]
 pub struct ListQuery {
     pub grade: Option<String>,
+    pub company: Option<String>,
     pub owner: Option<String>,
     /// Only leads in the pool (assigned to nobody).
     pub pool: bool,
@@ -448,6 +470,10 @@ impl ListQuery {
         self.grade
             .as_ref()
             .is_none_or(|g| s.grade.as_ref() == Some(g))
+            && self
+                .company
+                .as_ref()
+                .is_none_or(|c| s.company.as_ref() == Some(c))
             && self
                 .owner
                 .as_ref()
@@ -552,6 +578,10 @@ pub trait LeadLog: Send + Sync + 'static {
 
     /// The desk's shared record (turns and active counts).
     async fn desk(&self) -> Result<DeskLoaded, StoreError>;
+
+    /// Marks shared by two leads or more (leads merged away excluded), by mark, at most
+    /// `limit` of them.
+    async fn shared_marks(&self, limit: usize) -> Result<Vec<Shared>, StoreError>;
 
     /// Before a lead leaves the store (erased, merged away): if it counts against its
     /// owner on the desk, it stops, atomically with the desk's record (both guarded by

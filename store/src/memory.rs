@@ -14,6 +14,7 @@ struct Lead {
     /// Score history by minute and by day (docs/desk.md).
     fine: std::collections::BTreeMap<Micros, HistoryPoint>,
     daily: std::collections::BTreeMap<Micros, HistoryPoint>,
+    marks: Vec<String>,
 }
 
 #[derive(Default)]
@@ -71,6 +72,25 @@ pub(crate) fn listed(q: &ListQuery, rows: impl Iterator<Item = (String, Summary)
     });
     rows.truncate(q.limit);
     rows
+}
+
+/// Marks held by two leads or more, in mark order.
+pub(crate) fn shared(
+    by: std::collections::BTreeMap<&str, Vec<String>>,
+    limit: usize,
+) -> Vec<Shared> {
+    by.into_iter()
+        .filter(|(_, leads)| leads.len() > 1)
+        .take(limit)
+        .map(|(mark, mut leads)| {
+            leads.sort();
+            leads.dedup();
+            Shared {
+                mark: mark.to_string(),
+                leads,
+            }
+        })
+        .collect()
 }
 
 /// A notification as it enters the outbox: pending, due at once.
@@ -154,6 +174,9 @@ impl LeadLog for MemoryStore {
             l.summary = Some(w.summary);
             l.events.extend(w.events);
             l.transitions.extend(w.transitions);
+            if let Some(marks) = w.marks {
+                l.marks = marks.new;
+            }
             if let Some(d) = w.desk {
                 m.desk = DeskLoaded {
                     record: d.record,
@@ -217,6 +240,21 @@ impl LeadLog for MemoryStore {
 
     async fn desk(&self) -> Result<DeskLoaded, StoreError> {
         Ok(self.with(|m| m.desk.clone()))
+    }
+
+    async fn shared_marks(&self, limit: usize) -> Result<Vec<Shared>, StoreError> {
+        Ok(self.with(|m| {
+            let mut by: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+            for (k, l) in &m.leads {
+                if l.state.is_none() || m.pointers.contains_key(&Joined::Lead(k.clone())) {
+                    continue;
+                }
+                for mark in &l.marks {
+                    by.entry(mark).or_default().push(k.clone());
+                }
+            }
+            shared(by, limit)
+        }))
     }
 
     async fn release(&self, lead: &str) -> Result<bool, StoreError> {

@@ -165,6 +165,7 @@ impl Resolver<'_> {
                 }
                 AssignTo::Pool
             }
+            ast::AssignTo::CompanyOwner(_) => AssignTo::CompanyOwner,
             ast::AssignTo::Team { team, how } => AssignTo::Team {
                 name: team.name.clone(),
                 how: match how {

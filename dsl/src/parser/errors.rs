@@ -207,6 +207,7 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::assign_when | Rule::assign_grades => "`grade G`, a condition or `otherwise`",
         Rule::assign_team | Rule::kw_team => "`team NAME`",
         Rule::assign_pool | Rule::kw_pool => "`pool`",
+        Rule::assign_company | Rule::kw_company => "`company owner`",
         Rule::round_robin | Rule::kw_round => "`round robin`",
         Rule::kw_robin => "`robin`",
         Rule::assign_by | Rule::kw_by => "`by FIELD`",

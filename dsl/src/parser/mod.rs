@@ -384,6 +384,7 @@ fn assign_item(p: Pair<Rule>) -> Res<Item> {
                 }
             }
             Rule::assign_pool => a.to = AssignTo::Pool(span_of(&part)),
+            Rule::assign_company => a.to = AssignTo::CompanyOwner(span_of(&part)),
             Rule::assign_team => {
                 let mut team = None;
                 let mut how = AssignHow::InOrder;
@@ -514,6 +515,7 @@ fn is_keyword(r: Rule) -> bool {
             | Rule::kw_overdue
             | Rule::kw_owner
             | Rule::kw_plan
+            | Rule::kw_company
             | Rule::kw_at
             | Rule::kw_task
             | Rule::kw_due

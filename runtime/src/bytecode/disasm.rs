@@ -211,6 +211,7 @@ fn desk(o: &mut String, p: &Program) {
                 .collect();
             let to = match &a.to {
                 AssignTo::Pool => "pool".to_string(),
+                AssignTo::CompanyOwner => "company owner".to_string(),
                 AssignTo::Team { name, how } => match how {
                     AssignHow::InOrder => format!("team {name} in order"),
                     AssignHow::RoundRobin => format!("team {name} round robin"),

@@ -108,6 +108,8 @@ pub struct AssignDef {
 pub enum AssignTo {
     /// Nobody's: the lead pool.
     Pool,
+    /// The owner of the company's other leads (when one has room).
+    CompanyOwner,
     /// A team of the configuration, by name.
     Team { name: String, how: AssignHow },
 }

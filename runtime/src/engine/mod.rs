@@ -172,6 +172,7 @@ impl<'p> Engine<'p> {
             notified: Default::default(),
             desk: None,
             charted: None,
+            marks: Vec::new(),
             slots: Vec::new(),
             cache: Cache::default(),
         };
@@ -508,6 +509,7 @@ fn replace(lead: &mut LeadState, mut rebuilt: LeadState) {
     rebuilt.notified = std::mem::take(&mut lead.notified);
     rebuilt.desk = lead.desk.take();
     rebuilt.charted = lead.charted.take();
+    rebuilt.marks = std::mem::take(&mut lead.marks);
     rebuilt.logged_at = rebuilt.logged_at.max(lead.logged_at);
     *lead = rebuilt;
 }

@@ -71,7 +71,9 @@ impl LeadLog for DynamoStore {
     }
 
     async fn commit(&self, w: Write) -> Result<(), StoreError> {
+        let marks = w.marks.as_ref().map_or(0, |m| m.old.len() + m.new.len());
         let actions = 1
+            + marks
             + w.events.len()
             + w.transitions.len()
             + w.notifications.len()
@@ -129,6 +131,10 @@ impl LeadLog for DynamoStore {
             }
             (None, false) => {}
         }
+        if let Some(co) = &sm.company {
+            state.insert("company".into(), s(co));
+            state.insert("cpk".into(), s(format!("COMPANY#{co}")));
+        }
         if let Some(f) = sm.followup_at {
             state.insert("followup_at".into(), n(f));
         }
@@ -171,6 +177,24 @@ impl LeadLog for DynamoStore {
                     item.insert("expires".into(), n(e / 1_000_000));
                 }
                 items.push(self.put_any(item)?);
+            }
+        }
+        if let Some(m) = &w.marks {
+            for old in m.old.iter().filter(|o| !m.new.contains(o)) {
+                let del = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(&lead_pk, format!("MARK#{old}"))))
+                    .build()
+                    .map_err(failed)?;
+                items.push(TransactWriteItem::builder().delete(del).build());
+            }
+            for new in m.new.iter().filter(|x| !m.old.contains(x)) {
+                items.push(self.put_any(HashMap::from([
+                    ("PK".into(), s(&lead_pk)),
+                    ("SK".into(), s(format!("MARK#{new}"))),
+                    ("mkpk".into(), s("MARKS")),
+                    ("mksk".into(), s(format!("{new}\u{1f}{}", w.lead))),
+                ]))?);
             }
         }
         if let Some(d) = &w.desk {
@@ -230,6 +254,12 @@ impl LeadLog for DynamoStore {
         let (index, part_key, sort_key, part) = match (q.sort, &q.owner, q.pool, &q.grade) {
             (Sort::Updated, ..) => ("by_updated", "apk", "urank", "LEADS".to_string()),
             (Sort::Deadline, ..) => ("by_deadline", "dlpk", "dlrank", "DEADLINE".to_string()),
+            (Sort::Score, None, false, _) if q.company.is_some() => (
+                "by_company",
+                "cpk",
+                "rank",
+                format!("COMPANY#{}", q.company.as_deref().unwrap_or("")),
+            ),
             (Sort::Score, Some(o), ..) => ("by_owner", "opk", "rank", format!("OWNER#{o}")),
             (Sort::Score, None, true, _) => ("by_owner", "opk", "rank", "POOL".to_string()),
             (Sort::Score, None, false, Some(g)) => {
@@ -259,6 +289,9 @@ impl LeadLog for DynamoStore {
         };
         if let (Some(g), false) = (&q.grade, index == "by_grade") {
             filter("#grade = :grade", "#grade", "grade", s(g));
+        }
+        if let (Some(co), false) = (&q.company, index == "by_company") {
+            filter("#company = :company", "#company", "company", s(co));
         }
         if let (Some(o), false) = (&q.owner, index == "by_owner") {
             filter("#owner = :owner", "#owner", "owner", s(o));
@@ -446,6 +479,33 @@ impl LeadLog for DynamoStore {
         ])
         .await?;
         Ok(true)
+    }
+
+    async fn shared_marks(&self, limit: usize) -> Result<Vec<Shared>, StoreError> {
+        // The marks index holds every lead's marks under one key, in mark order: shared
+        // marks are neighbours.
+        let items = self
+            .query_all(
+                Some("by_mark"),
+                "mkpk = :p",
+                HashMap::from([(":p".to_string(), s("MARKS"))]),
+                None,
+                false,
+            )
+            .await?;
+        let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for i in &items {
+            let Some((mark, lead)) = get_s(i, "mksk")?.split_once('\u{1f}') else {
+                continue;
+            };
+            by.entry(mark.to_string())
+                .or_default()
+                .push(lead.to_string());
+        }
+        Ok(super::super::memory::shared(
+            by.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
+            limit,
+        ))
     }
 
     async fn desk(&self) -> Result<DeskLoaded, StoreError> {

@@ -257,6 +257,7 @@ fn summary_of(item: &Item) -> Result<Summary, StoreError> {
         deadline: get_n(item, "deadline").ok(),
         followup_at: get_n(item, "followup_at").ok(),
         overdue: matches!(item.get("overdue"), Some(AttributeValue::Bool(true))),
+        company: get_s(item, "company").ok().map(str::to_string),
     })
 }
 
@@ -313,6 +314,9 @@ impl DynamoStore {
             .attribute_definitions(attr("dlpk", ScalarAttributeType::S))
             .attribute_definitions(attr("dlrank", ScalarAttributeType::S))
             .attribute_definitions(attr("urank", ScalarAttributeType::S))
+            .attribute_definitions(attr("cpk", ScalarAttributeType::S))
+            .attribute_definitions(attr("mkpk", ScalarAttributeType::S))
+            .attribute_definitions(attr("mksk", ScalarAttributeType::S))
             .key_schema(key("PK", KeyType::Hash))
             .key_schema(key("SK", KeyType::Range))
             .global_secondary_indexes(gsi("by_grade", "gpk", "rank", ProjectionType::All))
@@ -320,6 +324,8 @@ impl DynamoStore {
             .global_secondary_indexes(gsi("by_owner", "opk", "rank", ProjectionType::All))
             .global_secondary_indexes(gsi("by_deadline", "dlpk", "dlrank", ProjectionType::All))
             .global_secondary_indexes(gsi("by_updated", "apk", "urank", ProjectionType::All))
+            .global_secondary_indexes(gsi("by_company", "cpk", "rank", ProjectionType::All))
+            .global_secondary_indexes(gsi("by_mark", "mkpk", "mksk", ProjectionType::KeysOnly))
             .global_secondary_indexes(gsi(
                 "due",
                 "due_pk",

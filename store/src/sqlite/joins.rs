@@ -124,6 +124,8 @@ impl Joins for SqliteStore {
                 .map_err(sql_error)?;
             tx.execute("DELETE FROM score_history WHERE lead = ?1", [&from])
                 .map_err(sql_error)?;
+            tx.execute("DELETE FROM lead_marks WHERE lead = ?1", [&from])
+                .map_err(sql_error)?;
             let events = tx
                 .execute("DELETE FROM events WHERE lead = ?1", [&from])
                 .map_err(sql_error)?;

@@ -96,6 +96,9 @@ impl LeadLog for SqliteStore {
             if let Some(g) = &q.grade {
                 arg(&mut cond, "grade = ?", Value::Text(g.clone()));
             }
+            if let Some(co) = &q.company {
+                arg(&mut cond, "company = ?", Value::Text(co.clone()));
+            }
             if let Some(o) = &q.owner {
                 arg(&mut cond, "owner = ?", Value::Text(o.clone()));
             }
@@ -263,6 +266,32 @@ impl LeadLog for SqliteStore {
         .await
     }
 
+    async fn shared_marks(&self, limit: usize) -> Result<Vec<Shared>, StoreError> {
+        self.read(move |c| {
+            let mut q = c
+                .prepare_cached(
+                    "SELECT m.mark, m.lead FROM lead_marks m
+                     WHERE m.mark IN (SELECT mark FROM lead_marks GROUP BY mark HAVING count(*) > 1)
+                       AND NOT EXISTS (SELECT 1 FROM pointers p WHERE p.kind = 'lead' AND p.key = m.lead)
+                     ORDER BY m.mark, m.lead",
+                )
+                .map_err(sql_error)?;
+            let rows = q
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sql_error)?;
+            let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for row in rows {
+                let (mark, lead) = row.map_err(sql_error)?;
+                by.entry(mark).or_default().push(lead);
+            }
+            Ok(super::super::memory::shared(
+                by.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
+                limit,
+            ))
+        })
+        .await
+    }
+
     async fn desk(&self) -> Result<DeskLoaded, StoreError> {
         self.read(move |c| {
             let row: Option<(i64, String)> = c
@@ -309,6 +338,11 @@ impl LeadLog for SqliteStore {
             .map_err(sql_error)?;
             tx.execute(
                 &format!("DELETE FROM score_history WHERE lead IN {keys}"),
+                [&lead, LEAD],
+            )
+            .map_err(sql_error)?;
+            tx.execute(
+                &format!("DELETE FROM lead_marks WHERE lead IN {keys}"),
                 [&lead, LEAD],
             )
             .map_err(sql_error)?;
@@ -370,11 +404,11 @@ impl LeadLog for SqliteStore {
 /// The columns a summary is read from, in [`SummaryColumns`]' order.
 const SUMMARY_COLUMNS: &str = "grade, score, scores, next_change, updated_at, program, ruleset, \
                                created_at, tags, owner, pool, deadline, followup_at, \
-                               overdue";
+                               overdue, company";
 
 /// A summary as its columns: grade, score, scores (JSON), next_change, updated_at,
 /// program, ruleset, created_at, tags (JSON), owner, pool, deadline, followup_at,
-/// overdue.
+/// overdue, company.
 type SummaryColumns = (
     (
         Option<String>,
@@ -393,6 +427,7 @@ type SummaryColumns = (
         Option<i64>,
         Option<i64>,
         bool,
+        Option<String>,
     ),
 );
 
@@ -416,6 +451,7 @@ fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryCo
             r.get(f + 11)?,
             r.get(f + 12)?,
             r.get(f + 13)?,
+            r.get(f + 14)?,
         ),
     ))
 }
@@ -423,7 +459,7 @@ fn summary_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<SummaryCo
 fn make_summary(
     (
         (grade, score, scores, next_change, updated_at, program, ruleset),
-        (created_at, tags, owner, pool, deadline, followup_at, overdue),
+        (created_at, tags, owner, pool, deadline, followup_at, overdue, company),
     ): SummaryColumns,
 ) -> Result<Summary, StoreError> {
     let scores =
@@ -445,5 +481,6 @@ fn make_summary(
         deadline,
         followup_at,
         overdue,
+        company,
     })
 }

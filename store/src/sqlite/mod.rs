@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS leads (
     pool        INTEGER NOT NULL DEFAULT 0,
     deadline    INTEGER,
     followup_at INTEGER,
-    overdue     INTEGER NOT NULL DEFAULT 0
+    overdue     INTEGER NOT NULL DEFAULT 0,
+    company     TEXT
 );
 CREATE INDEX IF NOT EXISTS leads_by_grade ON leads (grade, score DESC, key);
 CREATE INDEX IF NOT EXISTS leads_by_score ON leads (score DESC, key);
@@ -48,6 +49,13 @@ CREATE INDEX IF NOT EXISTS leads_due ON leads (next_change) WHERE next_change IS
 CREATE INDEX IF NOT EXISTS leads_by_owner ON leads (owner, score DESC, key) WHERE owner IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leads_by_deadline ON leads (deadline, key) WHERE deadline IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leads_by_updated ON leads (updated_at DESC, key);
+CREATE INDEX IF NOT EXISTS leads_by_company ON leads (company, score DESC, key) WHERE company IS NOT NULL;
+CREATE TABLE IF NOT EXISTS lead_marks (
+    mark TEXT NOT NULL,
+    lead TEXT NOT NULL,
+    PRIMARY KEY (mark, lead)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lead_marks_by_lead ON lead_marks (lead);
 CREATE TABLE IF NOT EXISTS score_history (
     lead TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -137,6 +145,8 @@ struct Encoded {
     deadline: Option<i64>,
     followup_at: Option<i64>,
     overdue: bool,
+    company: Option<String>,
+    marks: Option<Vec<String>>,
     /// at, minute slot, day slot, body.
     history: Option<(i64, i64, i64, String)>,
     /// expect, body.
@@ -165,6 +175,8 @@ impl Encoded {
             deadline: w.summary.deadline,
             followup_at: w.summary.followup_at,
             overdue: w.summary.overdue,
+            company: w.summary.company,
+            marks: w.marks.map(|m| m.new),
             history: w.history.map(|p| {
                 let (minute, day) = history_slots(p.at);
                 (p.at, minute, day, p.text())
@@ -301,6 +313,7 @@ impl SqliteStore {
                  ALTER TABLE leads ADD COLUMN deadline INTEGER;
                  ALTER TABLE leads ADD COLUMN followup_at INTEGER;
                  ALTER TABLE leads ADD COLUMN overdue INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE leads ADD COLUMN company TEXT;
                  COMMIT;",
             )
             .map_err(sql_error)?;
@@ -606,12 +619,12 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO leads (key, version, state, grade, score, scores, next_change, updated_at,
                             program, ruleset, created_at, tags, owner, pool, deadline,
-                            followup_at, overdue)
-         VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                            followup_at, overdue, company)
+         VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (key) DO UPDATE SET version = version + 1, state = ?2, grade = ?3,
              score = ?4, scores = ?5, next_change = ?6, updated_at = ?7, program = ?8,
              ruleset = ?9, created_at = ?10, tags = ?11, owner = ?12, pool = ?13,
-             deadline = ?14, followup_at = ?15, overdue = ?16",
+             deadline = ?14, followup_at = ?15, overdue = ?16, company = ?17",
     )
     .map_err(sql_error)?
     .execute(params![
@@ -630,9 +643,22 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
         w.pool,
         w.deadline,
         w.followup_at,
-        w.overdue
+        w.overdue,
+        w.company
     ])
     .map_err(sql_error)?;
+    if let Some(marks) = &w.marks {
+        tx.prepare_cached("DELETE FROM lead_marks WHERE lead = ?1")
+            .map_err(sql_error)?
+            .execute([&w.lead])
+            .map_err(sql_error)?;
+        let mut put = tx
+            .prepare_cached("INSERT OR IGNORE INTO lead_marks (mark, lead) VALUES (?1, ?2)")
+            .map_err(sql_error)?;
+        for m in marks {
+            put.execute(params![m, w.lead]).map_err(sql_error)?;
+        }
+    }
     if let Some((at, minute, day, body)) = &w.history {
         tx.prepare_cached("DELETE FROM score_history WHERE lead = ?1 AND kind = 'm' AND slot < ?2")
             .map_err(sql_error)?

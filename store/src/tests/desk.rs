@@ -183,6 +183,58 @@ pub(super) async fn desk(s: Arc<dyn Store>) {
         ["q-1"]
     );
 
+    // Companies and the marks of likely duplicates.
+    let mut w = write("m-1", None, 5, "C", &[("m1", 1)]);
+    w.summary.company = Some("acme.example".into());
+    w.marks = Some(Marks {
+        old: vec![],
+        new: vec!["phone:5550102030".into(), "name:tom@acme.example".into()],
+    });
+    s.commit(w).await.unwrap();
+    let mut w = write("m-2", None, 6, "C", &[("m2", 1)]);
+    w.marks = Some(Marks {
+        old: vec![],
+        new: vec!["phone:5550102030".into()],
+    });
+    s.commit(w).await.unwrap();
+    assert_eq!(
+        leads(ListQuery {
+            company: Some("acme.example".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new(),
+        "the q- prefix filter"
+    );
+    let listed = s
+        .list(&ListQuery {
+            company: Some("acme.example".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|l| l.lead.as_str()).collect::<Vec<_>>(),
+        ["m-1"]
+    );
+    let shared = s.shared_marks(10).await.unwrap();
+    assert_eq!(
+        shared,
+        [Shared {
+            mark: "phone:5550102030".into(),
+            leads: vec!["m-1".into(), "m-2".into()]
+        }]
+    );
+    // A write that changes the marks replaces them.
+    let mut w = write("m-2", Some(1), 6, "C", &[("m3", 2)]);
+    w.marks = Some(Marks {
+        old: vec!["phone:5550102030".into()],
+        new: vec!["whatsapp:5550102030".into()],
+    });
+    s.commit(w).await.unwrap();
+    assert!(s.shared_marks(10).await.unwrap().is_empty());
+
     // Releasing: once, with the record, the lead's version moving.
     let mut w = write("r-1", None, 10, "A", &[("r1", 1)]);
     w.state = owned("r-1", "bo@x", true);

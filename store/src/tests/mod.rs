@@ -70,6 +70,7 @@ fn write(
         notifications: Vec::new(),
         history: None,
         desk: None,
+        marks: None,
     }
 }
 
