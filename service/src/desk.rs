@@ -527,7 +527,7 @@ pub(super) fn company(p: &Program, state: &LeadState) -> Option<String> {
         .iter()
         .find(|s| s.name.as_deref() == Some("free_mail"))
     {
-        Some(set) => set.items.iter().any(|d| *d == domain),
+        Some(set) => set.items.contains(&domain),
         None => FREE_MAIL.contains(&domain.as_str()),
     };
     (!free).then_some(domain)
