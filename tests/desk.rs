@@ -130,6 +130,16 @@ impl Desk {
         self.s.ingest(events).await.unwrap().to_json()
     }
 
+    /// A contact form: 45 points, a B lead.
+    async fn contact(&self, lead: &str) {
+        self.send(
+            lead,
+            "form.submitted",
+            json!({"props": {"form": "contact"}}),
+        )
+        .await;
+    }
+
     async fn inquiry(&self, lead: &str, country: &str) {
         self.send(
             lead,
@@ -265,12 +275,7 @@ async fn a_lead_keeps_its_owner_while_its_grade_stays_in_one_assign_and_moves_wi
     for kind in KINDS {
         let d = desk(kind, "keep", &rules, CONFIG).await;
         // B (contact form): bo. Then A: the same `assign` line, the same owner.
-        d.send(
-            "x@buyer.example",
-            "form.submitted",
-            json!({"props": {"form": "contact"}}),
-        )
-        .await;
+        d.contact("x@buyer.example").await;
         assert_eq!(d.owner("x@buyer.example").await, "bo@firm.example");
         d.send("x@buyer.example", "page.viewed", json!({})).await;
         d.send("x@buyer.example", "page.viewed", json!({})).await;
@@ -283,12 +288,7 @@ async fn a_lead_keeps_its_owner_while_its_grade_stays_in_one_assign_and_moves_wi
     // Another `assign`: a new owner from that line.
     for kind in KINDS {
         let d = desk(kind, "move", RULES, CONFIG).await;
-        d.send(
-            "y@buyer.example",
-            "form.submitted",
-            json!({"props": {"form": "contact"}}),
-        )
-        .await;
+        d.contact("y@buyer.example").await;
         assert_eq!(d.owner("y@buyer.example").await, "bo@firm.example");
         for _ in 0..3 {
             d.send("y@buyer.example", "page.viewed", json!({})).await;
@@ -504,12 +504,7 @@ async fn assignment_by_region_picks_the_member_whose_regions_hold_the_value() {
 async fn a_plan_gives_the_owner_tasks_met_by_followups_of_their_kind() {
     for kind in KINDS {
         let d = desk(kind, "plan", RULES, CONFIG).await;
-        d.send(
-            "b@buyer.example",
-            "form.submitted",
-            json!({"props": {"form": "contact"}}),
-        )
-        .await;
+        d.contact("b@buyer.example").await;
         let b = d.lead("b@buyer.example").await;
         assert_eq!(b["desk"]["owner"], "bo@firm.example");
         let dues: Vec<&Value> = b["desk"]["tasks"]
@@ -553,12 +548,7 @@ async fn a_plan_gives_the_owner_tasks_met_by_followups_of_their_kind() {
             .collect();
         assert_eq!(done, [true, true, false], "{kind:?}");
         // The queue by deadline: what the owner must do next.
-        d.send(
-            "b2@buyer.example",
-            "form.submitted",
-            json!({"props": {"form": "contact"}}),
-        )
-        .await;
+        d.contact("b2@buyer.example").await;
         assert_eq!(
             d.queue("grade=B&sort=deadline", None).await,
             ["b2@buyer.example", "b@buyer.example"],
@@ -639,12 +629,7 @@ async fn queues_filter_sort_and_page_alike_on_every_store() {
         let d = desk(kind, "queues", RULES, CONFIG).await;
         d.inquiry("a@buyer.example", "US").await; // A, amy, 70
         d.pass(HOUR);
-        d.send(
-            "b@buyer.example",
-            "form.submitted",
-            json!({"props": {"form": "contact"}}),
-        )
-        .await; // B, bo, 45
+        d.contact("b@buyer.example").await; // B, bo, 45
         d.pass(HOUR);
         d.send("c@buyer.example", "page.viewed", json!({})).await; // C, pool, 10
         d.pass(8 * DAY);
@@ -706,12 +691,7 @@ async fn queues_filter_sort_and_page_alike_on_every_store() {
 async fn rescoring_reassigns_quietly() {
     for kind in KINDS {
         let d = desk(kind, "rescore", RULES, CONFIG).await;
-        d.send(
-            "b@buyer.example",
-            "form.submitted",
-            json!({"props": {"form": "contact"}}),
-        )
-        .await;
+        d.contact("b@buyer.example").await;
         assert_eq!(d.owner("b@buyer.example").await, "bo@firm.example");
         let before = d.notes().await.len();
         // New rules: a contact form is worth 70 (A).

@@ -198,20 +198,7 @@ impl LeadLog for DynamoStore {
             }
         }
         if let Some(d) = &w.desk {
-            let item = HashMap::from([
-                ("PK".into(), s(DESK)),
-                ("SK".into(), s(DESK)),
-                ("version".into(), n(d.expect.map_or(1, |v| v + 1))),
-                ("body".into(), s(d.record.text())),
-            ]);
-            items.push(match d.expect {
-                None => self.put(item, "attribute_not_exists(PK)", None)?,
-                Some(v) => self.put(
-                    item,
-                    "version = :v",
-                    Some(HashMap::from([(":v".into(), n(v))])),
-                )?,
-            });
+            items.push(self.desk_put(d)?);
         }
         // The new version makes each commit's transition keys unique within the lead.
         let version = w.expect.map_or(1, |v| v + 1);
@@ -459,20 +446,10 @@ impl LeadLog for DynamoStore {
             .expression_attribute_values(":v", n(version))
             .build()
             .map_err(failed)?;
-        let item = HashMap::from([
-            ("PK".into(), s(DESK)),
-            ("SK".into(), s(DESK)),
-            ("version".into(), n(desk.version.map_or(1, |v| v + 1))),
-            ("body".into(), s(record.text())),
-        ]);
-        let put = match desk.version {
-            None => self.put(item, "attribute_not_exists(PK)", None)?,
-            Some(v) => self.put(
-                item,
-                "version = :v",
-                Some(HashMap::from([(":v".into(), n(v))])),
-            )?,
-        };
+        let put = self.desk_put(&DeskWrite {
+            expect: desk.version,
+            record,
+        })?;
         self.transact(vec![
             TransactWriteItem::builder().update(update).build(),
             put,
@@ -593,5 +570,25 @@ impl LeadLog for DynamoStore {
     fn max_events_per_commit(&self) -> usize {
         // Room for the state and the transitions the chunk may cause.
         40
+    }
+}
+
+impl DynamoStore {
+    /// The desk record's write, guarded by the version read (or by not existing yet).
+    fn desk_put(&self, d: &DeskWrite) -> Result<TransactWriteItem, StoreError> {
+        let item = HashMap::from([
+            ("PK".into(), s(DESK)),
+            ("SK".into(), s(DESK)),
+            ("version".into(), n(d.expect.map_or(1, |v| v + 1))),
+            ("body".into(), s(d.record.text())),
+        ]);
+        match d.expect {
+            None => self.put(item, "attribute_not_exists(PK)", None),
+            Some(v) => self.put(
+                item,
+                "version = :v",
+                Some(HashMap::from([(":v".into(), n(v))])),
+            ),
+        }
     }
 }
