@@ -343,12 +343,22 @@ struct Online {
 
 async fn online(backend: &Backend, program: Program, clock: &Arc<AtomicI64>) -> Online {
     let c = clock.clone();
-    let service = Arc::new(Service::with_clock(
-        program,
-        backend.open().await,
-        Arc::new(move || c.load(Ordering::SeqCst)),
-    ));
-    let router = router(App::new(service.clone(), Config::default()));
+    // Seed 001's rules assign leads (docs/desk.md): with its people, so that every batch
+    // also assigns, recycles and counts on the desk — and the scores stay the reference's.
+    let config = Config::parse(
+        "[teams]\nsenior = [\"amy@firm.example\", \"li@firm.example\"]\nsales = [\"bo@firm.example\", \"cy@firm.example\"]\neu_owners = [\"hans@firm.example\"]\n[desk]\nmax_active_per_owner = 3\n",
+    )
+    .expect("the oracle's configuration");
+    let service = Arc::new(
+        Service::with_clock(
+            program,
+            backend.open().await,
+            Arc::new(move || c.load(Ordering::SeqCst)),
+        )
+        .with_roster(leadscore_service::Roster::from_config(&config))
+        .expect("the oracle's teams"),
+    );
+    let router = router(App::new(service.clone(), config));
     Online { service, router }
 }
 
@@ -508,8 +518,10 @@ async fn run(backend: Backend, c: &Case) -> Result<(), String> {
         if pass != "read" {
             while on.service.sweep(100).await.map_err(|e| e.to_string())? > 0 {}
         }
+        // Leads that count against an owner, as the leads say (docs/desk.md).
+        let mut owned = 0u64;
         for lead in &leads {
-            let (status, view) = call(
+            let (status, mut view) = call(
                 &on.router,
                 Request::get(format!("/leads/{lead}"))
                     .body(Body::empty())
@@ -528,6 +540,23 @@ async fn run(backend: Backend, c: &Case) -> Result<(), String> {
                 .map(|e| &e.id)
                 .collect::<BTreeSet<_>>()
                 .len();
+            if view["desk"]["owner"].is_string() && view["desk"]["closed"] == false {
+                owned += 1;
+            }
+            // The desk's overdue tags are the desk's: offline scoring has no desk.
+            if view["desk"]["overdue"] == true {
+                let desk_tags: Vec<Value> = on
+                    .service
+                    .rules()
+                    .program
+                    .overdue_tags
+                    .iter()
+                    .map(|t| json!(t.name))
+                    .collect();
+                if let Some(tags) = view["tags"].as_array_mut() {
+                    tags.retain(|t| !desk_tags.contains(t));
+                }
+            }
             let Some(want) = expected.get(lead) else {
                 if view["events"] != 0 {
                     return fail(format!(
@@ -576,6 +605,21 @@ async fn run(backend: Backend, c: &Case) -> Result<(), String> {
                     return fail(format!("{lead}: {e}\nonline {view:#}\noffline {want:#}"));
                 }
             }
+        }
+        let record = on
+            .service
+            .store()
+            .desk()
+            .await
+            .map_err(|e| e.to_string())?
+            .record;
+        let counted: u64 = record.active.values().sum();
+        OWNED.fetch_add(owned, Ordering::SeqCst);
+        if counted != owned {
+            return fail(format!(
+                "{pass}: the desk counts {counted} owned leads ({:?}), the leads say {owned}",
+                record.active
+            ));
         }
     }
     Ok(())
@@ -640,6 +684,9 @@ fn cases(divisor: u32) -> u32 {
     (n / divisor).max(1)
 }
 
+/// Leads seen owned on the desk, over every case of the run: the desk is exercised.
+static OWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Runs the oracle with `cases` cases, each on a store from `backend`.
 fn oracle<F, Fut>(cases: u32, backend: F)
 where
@@ -663,10 +710,18 @@ where
             run(b, &c).await.map_err(TestCaseError::fail)
         })
     });
-    eprintln!("oracle: {cases} cases in {:.1?}", started.elapsed());
+    eprintln!(
+        "oracle: {cases} cases in {:.1?} ({} leads seen owned)",
+        started.elapsed(),
+        OWNED.load(Ordering::SeqCst)
+    );
     if let Err(e) = result {
         panic!("{e}");
     }
+    assert!(
+        cases < 20 || OWNED.load(Ordering::SeqCst) > 0,
+        "no case assigned a lead: the desk went untested"
+    );
 }
 
 #[test]

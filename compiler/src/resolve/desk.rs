@@ -11,9 +11,15 @@ use leadscore_runtime::bytecode::{AssignHow, AssignTo, OverdueTag, PlanDef};
 
 impl Resolver<'_> {
     pub(super) fn desk(&mut self, file: &ast::File) {
+        // Each declared plan's name, in `ir.plans` order.
+        let mut plan_spans = Vec::new();
         for item in &file.items {
             if let ast::Item::Plan(p) = item {
+                let before = self.ir.plans.len();
                 self.plan(p);
+                if self.ir.plans.len() > before {
+                    plan_spans.push(p.name.span);
+                }
             }
         }
         let mut used = vec![false; self.ir.plans.len()];
@@ -48,14 +54,11 @@ impl Resolver<'_> {
             }
         }
         let assigns = !self.ir.assigns.is_empty();
-        let plans = file.items.iter().filter_map(|i| match i {
-            ast::Item::Plan(p) => Some(p),
-            _ => None,
-        });
-        let unused: Vec<leadscore_dsl::Span> = plans
+        let unused: Vec<leadscore_dsl::Span> = plan_spans
+            .into_iter()
             .zip(&used)
             .filter(|(_, u)| !**u)
-            .map(|(p, _)| p.name.span)
+            .map(|(s, _)| s)
             .collect();
         for span in unused {
             self.err(
@@ -66,6 +69,19 @@ impl Resolver<'_> {
         }
         let tasks = !self.ir.plans.is_empty();
         for item in &file.items {
+            if let ast::Item::Notify(ast::NotifyDecl {
+                trigger: ast::NotifyTrigger::OwnerChanges(s),
+                ..
+            }) = item
+            {
+                if self.ir.assigns.is_empty() {
+                    self.err(
+                        Diagnostic::warning("W0006", *s, "no lead ever changes owner")
+                            .label("no `assign` gives leads owners")
+                            .help("say who owns leads, e.g. `assign grade A to team sales round robin`"),
+                    );
+                }
+            }
             if let ast::Item::Notify(ast::NotifyDecl {
                 trigger: ast::NotifyTrigger::TaskDue(s),
                 ..
@@ -179,8 +195,9 @@ impl Resolver<'_> {
                 },
             },
         };
-        let within = match a.within {
-            Some(d) => Some(self.desk_seconds(d)?),
+        let within = match a.within.map(|d| self.desk_seconds(d)) {
+            Some(None) => return plan,
+            Some(s) => s,
             None => None,
         };
         if ok {
