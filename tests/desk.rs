@@ -1310,3 +1310,44 @@ async fn companies_gather_their_leads_and_duplicates_are_suggested_on_every_stor
         assert!(d.s.duplicates(10).await.unwrap().is_empty(), "{kind:?}");
     }
 }
+
+/// A `rising` page reads at most RISING_BUDGET leads' histories: a page that finds
+/// nothing within them says where to go on, and following `next` finds the rising lead.
+#[tokio::test]
+async fn a_rising_queue_reads_a_bounded_number_of_histories_a_page() {
+    let d = desk(Kind::Memory, "budget", RULES, CONFIG).await;
+    let n = leadscore_service::RISING_BUDGET + 50;
+    let events: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"id": format!("v{i}"), "lead": format!("c{i:05}@x.example"),
+                   "type": "page.viewed", "at": time::format(d.now())})
+        })
+        .collect();
+    for chunk in events.chunks(1000) {
+        let batch = parse_events(&json!(chunk), d.now()).unwrap();
+        d.s.ingest(batch).await.unwrap();
+    }
+    d.pass(30 * DAY);
+    // One lead rises now (30, the others 10: first in score order); the budget still
+    // ends the first page before the listing does.
+    d.send("c99999@x.example", "page.viewed", json!({})).await;
+    d.send("c99999@x.example", "page.viewed", json!({})).await;
+    let pairs = Queue::pairs("rising=20:7d").unwrap();
+    let mut q = Queue::parse(&pairs, None, d.now()).unwrap();
+    q.list.limit = 10;
+    let first = d.s.queue_page(&q).await.unwrap();
+    assert!(first.rows.iter().all(|r| r.lead == "c99999@x.example"));
+    let mut found = first.rows.len();
+    let mut next = first.next;
+    let mut pages = 1;
+    while let Some(after) = next {
+        q.list.after = Some(after);
+        let page = d.s.queue_page(&q).await.unwrap();
+        found += page.rows.len();
+        next = page.next;
+        pages += 1;
+        assert!(pages < 10, "the pages end");
+    }
+    assert_eq!(found, 1);
+    assert!(pages >= 2, "the budget ended the first page early");
+}

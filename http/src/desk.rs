@@ -4,17 +4,12 @@
 
 use super::leads::{no_such_lead, page, require_reader};
 use super::*;
-use leadscore_service::Queue;
-use leadscore_store::{Listed, Sort};
+use leadscore_service::{Queue, QueuePage};
 
 /// A queue's rows and the cursor of the next page (`next`), as `GET /leads` answers.
-pub(crate) fn queue_page(rows: Vec<Listed>, limit: usize, sort: Sort) -> Value {
-    let next = (rows.len() == limit)
-        .then(|| {
-            rows.last()
-                .map(|r| format!("{}:{}", sort.key(&r.summary), r.lead))
-        })
-        .flatten();
+pub(crate) fn queue_page(page: QueuePage) -> Value {
+    let next = page.next.map(|(k, lead)| format!("{k}:{lead}"));
+    let rows = page.rows;
     let leads: Vec<Value> = rows
         .into_iter()
         .map(|r| {
@@ -67,8 +62,7 @@ async fn serve_queue(
     let mut q = Queue::parse(pairs, reader, app.service.now()).map_err(invalid_query)?;
     q.list.limit = limit;
     q.list.after = after;
-    let rows = app.service.queue(&q).await?;
-    Ok(queue_page(rows, limit, q.list.sort))
+    Ok(queue_page(app.service.queue_page(&q).await?))
 }
 
 /// `GET /leads`: a work queue (read token).

@@ -23,7 +23,7 @@ mod events;
 mod join;
 mod outbox;
 mod reads;
-pub use reads::{since, Company, CompanyLead, Duplicate, Queue};
+pub use reads::{since, Company, CompanyLead, Duplicate, Queue, QueuePage, RISING_BUDGET};
 mod shadow;
 pub mod signing;
 mod txn;

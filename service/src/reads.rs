@@ -117,37 +117,71 @@ pub struct Queue {
     pub rising: Option<(i64, Micros)>,
 }
 
+/// One page of a work queue, and where the next one starts (`None`: the last page).
+#[derive(Clone, Debug, Default)]
+pub struct QueuePage {
+    pub rows: Vec<Listed>,
+    pub next: Option<(i64, String)>,
+}
+
+/// The most leads one page of a `rising` queue reads the history of: a page that finds
+/// fewer than it asked for within them ends early, its `next` where the reading stopped.
+pub const RISING_BUDGET: usize = 2_000;
+
 impl Service {
     /// One page of a work queue, in its order after its cursor.
     pub async fn queue(&self, q: &Queue) -> Result<Vec<Listed>, ServiceError> {
+        Ok(self.queue_page(q).await?.rows)
+    }
+
+    /// One page of a work queue with the cursor of the next.
+    pub async fn queue_page(&self, q: &Queue) -> Result<QueuePage, ServiceError> {
+        let next_of = |rows: &[Listed], sort: leadscore_store::Sort| {
+            rows.last()
+                .map(|last| (sort.key(&last.summary), last.lead.clone()))
+        };
         let Some((points, window)) = q.rising else {
-            return self.list(&q.list).await;
+            let rows = self.list(&q.list).await?;
+            let next = (rows.len() == q.list.limit)
+                .then(|| next_of(&rows, q.list.sort))
+                .flatten();
+            return Ok(QueuePage { rows, next });
         };
         let now = self.now();
         let mut page = q.list.clone();
         let mut out = Vec::new();
-        // Candidates a page at a time until the page is full or the listing ends.
+        let mut read = 0;
+        // Candidates a page at a time until the page is full, the listing ends, or the
+        // budget of histories read is spent.
         page.limit = q.list.limit.clamp(1, 500);
         loop {
             let rows = self.store.list(&page).await?;
             let full = rows.len() == page.limit;
-            for row in &rows {
+            for (i, row) in rows.iter().enumerate() {
+                read += 1;
                 if self
                     .rose(&row.lead, row.summary.score, now - window)
                     .await?
                     >= points
                 {
                     out.push(row.clone());
-                    if out.len() == q.list.limit {
-                        return Ok(out);
-                    }
+                }
+                if out.len() == q.list.limit || read >= RISING_BUDGET {
+                    let more = i + 1 < rows.len() || full;
+                    return Ok(QueuePage {
+                        next: more.then(|| next_of(&rows[..=i], page.sort)).flatten(),
+                        rows: out,
+                    });
                 }
             }
-            match rows.last() {
-                Some(last) if full => {
-                    page.after = Some((page.sort.key(&last.summary), last.lead.clone()))
+            match next_of(&rows, page.sort) {
+                Some(after) if full => page.after = Some(after),
+                _ => {
+                    return Ok(QueuePage {
+                        rows: out,
+                        next: None,
+                    })
                 }
-                _ => return Ok(out),
             }
         }
     }
@@ -364,7 +398,7 @@ impl Service {
     /// Likely duplicate pairs (at most `limit`): leads sharing a phone, a WhatsApp number,
     /// or a name at one company; most reasons first.
     pub async fn duplicates(&self, limit: usize) -> Result<Vec<Duplicate>, ServiceError> {
-        let shared = self.store.shared_marks(10_000).await?;
+        let shared = self.store.shared_marks(1_000).await?;
         let mut pairs: std::collections::BTreeMap<(String, String), Vec<String>> =
             Default::default();
         for s in shared {
