@@ -1351,3 +1351,25 @@ async fn a_rising_queue_reads_a_bounded_number_of_histories_a_page() {
     assert_eq!(found, 1);
     assert!(pages >= 2, "the budget ended the first page early");
 }
+
+/// Past the year, a lead's history keeps one point a day: the last of each day, written
+/// when a later day's first point is.
+#[tokio::test]
+async fn history_past_the_year_keeps_the_last_point_of_each_day_on_every_store() {
+    for kind in KINDS {
+        let d = desk(kind, "days", RULES, CONFIG).await;
+        d.send("c@x.example", "page.viewed", json!({})).await;
+        d.pass(HOUR);
+        d.send("c@x.example", "page.viewed", json!({})).await;
+        d.pass(400 * DAY);
+        d.send("c@x.example", "page.viewed", json!({})).await;
+        let (_, points) = d.s.score_history("c@x.example", 0).await.unwrap().unwrap();
+        let scores: Vec<i64> = points.iter().map(|p| p.score).collect();
+        assert_eq!(scores, [20, 30], "{kind:?}");
+        assert_eq!(
+            time::format(points[0].at),
+            "2026-11-02T10:00:00Z",
+            "{kind:?}: the day's last point, at its instant"
+        );
+    }
+}

@@ -104,10 +104,11 @@ pub struct LeadState {
     /// they came in, so it is never rebuilt from the lead's events (docs/desk.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desk: Option<Box<Desk>>,
-    /// A digest of the scores and grade last written to the lead's score history: a write
-    /// that leaves them as they were adds no point.
+    /// The point last written to the lead's score history: a write that leaves the scores
+    /// and grade as they were adds no point, and the first point of a new day closes the
+    /// day before with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub charted: Option<u64>,
+    pub charted: Option<Charted>,
     /// What makes the lead likely the same person as another (`phone:…`, `name:…`), as
     /// last written to the store's duplicate index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -119,6 +120,16 @@ pub struct LeadState {
     /// rebuilt on load. Not part of the state's identity.
     #[serde(skip)]
     pub(crate) cache: Cache,
+}
+
+/// The last point of a lead's score history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Charted {
+    /// A digest of its scores and grade.
+    pub digest: u64,
+    pub at: Micros,
+    /// The point as stored (`{"score", "scores", "grade"}`).
+    pub point: String,
 }
 
 /// How many owner changes a lead keeps (the oldest are dropped first).

@@ -470,6 +470,36 @@ pub(super) fn tags(p: &Program, state: &LeadState, now: Micros) -> Vec<String> {
     }
 }
 
+/// Whether phase 2 may read or move the desk record: a team (or a company owner) may take
+/// the lead, or it counts against an owner now. A lead only ever going to the pool needs
+/// neither the record nor the desk lock (most C leads, every lead of a roster with no
+/// teams).
+pub(super) fn touches_record(
+    engine: &Engine,
+    roster: &Roster,
+    state: &LeadState,
+    route: Route,
+    now: Micros,
+) -> bool {
+    let active = state.desk.as_ref().is_some_and(|d| d.active);
+    match (route, state.grade) {
+        (Route::Close, _) => active,
+        (_, _) if active => true,
+        (_, None) => false,
+        (_, Some(g)) => {
+            let p = engine.program();
+            engine
+                .assign_lines(state, leadscore_runtime::bytecode::GradeId(g), now)
+                .iter()
+                .any(|&i| match &p.assigns[i].to {
+                    AssignTo::Pool => false,
+                    AssignTo::CompanyOwner => true,
+                    AssignTo::Team { name, .. } => roster.teams.contains_key(name),
+                })
+        }
+    }
+}
+
 /// Whether phase 2 may assign the lead to its company's owner.
 pub(super) fn wants_company(p: &Program) -> bool {
     p.assigns.iter().any(|a| a.to == AssignTo::CompanyOwner)

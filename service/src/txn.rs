@@ -280,8 +280,14 @@ impl Service {
                 let mut desk_turn = None;
                 let mut desk_write = None;
                 if let Some(route) = route {
-                    desk_turn = Some(self.desk_lock.lock().await);
-                    let loaded = self.store.desk().await?;
+                    let shared = desk::touches_record(&engine, &self.roster, &state, route, now);
+                    if shared {
+                        desk_turn = Some(self.desk_lock.lock().await);
+                    }
+                    let loaded = match shared {
+                        true => self.store.desk().await?,
+                        false => Default::default(),
+                    };
                     let mut record = loaded.record.clone();
                     let cause = match change {
                         Change::Rescore => "rescore",
@@ -309,6 +315,10 @@ impl Service {
                             expect: loaded.version,
                             record,
                         });
+                    } else {
+                        // Nothing taken from the record: the decision stands as of the
+                        // read, and other writers need not wait for this commit.
+                        desk_turn = None;
                     }
                 }
                 let view = self
@@ -553,7 +563,7 @@ impl Service {
         now: Micros,
     ) -> Result<LeadScores, ServiceError> {
         let (summary, mut view) = summarize(rules, engine, &state, now);
-        let history = chart(&mut state, &summary, now);
+        let (history, day_point) = chart(&mut state, &summary, now);
         let marks = desk::marks(&rules.program, &state, summary.company.as_deref());
         let marks = (marks != state.marks).then(|| Marks {
             old: std::mem::replace(&mut state.marks, marks.clone()),
@@ -599,6 +609,7 @@ impl Service {
                 transitions,
                 notifications,
                 history,
+                day_point,
                 desk: c.desk,
                 marks,
             })
@@ -684,28 +695,43 @@ struct Commit<'a> {
     desk: Option<DeskWrite>,
 }
 
-/// The point of score history a write adds: none when the scores and grade are as the
-/// last point had them.
-fn chart(state: &mut LeadState, s: &Summary, now: Micros) -> Option<HistoryPoint> {
+/// The point of score history a write adds — none when the scores and grade are as the
+/// last point had them — and, when it is the lead's first of a new day, the last point of
+/// the day before (the day's point).
+fn chart(
+    state: &mut LeadState,
+    s: &Summary,
+    now: Micros,
+) -> (Option<HistoryPoint>, Option<HistoryPoint>) {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (
-        s.score,
-        &s.grade,
-        serde_json::to_string(&s.scores).unwrap_or_default(),
-    )
-        .hash(&mut h);
-    let digest = h.finish();
-    if state.charted == Some(digest) {
-        return None;
+    s.score.hash(&mut h);
+    s.grade.hash(&mut h);
+    for (k, v) in &s.scores {
+        (k, v).hash(&mut h);
     }
-    state.charted = Some(digest);
-    Some(HistoryPoint {
+    let digest = h.finish();
+    if state.charted.as_ref().is_some_and(|c| c.digest == digest) {
+        return (None, None);
+    }
+    let point = HistoryPoint {
         at: now,
         score: s.score,
         scores: s.scores.clone(),
         grade: s.grade.clone(),
-    })
+    };
+    let day = |t: Micros| leadscore_store::history_slots(t).1;
+    let day_point = state
+        .charted
+        .as_ref()
+        .filter(|c| day(c.at) != day(now))
+        .and_then(|c| HistoryPoint::parse(c.at, &c.point).ok());
+    state.charted = Some(leadscore_runtime::state::Charted {
+        digest,
+        at: now,
+        point: point.text(),
+    });
+    (Some(point), day_point)
 }
 
 /// Puts `e` into a history kept in `at` then arrival order (it arrived last).

@@ -117,7 +117,8 @@ pub struct HistoryPoint {
 }
 
 /// Score history is kept at a minute's resolution (the last write in each minute) for
-/// [`HISTORY_FINE_DAYS`] days, and at a day's (the last write in each day) for ever.
+/// [`HISTORY_FINE_DAYS`] days, and at a day's (the last write in each day, written with
+/// the lead's first point of a later day) for ever.
 pub const HISTORY_FINE_DAYS: i64 = 365;
 pub const MINUTE: Micros = 60_000_000;
 pub const DAY: Micros = 86_400_000_000;
@@ -335,6 +336,9 @@ pub struct Write {
     pub notifications: Vec<Notification>,
     /// A point of score history, when the write changed the lead's scores or grade.
     pub history: Option<HistoryPoint>,
+    /// The last point of the day before, when this is the lead's first point of a new day:
+    /// kept as the day's point (and the minute points past the year are dropped then).
+    pub day_point: Option<HistoryPoint>,
     /// The desk record, when the write assigned or released the lead.
     pub desk: Option<DeskWrite>,
     /// The lead's duplicate marks, when the write changed them.

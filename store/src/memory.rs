@@ -164,11 +164,12 @@ impl LeadLog for MemoryStore {
             }
             let l = m.leads.entry(w.lead.clone()).or_default();
             if let Some(p) = w.history {
-                let (minute, day) = history_slots(p.at);
-                let horizon = p.at - HISTORY_FINE_DAYS * DAY;
-                l.fine.retain(|&t, _| t >= horizon);
-                l.fine.insert(minute, p.clone());
-                l.daily.insert(day, p);
+                if let Some(d) = w.day_point {
+                    let horizon = p.at - HISTORY_FINE_DAYS * DAY;
+                    l.fine.retain(|&t, _| t >= horizon);
+                    l.daily.insert(history_slots(d.at).1, d);
+                }
+                l.fine.insert(history_slots(p.at).0, p);
             }
             l.state = Some((w.state, version.map_or(1, |v| v + 1)));
             l.summary = Some(w.summary);

@@ -77,7 +77,8 @@ impl LeadLog for DynamoStore {
             + w.events.len()
             + w.transitions.len()
             + w.notifications.len()
-            + 2 * usize::from(w.history.is_some())
+            + usize::from(w.history.is_some())
+            + usize::from(w.day_point.is_some())
             + usize::from(w.desk.is_some());
         if actions > MAX_ACTIONS {
             return Err(StoreError::Backend(format!(
@@ -157,15 +158,19 @@ impl LeadLog for DynamoStore {
         for note in &w.notifications {
             items.push(self.put(note_item(&lead_pk, note), "attribute_not_exists(PK)", None)?);
         }
-        if let Some(p) = &w.history {
-            let (minute, day) = history_slots(p.at);
-            for (sk, expires) in [
-                (
-                    format!("HIST#m#{minute:020}"),
-                    Some(p.at + HISTORY_FINE_DAYS * DAY),
-                ),
-                (format!("HIST#d#{day:020}"), None),
-            ] {
+        let points = w.history.iter().map(|p| {
+            (
+                format!("HIST#m#{:020}", history_slots(p.at).0),
+                Some(p.at + HISTORY_FINE_DAYS * DAY),
+                p,
+            )
+        });
+        let day = w
+            .day_point
+            .iter()
+            .map(|p| (format!("HIST#d#{:020}", history_slots(p.at).1), None, p));
+        {
+            for (sk, expires, p) in points.chain(day) {
                 let mut item = HashMap::from([
                     ("PK".into(), s(&lead_pk)),
                     ("SK".into(), s(sk)),

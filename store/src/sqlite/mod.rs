@@ -147,8 +147,10 @@ struct Encoded {
     overdue: bool,
     company: Option<String>,
     marks: Option<Vec<String>>,
-    /// at, minute slot, day slot, body.
-    history: Option<(i64, i64, i64, String)>,
+    /// at, minute slot, body.
+    history: Option<(i64, i64, String)>,
+    /// at, day slot, body.
+    day_point: Option<(i64, i64, String)>,
     /// expect, body.
     desk: Option<(Option<u64>, String)>,
     events: Vec<EventRow>,
@@ -177,10 +179,8 @@ impl Encoded {
             overdue: w.summary.overdue,
             company: w.summary.company,
             marks: w.marks.map(|m| m.new),
-            history: w.history.map(|p| {
-                let (minute, day) = history_slots(p.at);
-                (p.at, minute, day, p.text())
-            }),
+            history: w.history.map(|p| (p.at, history_slots(p.at).0, p.text())),
+            day_point: w.day_point.map(|p| (p.at, history_slots(p.at).1, p.text())),
             desk: w.desk.map(|d| (d.expect, d.record.text())),
             events: event_rows(w.events),
             transitions: w
@@ -659,11 +659,7 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
             put.execute(params![m, w.lead]).map_err(sql_error)?;
         }
     }
-    if let Some((at, minute, day, body)) = &w.history {
-        tx.prepare_cached("DELETE FROM score_history WHERE lead = ?1 AND kind = 'm' AND slot < ?2")
-            .map_err(sql_error)?
-            .execute(params![w.lead, at - HISTORY_FINE_DAYS * DAY])
-            .map_err(sql_error)?;
+    if let Some((at, minute, body)) = &w.history {
         let mut put = tx
             .prepare_cached(
                 "INSERT INTO score_history (lead, kind, slot, at, body) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -672,8 +668,17 @@ fn apply(tx: &Connection, w: &Encoded) -> Result<(), StoreError> {
             .map_err(sql_error)?;
         put.execute(params![w.lead, "m", minute, at, body])
             .map_err(sql_error)?;
-        put.execute(params![w.lead, "d", day, at, body])
+        if let Some((day_at, day, day_body)) = &w.day_point {
+            put.execute(params![w.lead, "d", day, day_at, day_body])
+                .map_err(sql_error)?;
+            // Once a day a lead: the minute points past the year go.
+            tx.prepare_cached(
+                "DELETE FROM score_history WHERE lead = ?1 AND kind = 'm' AND slot < ?2",
+            )
+            .map_err(sql_error)?
+            .execute(params![w.lead, at - HISTORY_FINE_DAYS * DAY])
             .map_err(sql_error)?;
+        }
     }
     if let Some((_, body)) = &w.desk {
         tx.prepare_cached(

@@ -83,6 +83,7 @@ pub(super) async fn desk(s: Arc<dyn Store>) {
     let mut w = write("d-h", Some(4), 5, "C", &[]);
     w.events.clear();
     w.history = Some(point(later, 5));
+    w.day_point = Some(point(t0 + 3 * m, 4));
     s.commit(w).await.unwrap();
     assert_eq!(scores(s.score_history("d-h", 0).await.unwrap()), [4, 5]);
 

@@ -69,6 +69,7 @@ fn write(
         }],
         notifications: Vec::new(),
         history: None,
+        day_point: None,
         desk: None,
         marks: None,
     }
