@@ -352,7 +352,9 @@ enum Fill {
 }
 
 /// The value a placeholder names: `lead`, `id`, `grade`, `score`, `scores.NAME`, `from`,
-/// `to`, `at`, `cause`, `event`, `tags`, `program`, `ruleset`, `secret.NAME`.
+/// `to`, `at`, `cause`, `event`, `tags`, `program`, `ruleset`, `secret.NAME`, and the
+/// desk's `owner`, `from_owner`, `to_owner`, `deadline` (docs/desk.md; `null` where the
+/// notification has none).
 fn lookup(name: &str, n: &Json, secrets: &Secrets<'_>) -> Result<Json, Unsendable> {
     let t = &n["transition"];
     Ok(match name {
@@ -360,6 +362,9 @@ fn lookup(name: &str, n: &Json, secrets: &Secrets<'_>) -> Result<Json, Unsendabl
             n[name].clone()
         }
         "from" | "to" | "cause" | "event" => t[name].clone(),
+        "owner" => n["owner"].clone(),
+        "from_owner" | "to_owner" => n["owner_change"][name].clone(),
+        "deadline" => n["overdue"]["deadline"].clone(),
         _ => {
             if let Some(s) = name.strip_prefix("scores.") {
                 match n["scores"].get(s) {
@@ -455,6 +460,19 @@ mod tests {
             )
             .unwrap(),
             "https://x/c/ann%2Bx%40acme.de?k=t0k"
+        );
+        // The desk's placeholders: an owner change written back to the CRM.
+        let moved = json!({"lead": "ann@acme.de", "owner": "amy@firm.example",
+                           "owner_change": {"from_owner": null, "to_owner": "amy@firm.example"}});
+        assert_eq!(
+            fill(
+                r#"{"Owner": {{owner}}, "was": {{from_owner}}, "now": {{to_owner}}, "due": {{deadline}}}"#,
+                &moved,
+                &secrets,
+                Fill::Json
+            )
+            .unwrap(),
+            r#"{"Owner": "amy@firm.example", "was": null, "now": "amy@firm.example", "due": null}"#
         );
         assert!(fill("{{nope}}", &n, &secrets, Fill::Raw)
             .unwrap_err()
