@@ -69,19 +69,29 @@ pub fn rescore(file: &Path, db: &Path, batch: usize, setup: Setup) -> Result<Exi
         let service = service(program, store.clone(), setup)?;
         let mut total = leadscore_service::Rescored::default();
         let mut after = None;
+        let bar = crate::progress::open_ended("leads");
+        bar.set_message("rescoring");
+        let mut rescored = std::collections::HashSet::new();
         loop {
             let page = service.rescore(batch.max(1), after).await?;
             total.rescored += page.rescored;
             total.changed_grade += page.changed_grade;
-            total.current += page.current;
-            if page.rescored > 0 {
-                eprintln!("rescored {} lead(s) so far", total.rescored);
-            }
+            // A lead rescored on one page may be listed again on a later one (its score
+            // moved): it is counted once, as rescored, so the summary adds up to the leads.
+            rescored.extend(page.rescored_leads);
+            let current = page
+                .current_leads
+                .iter()
+                .filter(|l| !rescored.contains(*l))
+                .count();
+            total.current += current;
+            bar.inc((page.rescored + current) as u64);
             match page.next {
                 Some(next) => after = Some(next),
                 None => break,
             }
         }
+        bar.finish_and_clear();
         anyhow::Ok(total)
     })?;
     println!(
@@ -117,7 +127,11 @@ pub fn import(
         use std::io::BufRead;
         let f =
             std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-        for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let bar = crate::progress::reading(path);
+        for (i, line) in std::io::BufReader::new(bar.wrap_read(f))
+            .lines()
+            .enumerate()
+        {
             let line = line.with_context(|| format!("cannot read {}", path.display()))?;
             if line.trim().is_empty() {
                 continue;
@@ -127,6 +141,7 @@ pub fn import(
                 serde_json::from_str(&line).with_context(|| format!("{where_}: invalid JSON"))?;
             items.push((where_, v));
         }
+        bar.finish_and_clear();
     }
     if let Some(path) = outcomes {
         for (n, (lead, o, at)) in crate::backtest::read_outcome_rows(path)?
@@ -151,14 +166,18 @@ pub fn import(
         // A backfill: its transitions are history, not news for anyone.
         let service = service(program, store.clone(), setup)?.quiet();
         let (mut accepted, mut duplicates) = (0, 0);
+        let bar = crate::progress::counting(incoming.len() as u64, "events");
+        bar.set_message("importing");
         let mut rest = incoming;
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(1000));
+            bar.inc(rest.len() as u64);
             let out = service.ingest(rest).await?;
             accepted += out.accepted;
             duplicates += out.duplicates.len();
             rest = tail;
         }
+        bar.finish_and_clear();
         anyhow::Ok((accepted, duplicates))
     })?;
     println!("{accepted} event(s) stored, {duplicates} already stored");

@@ -18,7 +18,11 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>> {
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut events = Vec::new();
     let mut errors = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+    let bar = crate::progress::reading(path);
+    for (i, line) in std::io::BufReader::new(bar.wrap_read(file))
+        .lines()
+        .enumerate()
+    {
         let line = line.with_context(|| format!("cannot read {}", path.display()))?;
         if line.trim().is_empty() {
             continue;
@@ -30,6 +34,7 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>> {
             Err(e) => errors.push(format!("{}:{}: {e}", path.display(), i + 1)),
         }
     }
+    bar.finish_and_clear();
     if !errors.is_empty() {
         let shown: Vec<&String> = errors.iter().take(20).collect();
         let more = errors.len().saturating_sub(20);
@@ -108,9 +113,22 @@ pub fn score_each(
     program: &Program,
     events: Vec<Event>,
     now: Micros,
-    sink: impl FnMut(Scored) -> Result<()>,
+    mut sink: impl FnMut(Scored) -> Result<()>,
 ) -> Result<usize> {
-    leadscore_runtime::offline::score_each(program, events, now, sink)
+    // Counting the leads costs a pass over the events: only when a bar is drawn.
+    let bar = crate::progress::counting(0, "leads");
+    if !bar.is_hidden() {
+        let leads: std::collections::HashSet<&str> =
+            events.iter().map(|e| e.lead.as_str()).collect();
+        bar.set_length(leads.len() as u64);
+    }
+    bar.set_message("scoring");
+    let future = leadscore_runtime::offline::score_each(program, events, now, |r| {
+        bar.inc(1);
+        sink(r)
+    });
+    bar.finish_and_clear();
+    future
 }
 
 /// A readable table: one row per lead, columns two spaces apart, numbers right-aligned,

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use leadscore_http::notify::{self, Notifier};
 use leadscore_http::App;
 use leadscore_service::config::Config;
+use leadscore_service::metrics as M;
 use leadscore_service::Service;
 use leadscore_store::sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
@@ -33,14 +34,22 @@ pub struct Options {
 }
 
 pub fn serve(o: Options) -> Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LEADSCORE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEADSCORE_LOG")
+        .unwrap_or_else(|_| "info".into());
+    // `LEADSCORE_LOG_FORMAT=json`: one JSON object a line, for a log pipeline.
+    if std::env::var("LEADSCORE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let Some(program) = load_program_as(&o.file, DiagFormat::Rich)? else {
         return Ok(ExitCode::from(crate::commands::RULE_ERRORS));
     };
@@ -130,6 +139,8 @@ async fn run(
     let addr = listener.local_addr()?;
     tracing::info!("listening on http://{addr}");
     let reload = tokio::spawn(watch_rules(o.file.clone(), service.clone()));
+    // Leads left on other rules (a rules change while stopped, a rescore cut short).
+    let catch_up = tokio::spawn(rescore_stored(service.clone()));
     let sweep = tokio::spawn(sweep_loop(service.clone()));
     let deliver = notifier.map(|n| tokio::spawn(deliver_loop(n, poll)));
     let limits = app.config.limits.clone();
@@ -137,6 +148,7 @@ async fn run(
         .await
         .context("server failed")?;
     reload.abort();
+    catch_up.abort();
     sweep.abort();
     // A delivery cut short here is claimed, not lost: it is due again when its lease ends.
     if let Some(d) = deliver {
@@ -210,6 +222,7 @@ async fn watch_rules(path: PathBuf, service: Arc<Service>) {
         Some((w, rx)) => (Some(w), rx),
         None => (None, tokio::sync::mpsc::unbounded_channel().1),
     };
+    let mut rescoring = None;
     loop {
         let changed = changes.recv();
         #[cfg(unix)]
@@ -241,23 +254,101 @@ async fn watch_rules(path: PathBuf, service: Arc<Service>) {
                     tracing::warn!("{e}: such leads go to the pool");
                     tracing::info!(ruleset = program.name, file = %path.display(), "rules reloaded");
                     service.set_program(program);
+                    reloaded(&service, &mut rescoring);
                 }
                 Ok(()) => {
                     tracing::info!(ruleset = program.name, file = %path.display(), "rules reloaded");
                     service.set_program(program);
+                    reloaded(&service, &mut rescoring);
                 }
-                Err(e) => tracing::error!(
-                    file = %path.display(),
-                    "rules not reloaded: {e}; the running rules stay"
-                ),
+                Err(e) => {
+                    refused();
+                    tracing::error!(
+                        file = %path.display(),
+                        "rules not reloaded: {e}; the running rules stay"
+                    )
+                }
             },
-            Ok(Ok(None)) => tracing::error!(
-                file = %path.display(),
-                "rules not reloaded: the file has errors (above); the running rules stay"
-            ),
-            Ok(Err(e)) => tracing::error!(file = %path.display(), "rules not reloaded: {e:#}"),
-            Err(e) => tracing::error!("rules not reloaded: {e}"),
+            Ok(Ok(None)) => {
+                refused();
+                tracing::error!(
+                    file = %path.display(),
+                    "rules not reloaded: the file has errors (above); the running rules stay"
+                )
+            }
+            Ok(Err(e)) => {
+                refused();
+                tracing::error!(file = %path.display(), "rules not reloaded: {e:#}")
+            }
+            Err(e) => {
+                refused();
+                tracing::error!("rules not reloaded: {e}")
+            }
         }
+    }
+}
+
+fn refused() {
+    metrics::counter!(M::RELOADS, "result" => "refused").increment(1);
+}
+
+/// New rules are running: the stored leads are brought up to them in the background (a
+/// rescore already under way for older rules gives way to this one).
+fn reloaded(service: &Arc<Service>, rescoring: &mut Option<tokio::task::JoinHandle<()>>) {
+    metrics::counter!(M::RELOADS, "result" => "applied").increment(1);
+    if let Some(previous) = rescoring.take() {
+        previous.abort();
+    }
+    *rescoring = Some(tokio::spawn(rescore_stored(service.clone())));
+}
+
+/// Rescores every stored lead made by other rules, a page at a time, so listings and
+/// `GET /leads/{lead}` agree after a reload. Resumable: leads already on the running
+/// rules are skipped, so a pass cut short (a restart, a newer reload) is finished by the
+/// next; `serve` runs one at start for that reason.
+pub(crate) async fn rescore_stored(service: Arc<Service>) {
+    const PAGE: usize = 200;
+    let hash = service.rules().hash.clone();
+    metrics::gauge!(M::RELOAD_RUNNING).set(1.0);
+    let (mut after, mut rescored, mut regraded, mut current) = (None, 0usize, 0usize, 0usize);
+    loop {
+        match service.rescore(PAGE, after.take()).await {
+            Ok(done) => {
+                metrics::counter!(M::RELOAD_RESCORED).increment(done.rescored as u64);
+                rescored += done.rescored;
+                regraded += done.changed_grade;
+                current += done.current;
+                if done.rescored > 0 {
+                    tracing::info!(
+                        program = hash,
+                        rescored,
+                        changed_grade = regraded,
+                        "rescoring stored leads"
+                    );
+                }
+                match done.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            Err(e) => {
+                // Nothing half-done: each lead is rescored in its own transaction, and the
+                // next reload or start goes on from where this stopped.
+                tracing::error!(error = e.logged(), "rescoring stored leads stopped");
+                metrics::gauge!(M::RELOAD_RUNNING).set(0.0);
+                return;
+            }
+        }
+    }
+    metrics::gauge!(M::RELOAD_RUNNING).set(0.0);
+    if rescored > 0 {
+        tracing::info!(
+            program = hash,
+            rescored,
+            changed_grade = regraded,
+            current,
+            "stored leads rescored"
+        );
     }
 }
 

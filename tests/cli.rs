@@ -942,3 +942,87 @@ fn score_lists_each_lead_s_open_questions_in_json_and_after_the_table() {
     ]);
     assert!(!text(&plain.stdout).contains("open_questions"));
 }
+
+/// Long work shows a progress bar with rate and ETA on a terminal (here a pseudo-terminal
+/// from `script`), and nothing when stderr is piped; `rescore`'s summary adds up to the
+/// leads stored, each counted once.
+#[test]
+fn progress_on_a_terminal_and_quiet_when_piped() {
+    let events = tmp("progress.jsonl");
+    let lines: Vec<String> = (0..3000)
+        .map(|i| {
+            format!(
+                r#"{{"id":"p{i}","lead":"l{}@acme.de","type":"email.opened","at":"2026-01-01T00:00:00Z"}}"#,
+                i % 300
+            )
+        })
+        .collect();
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let events = events.to_str().unwrap();
+    let piped = leadscore(&[
+        "score",
+        "examples/001-zoho.rules",
+        "--events",
+        events,
+        "--now",
+        "2026-01-02T00:00:00Z",
+        "--format",
+        "json",
+    ]);
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    assert_eq!(text(&piped.stderr), "", "nothing on a pipe");
+
+    let db = tmp("progress.db");
+    let db = db.to_str().unwrap();
+    let import = leadscore(&[
+        "import",
+        "examples/001-zoho.rules",
+        "--db",
+        db,
+        "--events",
+        events,
+    ]);
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    assert!(
+        !text(&import.stderr).contains("ETA"),
+        "{}",
+        text(&import.stderr)
+    );
+    let rescore = leadscore(&[
+        "rescore",
+        "examples/003-attribute-behaviour.rules",
+        "--db",
+        db,
+        "--batch",
+        "7",
+    ]);
+    assert!(rescore.status.success(), "{}", text(&rescore.stderr));
+    assert_eq!(text(&rescore.stderr), "");
+    let summary = text(&rescore.stdout);
+    let numbers: Vec<usize> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(
+        numbers[0] + numbers[2],
+        300,
+        "rescored + current = leads: {summary}"
+    );
+
+    // On a terminal: the bar is drawn (and cleared when done).
+    let cmd = format!(
+        "{} score examples/001-zoho.rules --events {events} --now 2026-01-02T00:00:00Z --format json > /dev/null",
+        env!("CARGO_BIN_EXE_leadscore")
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("script(1) from util-linux runs");
+    assert!(tty.status.success(), "{}", text(&tty.stderr));
+    let drawn = text(&tty.stdout);
+    assert!(
+        drawn.contains("reading") && drawn.contains("ETA"),
+        "{drawn:?}"
+    );
+}

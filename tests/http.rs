@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use leadscore_http::auth::sign;
-use reqwest::Client;
+use reqwest::{Client, Method};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -693,9 +693,9 @@ async fn sweep_records_time_transitions_in_the_sqlite_store() {
     s.stop();
 }
 
-/// After a rules change, `POST /admin/rescore` (signed) brings stored leads up to the new
-/// rules a page at a time, recording grade changes with cause "rescore"; running it again
-/// finds nothing to do. `leadscore rescore` does the same on the database file.
+/// After a rules change `serve` rescores the stored leads in the background, recording
+/// grade changes with cause "rescore"; `POST /admin/rescore` (signed) then finds nothing
+/// to do. `leadscore rescore` does the same on the database file.
 #[tokio::test(flavor = "multi_thread")]
 async fn rescore_after_a_rules_change_pages_through_every_lead_once() {
     let dir = tmp("rescore");
@@ -763,15 +763,44 @@ async fn rescore_after_a_rules_change_pages_through_every_lead_once() {
     let (status, err) = rescore(json!({"limit": 0}), SECRET).await;
     assert_eq!(status, 400, "{err}");
 
-    // Pages of one: a lead whose score moved may be met again on a later page, and is
-    // then skipped as current.
-    let (mut rescored, mut changed, mut pages) = (0, 0, 0);
+    // The reload rescored the stored leads in the background: the listing and the lead
+    // agree without anyone asking.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed: Value = c
+            .get(s.at("/leads?grade=B"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let leads = listed["leads"].as_array().unwrap();
+        if leads.len() == 2
+            && leads
+                .iter()
+                .any(|l| l["lead"] == "a@x.com" && l["score"] == 10)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{listed}\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(s.log().contains("stored leads rescored"), "{}", s.log());
+
+    // Pages of one find everything current.
+    let (mut current, mut pages) = (0, 0);
     let mut body = json!({"limit": 1});
     loop {
         let (status, page) = rescore(body.clone(), SECRET).await;
         assert_eq!(status, 200, "{page}");
-        rescored += page["rescored"].as_u64().unwrap();
-        changed += page["changed_grade"].as_u64().unwrap();
+        assert_eq!(page["rescored"], 0, "{page}");
+        current += page["current"].as_u64().unwrap();
         pages += 1;
         assert!(pages < 10, "{page}");
         match page["next"].as_str() {
@@ -779,7 +808,7 @@ async fn rescore_after_a_rules_change_pages_through_every_lead_once() {
             None => break,
         }
     }
-    assert_eq!((rescored, changed), (2, 1), "a@x.com: 20 (A) is now 10 (B)");
+    assert_eq!(current, 2);
 
     let (_, a) = get_lead(&c, &s, "a@x.com").await;
     assert_eq!(
@@ -1722,5 +1751,275 @@ fields = ["country", "company"]
         bob["events"], 7,
         "nothing stored from the refused post: {bob}"
     );
+    s.stop();
+}
+
+/// The value of one Prometheus sample (`name{labels} value`), 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// `GET /metrics` after a short load: its counters match what was sent (accepted,
+/// duplicate and refused events, requests by route and status, commits), and it answers
+/// only the metrics or a read token.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_what_was_sent() {
+    let dir = tmp("metrics");
+    let mut env = secured();
+    env.push(("LEADSCORE_METRICS_TOKEN", "scrape-me"));
+    let s = Server::start(&zoho(), &dir.join("l.db"), None, &env);
+    let c = Client::new();
+    let now = now_secs();
+    let batches = 7;
+    for b in 0..batches {
+        let events: Vec<Value> = (0..3)
+            .map(|i| {
+                json!({"id": format!("e{b}-{i}"), "lead": format!("m{i}@acme.de"),
+                       "type": "email.opened", "at": iso(now - 60)})
+            })
+            .collect();
+        let r = post_signed(&c, &s, SECRET, now, &json!(events)).await;
+        assert_eq!(r.status(), 200);
+    }
+    // A batch sent again: three duplicates. A batch with an invalid event: two refused.
+    let again: Vec<Value> = (0..3)
+        .map(|i| json!({"id": format!("e0-{i}"), "lead": format!("m{i}@acme.de"), "type": "email.opened", "at": iso(now - 60)}))
+        .collect();
+    assert_eq!(
+        post_signed(&c, &s, SECRET, now, &json!(again))
+            .await
+            .status(),
+        200
+    );
+    let bad = json!([{"id": "x1", "lead": "m0@acme.de", "type": "email.opened", "at": "yesterday"},
+                     {"id": "x2", "lead": "m0@acme.de", "type": "email.opened", "at": iso(now)}]);
+    assert_eq!(post_signed(&c, &s, SECRET, now, &bad).await.status(), 400);
+    // A forged signature: one refused.
+    assert_eq!(
+        post_signed(&c, &s, "forged", now, &json!([]))
+            .await
+            .status(),
+        401
+    );
+    for _ in 0..4 {
+        let (status, _) = get_lead(&c, &s, "m0@acme.de").await;
+        assert_eq!(status, 200);
+    }
+
+    assert_eq!(c.get(s.at("/metrics")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        c.get(s.at("/metrics"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let by_reader = c
+        .get(s.at("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_reader.status(), 200);
+    let r = c
+        .get(s.at("/metrics"))
+        .bearer_auth("scrape-me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    let events = |o: &str| sample(&text, &format!("leadscore_events_total{{outcome=\"{o}\"}}"));
+    assert_eq!(events("accepted"), (batches * 3) as f64, "{text}");
+    assert_eq!(events("duplicate"), 3.0, "{text}");
+    assert_eq!(events("refused"), 3.0, "{text}");
+    let requests = |route: &str, method: &str, status: u16| {
+        sample(
+            &text,
+            &format!("leadscore_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}}"),
+        )
+    };
+    assert_eq!(
+        requests("/events", "POST", 200),
+        (batches + 1) as f64,
+        "{text}"
+    );
+    assert_eq!(requests("/events", "POST", 400), 1.0, "{text}");
+    assert_eq!(requests("/events", "POST", 401), 1.0, "{text}");
+    assert_eq!(requests("/leads/{lead}", "GET", 200), 4.0, "{text}");
+    assert_eq!(requests("/metrics", "GET", 401), 2.0, "{text}");
+    // The lead writes went through commits, each of one or more writes; every ingest call
+    // was timed.
+    let commits = sample(&text, "leadscore_store_commits_total");
+    let writes = sample(&text, "leadscore_store_commit_group_size_sum");
+    assert!(commits >= 1.0 && writes >= commits, "{text}");
+    assert!(writes >= (batches * 3) as f64, "{text}");
+    assert_eq!(
+        sample(&text, "leadscore_ingest_duration_seconds_count"),
+        (batches + 1) as f64,
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE leadscore_http_request_duration_seconds histogram"),
+        "{text}"
+    );
+    s.stop();
+}
+
+/// Every route of the router is in `GET /openapi.json` (OpenAPI 3.1), with its methods;
+/// a route added without its description fails here.
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_describes_every_route() {
+    let dir = tmp("openapi");
+    let s = Server::start(&zoho(), &dir.join("l.db"), None, &[]);
+    let doc: Value = Client::new()
+        .get(s.at("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("http/src/lib.rs"))
+            .unwrap();
+    // `.route("PATH", get(..).post(..))`, possibly over several lines.
+    let mut routes = 0;
+    for chunk in source.split(".route(").skip(1) {
+        let chunk = chunk.trim_start();
+        let Some(path) = chunk.strip_prefix('"').and_then(|c| c.split('"').next()) else {
+            continue;
+        };
+        let call = &chunk[..chunk.find("\n        .").unwrap_or(chunk.len())];
+        for method in ["get", "post", "put", "delete", "patch"] {
+            let called = format!("{method}(");
+            let used = call.match_indices(&called).any(|(i, _)| {
+                let before = call[..i].chars().next_back().unwrap_or(' ');
+                !(before.is_alphanumeric() || before == '_' || before == ':')
+            });
+            if used {
+                routes += 1;
+                assert!(
+                    doc["paths"][path][method].is_object(),
+                    "{} {path} is routed but missing from /openapi.json",
+                    method.to_uppercase()
+                );
+            }
+        }
+    }
+    assert!(routes >= 26, "{routes} routes found in http/src/lib.rs");
+    let described: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        described, routes,
+        "/openapi.json describes routes the router lacks"
+    );
+    s.stop();
+}
+
+/// Every answer is JSON `{error, detail}`, 404 and 405 included, with the request id the
+/// caller gave (or a fresh one) echoed back.
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_are_json_everywhere() {
+    let dir = tmp("errors");
+    let s = Server::start(&zoho(), &dir.join("l.db"), None, &secured());
+    let c = Client::new();
+    for (method, path, status) in [
+        (Method::GET, "/nowhere", 404),
+        (Method::PUT, "/events", 405),
+        (Method::GET, "/events", 405),
+        (Method::PATCH, "/leads/a@b.c", 405),
+        (Method::GET, "/leads/a@b.c/history?since=forever", 400),
+    ] {
+        let r = c
+            .request(method.clone(), s.at(path))
+            .bearer_auth(TOKEN)
+            .header("x-request-id", "req-123")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{method} {path}");
+        assert_eq!(r.headers()["x-request-id"], "req-123");
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"].is_string() && v["detail"].is_string(),
+            "{method} {path}: {v}"
+        );
+    }
+    let r = c
+        .get(s.at("/healthz"))
+        .header("x-request-id", "bad id!")
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    s.stop();
+}
+
+/// `LEADSCORE_LOG_FORMAT=json`: every log line is a JSON object; a request's line has its
+/// request id, route template and latency as an integer, and the lead only as a short hash
+/// — the e-mail address is nowhere in the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_never_carry_a_lead_key() {
+    let dir = tmp("json-logs");
+    let mut env = secured();
+    env.push(("LEADSCORE_LOG_FORMAT", "json"));
+    let s = Server::start(&zoho(), &dir.join("l.db"), None, &env);
+    let c = Client::new();
+    let lead = "jane.secret@acme.de";
+    let now = now_secs();
+    let e = json!([{"id": "j1", "lead": lead, "type": "email.opened", "at": iso(now - 5)}]);
+    assert_eq!(post_signed(&c, &s, SECRET, now, &e).await.status(), 200);
+    let (status, _) = get_lead(&c, &s, "jane.secret%40acme.de").await;
+    assert_eq!(status, 200);
+    let (status, _) = get_lead(&c, &s, lead).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = s.log();
+    assert!(!log.contains("jane.secret"), "{log}");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let requests: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "request" && l["fields"]["route"] == "/leads/{lead}")
+        .collect();
+    assert_eq!(requests.len(), 2, "{log}");
+    let hash = leadscore_service::metrics::logged(lead);
+    for r in requests {
+        let f = &r["fields"];
+        assert_eq!(f["lead"], hash, "{r}");
+        assert!(f["latency_us"].is_u64(), "{r}");
+        assert_eq!(f["request_id"].as_str().unwrap().len(), 32, "{r}");
+        assert_eq!(f["status"], 200);
+    }
     s.stop();
 }

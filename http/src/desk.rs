@@ -4,6 +4,7 @@
 
 use super::leads::{no_such_lead, page, require_reader};
 use super::*;
+use crate::openapi::ErrorBody;
 use leadscore_service::{Queue, QueuePage};
 
 /// A queue's rows and the cursor of the next page (`next`), as `GET /leads` answers.
@@ -66,6 +67,7 @@ async fn serve_queue(
 }
 
 /// `GET /leads`: a work queue (read token).
+#[utoipa::path(get, path = "/leads", tag = "desk", params(("grade" = Option<String>, Query, description = "grades, comma-separated"), ("owner" = Option<String>, Query, description = "an owner's e-mail, or me"), ("pool" = Option<bool>, Query), ("tag" = Option<String>, Query), ("company" = Option<String>, Query), ("overdue" = Option<bool>, Query), ("rising" = Option<String>, Query, description = "P:D, points gained within a duration"), ("created_since" = Option<String>, Query), ("updated_since" = Option<String>, Query), ("sort" = Option<String>, Query, description = "score, updated or deadline"), ("limit" = Option<usize>, Query), ("after" = Option<String>, Query, description = "the previous page's next")), responses((status = 200, description = "leads and the next page's cursor"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("read_token" = [])))]
 pub(crate) async fn list_leads(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -77,6 +79,7 @@ pub(crate) async fn list_leads(
 }
 
 /// `GET /views`: the configuration's named queues.
+#[utoipa::path(get, path = "/views", tag = "desk", responses((status = 200, description = "the configuration's named queues"), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("read_token" = [])))]
 pub(crate) async fn list_views(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -93,6 +96,7 @@ pub(crate) async fn list_views(
 
 /// `GET /views/{name}`: a named queue of the configuration, `me` being the reader
 /// (`limit` and `after` from the request).
+#[utoipa::path(get, path = "/views/{name}", tag = "desk", params(("name" = String, Path), ("limit" = Option<usize>, Query), ("after" = Option<String>, Query)), responses((status = 200, description = "one page of the view"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody), (status = 404, description = "no such view", body = ErrorBody)), security(("read_token" = [])))]
 pub(crate) async fn get_view(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -136,6 +140,7 @@ pub(crate) struct HistoryParams {
 }
 
 /// `GET /leads/{lead}/history?since=30d`: the lead's score history (read token).
+#[utoipa::path(get, path = "/leads/{lead}/history", tag = "desk", params(("lead" = String, Path, description = "the lead's key (an e-mail address, percent-encoded)"), ("since" = Option<String>, Query, description = "a duration (30d) or an RFC 3339 instant")), responses((status = 200, description = "the lead's score history"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody), (status = 404, description = "no such lead", body = ErrorBody)), security(("read_token" = [])))]
 pub(crate) async fn get_history(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -185,6 +190,7 @@ pub(crate) struct Followup {
 
 /// `POST /leads/{lead}/followups` (signed like `POST /events`): a follow-up of the lead,
 /// stored and scored as an event of a follow-up type.
+#[utoipa::path(post, path = "/leads/{lead}/followups", tag = "desk", params(("lead" = String, Path, description = "the lead's key (an e-mail address, percent-encoded)")), responses((status = 200, description = "the follow-up was recorded"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody), (status = 404, description = "no such lead", body = ErrorBody)), security(("signature" = [])))]
 pub(crate) async fn post_followup(
     State(app): State<Arc<App>>,
     signed: Signed,
@@ -236,6 +242,7 @@ pub(crate) async fn post_followup(
 
 /// `GET /companies/{domain}`: the company's leads with their owners, its best grade and
 /// total score (read token).
+#[utoipa::path(get, path = "/companies/{domain}", tag = "desk", params(("domain" = String, Path)), responses((status = 200, description = "the company's leads, owners, best grade and total"), (status = 401, description = "missing or wrong credentials", body = ErrorBody), (status = 404, description = "no such company", body = ErrorBody)), security(("read_token" = [])))]
 pub(crate) async fn get_company(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -261,6 +268,7 @@ pub(crate) struct DuplicateParams {
 
 /// `GET /duplicates`: likely pairs of one person under two keys, for
 /// `POST /leads/{lead}/merge` (read token).
+#[utoipa::path(get, path = "/duplicates", tag = "desk", params(("limit" = Option<usize>, Query)), responses((status = 200, description = "likely pairs of one person under two keys"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("read_token" = [])))]
 pub(crate) async fn get_duplicates(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

@@ -60,7 +60,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::Store(e) => e.into(),
             ServiceError::Corrupt { .. } => {
-                tracing::error!(error = %e, "stored data unreadable");
+                tracing::error!(error = e.logged(), "stored data unreadable");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "stored data unreadable",
@@ -70,7 +70,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Engine { .. }
             | ServiceError::Hops { .. }
             | ServiceError::Invariant(_) => {
-                tracing::error!(error = %e, "internal error");
+                tracing::error!(error = e.logged(), "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal error",
@@ -83,6 +83,17 @@ impl From<ServiceError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        let kind = match e {
+            StoreError::Conflict => "conflict",
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::TooLarge(_) => "too_large",
+            StoreError::Corrupt(_) => "corrupt",
+            StoreError::Backend(_) => "backend",
+        };
+        if kind != "too_large" {
+            metrics::counter!(leadscore_service::metrics::STORE_ERRORS, "kind" => kind)
+                .increment(1);
+        }
         match e {
             StoreError::Conflict | StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "answered 503");
@@ -113,4 +124,34 @@ impl From<StoreError> for ApiError {
             }
         }
     }
+}
+
+/// Error answers always carry `{error, detail}`: the framework's own rejections (a query
+/// that does not parse, a body over its limit, a method a route lacks) come as plain text,
+/// and are rewritten here with the text as the detail. HTML answers (the console's pages)
+/// and JSON ones pass untouched.
+pub(crate) async fn as_json(r: Response) -> Response {
+    let status = r.status();
+    let typed = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || typed {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_string();
+    let error = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase();
+    let mut out = (status, Json(json!({"error": error, "detail": detail}))).into_response();
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
 }

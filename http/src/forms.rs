@@ -3,6 +3,7 @@
 //! address and a honeypot field.
 
 use super::{client_ip, read_body, ApiError, App};
+use crate::openapi::ErrorBody;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -170,6 +171,7 @@ async fn fields(app: &App, req: Request) -> Result<Vec<(String, String)>, ApiErr
     Ok(out)
 }
 
+#[utoipa::path(post, path = "/forms/{form}", tag = "capture", params(("form" = String, Path)), responses((status = 200, description = "the form was taken (or dropped as spam)"), (status = 303, description = "redirect to the form's thank-you page"), (status = 400, description = "invalid request", body = ErrorBody), (status = 429, description = "too many posts", body = ErrorBody)))]
 pub(crate) async fn post_form(
     State(app): State<Arc<App>>,
     Path(form): Path<String>,

@@ -21,6 +21,7 @@
 //! An adapter without its key configured answers 404: nothing reaches the store unverified.
 
 use super::{read_body, ApiError, App, MAX_EVENTS_BODY};
+use crate::openapi::ErrorBody;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -111,6 +112,7 @@ fn from_sendgrid(e: &Value) -> Option<Value> {
     }))
 }
 
+#[utoipa::path(post, path = "/hooks/sendgrid", tag = "hooks", responses((status = 200, description = "events taken"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("sendgrid_signature" = [])))]
 pub(crate) async fn sendgrid(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -205,6 +207,7 @@ async fn capped_text(field: &mut axum::extract::multipart::Field<'_>) -> Result<
 }
 
 /// `POST /hooks/sendgrid/inbound`: a reply, parsed by SendGrid, becomes `email.replied`.
+#[utoipa::path(post, path = "/hooks/sendgrid/inbound", tag = "hooks", responses((status = 200, description = "the reply was taken"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("url_key" = [])))]
 pub(crate) async fn sendgrid_inbound(
     State(app): State<Arc<App>>,
     Query(query): Query<HashMap<String, String>>,
@@ -291,6 +294,7 @@ pub(crate) async fn sendgrid_inbound(
 }
 
 /// Mailchimp checks a webhook URL with a `GET` before it saves it.
+#[utoipa::path(get, path = "/hooks/mailchimp", tag = "hooks", responses((status = 200, description = "Mailchimp's validation request"), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("url_key" = [])))]
 pub(crate) async fn mailchimp_ping(
     State(app): State<Arc<App>>,
     Query(query): Query<HashMap<String, String>>,
@@ -299,6 +303,7 @@ pub(crate) async fn mailchimp_ping(
     Ok(Json(json!({"status": "ok"})).into_response())
 }
 
+#[utoipa::path(post, path = "/hooks/mailchimp", tag = "hooks", responses((status = 200, description = "events taken"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("url_key" = [])))]
 pub(crate) async fn mailchimp(
     State(app): State<Arc<App>>,
     Query(query): Query<HashMap<String, String>>,

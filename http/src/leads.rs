@@ -1,6 +1,7 @@
 //! The lead endpoints: read one, list by score, export, erase and merge.
 
 use super::*;
+use crate::openapi::ErrorBody;
 
 pub(crate) fn no_such_lead(key: &str) -> ApiError {
     ApiError::new(
@@ -53,6 +54,7 @@ pub(crate) struct MergeParams {
 
 /// `POST /leads/{lead}/merge`: merges the lead named in the body into the one in the path
 /// (signed like `POST /events`, as it writes).
+#[utoipa::path(post, path = "/leads/{lead}/merge", tag = "leads", params(("lead" = String, Path, description = "the lead's key (an e-mail address, percent-encoded)")), responses((status = 200, description = "merged"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody), (status = 409, description = "the merge would form a cycle", body = ErrorBody)), security(("signature" = [])))]
 pub(crate) async fn merge_lead(
     State(app): State<Arc<App>>,
     signed: Signed,
@@ -138,6 +140,7 @@ struct Moved {
 /// `DELETE /leads/{lead}`: erases the lead (signed like `POST /events`, as it writes).
 /// Idempotent: erasing a lead that is not stored answers the same shape with nothing
 /// removed.
+#[utoipa::path(delete, path = "/leads/{lead}", tag = "leads", params(("lead" = String, Path, description = "the lead's key (an e-mail address, percent-encoded)")), responses((status = 200, description = "erased (idempotent)"), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("signature" = [])))]
 pub(crate) async fn delete_lead(
     State(app): State<Arc<App>>,
     signed: Signed,
@@ -168,6 +171,7 @@ pub(crate) fn require_reader(app: &App, headers: &HeaderMap) -> Result<Option<St
         .map_err(|r| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r))
 }
 
+#[utoipa::path(get, path = "/leads/{lead}", tag = "leads", params(("lead" = String, Path, description = "the lead's key (an e-mail address, percent-encoded)")), responses((status = 200, description = "scores, grade, tags, explanation, transitions, desk"), (status = 401, description = "missing or wrong credentials", body = ErrorBody), (status = 404, description = "no such lead", body = ErrorBody)), security(("read_token" = [])))]
 pub(crate) async fn get_lead(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -214,6 +218,7 @@ pub(crate) fn page(
 }
 
 /// `GET /leads/{lead}/export`: everything stored about the lead (read token).
+#[utoipa::path(get, path = "/leads/{lead}/export", tag = "leads", params(("lead" = String, Path, description = "the lead's key (an e-mail address, percent-encoded)")), responses((status = 200, description = "everything stored about the lead"), (status = 401, description = "missing or wrong credentials", body = ErrorBody), (status = 404, description = "no such lead", body = ErrorBody)), security(("read_token" = [])))]
 pub(crate) async fn export_lead(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

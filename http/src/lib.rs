@@ -23,6 +23,7 @@ mod leads;
 pub mod listen;
 mod notes;
 pub mod notify;
+pub mod openapi;
 mod track;
 
 use axum::body::Body;
@@ -45,6 +46,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub use error::ApiError;
 use leads::{delete_lead, export_lead, get_lead, merge_lead, page, require_reader};
 use notes::{list_notifications, retry_notification};
+use openapi::ErrorBody;
 
 /// The largest `POST /events` body.
 pub const MAX_EVENTS_BODY: usize = 1024 * 1024;
@@ -72,6 +74,7 @@ impl App {
         let limiter = forms::limiter(config.forms.rate_per_minute);
         let track_limiter = forms::limiter(config.track.rate_per_minute);
         let lead_limiter = forms::lead_limiter(config.forms.rate_per_lead_per_hour);
+        leadscore_service::metrics::install();
         Arc::new(App {
             service,
             config,
@@ -128,6 +131,8 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/t.js", get(track::snippet))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(get_metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .merge(public)
         .fallback(|| async {
             ApiError::new(
@@ -136,8 +141,15 @@ pub fn router(app: Arc<App>) -> Router {
                 "no such endpoint; see docs/http-api.md",
             )
         })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                format!("this endpoint does not answer {method}; see docs/http-api.md"),
+            )
+        })
         .layer(middleware::from_fn_with_state(app.clone(), deadline))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(observe))
         .with_state(app)
 }
 
@@ -157,17 +169,62 @@ async fn deadline(State(app): State<Arc<App>>, req: Request, next: Next) -> Resp
     }
 }
 
-/// One log line per request.
-async fn log_request(req: Request, next: Next) -> Response {
+/// The id of a request: the caller's `X-Request-Id` when it is a short token, a fresh
+/// one otherwise; echoed in the answer and on the request's log line.
+const REQUEST_ID: &str = "x-request-id";
+
+/// One log line and the metrics of every request: its route template (never the path as
+/// sent, which may carry a lead's e-mail), the lead's short hash when the path names one,
+/// status, latency in microseconds, request id. Error answers that are not JSON yet (the
+/// framework's own rejections) become `{error, detail}`.
+async fn observe(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let lead = route
+        .starts_with("/leads/{lead}")
+        .then(|| req.uri().path().split('/').nth(2))
+        .flatten()
+        .map(|raw| {
+            let raw = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+            leadscore_service::metrics::logged(&raw)
+        });
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_string);
     let started = std::time::Instant::now();
-    let r = next.run(req).await;
+    let mut r = error::as_json(next.run(req).await).await;
+    let elapsed = started.elapsed();
+    let status = r.status().as_u16();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        r.headers_mut().insert(REQUEST_ID, v);
+    }
+    metrics::counter!(
+        leadscore_service::metrics::HTTP_REQUESTS,
+        "route" => route.clone(),
+        "method" => method.to_string(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!(leadscore_service::metrics::HTTP_DURATION, "route" => route.clone())
+        .record(elapsed.as_secs_f64());
     tracing::info!(
+        request_id = id,
         %method,
-        path,
-        status = r.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
+        route,
+        lead,
+        status,
+        latency_us = elapsed.as_micros() as u64,
         "request"
     );
     r
@@ -253,16 +310,32 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<axum::body::By
     })
 }
 
+#[utoipa::path(post, path = "/events", tag = "events", responses((status = 200, description = "what was stored: accepted, duplicates, each lead's scores"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody), (status = 413, description = "body or event too large", body = ErrorBody), (status = 503, description = "store unavailable: retry", body = ErrorBody)), security(("signature" = [])))]
 async fn post_events(
     State(app): State<Arc<App>>,
     signed: Signed,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = signed_body(&app, &signed, body, MAX_EVENTS_BODY).await?;
+    use leadscore_service::metrics::events as counted;
+    // A batch refused before it is scored counts its events (one when they cannot be told).
+    let body = signed_body(&app, &signed, body, MAX_EVENTS_BODY)
+        .await
+        .inspect_err(|_| counted("refused", 1))?;
     let now = app.service.now();
     let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid JSON", e.to_string()))?;
-    let events = parse_events(&value, now)?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid JSON", e.to_string()))
+        .inspect_err(|_| counted("refused", 1))?;
+    let events = parse_events(&value, now).inspect_err(|_| {
+        let sent = match &value {
+            Value::Array(a) => a.len(),
+            Value::Object(o) => o
+                .get("events")
+                .and_then(Value::as_array)
+                .map_or(1, Vec::len),
+            _ => 1,
+        };
+        counted("refused", sent)
+    })?;
     let outcome = app.service.ingest(events).await?;
     Ok(Json(outcome).into_response())
 }
@@ -276,6 +349,7 @@ struct RescoreParams {
 
 /// `POST /admin/rescore`: one page of rescoring after a rules change (signed like
 /// `POST /events`, as it writes). The answer's `next` is the `after` of the next call.
+#[utoipa::path(post, path = "/admin/rescore", tag = "admin", responses((status = 200, description = "one page of rescoring: rescored, changed_grade, current, next"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("signature" = [])))]
 async fn post_rescore(
     State(app): State<Arc<App>>,
     signed: Signed,
@@ -299,6 +373,42 @@ async fn post_rescore(
     .into_response())
 }
 
+/// `GET /metrics`: the process's instruments in Prometheus text format, for a metrics
+/// token or any read token (open only when neither is configured).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("metrics_token" = []), ("read_token" = [])))]
+async fn get_metrics(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let scraper = &app.config.security.metrics_tokens;
+    let as_scraper = !scraper.is_empty() && auth::bearer(scraper, &headers).is_ok();
+    if !as_scraper {
+        let readers = !app.config.security.read_tokens.is_empty()
+            || app.config.readers.values().any(|r| r.token.is_some());
+        if readers {
+            require_reader(&app, &headers)?;
+        } else if let Err(r) = auth::bearer(scraper, &headers) {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r));
+        }
+    }
+    let text = leadscore_service::metrics::render().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics unavailable",
+            "another metrics recorder was installed in this process",
+        )
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "status, ruleset and program hash")))]
 async fn healthz(State(app): State<Arc<App>>) -> Response {
     let rules = app.service.rules();
     Json(json!({"status": "ok", "ruleset": rules.program.name, "program": rules.hash}))

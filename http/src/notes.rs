@@ -1,6 +1,7 @@
 //! The notification endpoints: the outbox by status, and a dead letter retried.
 
 use super::*;
+use crate::openapi::ErrorBody;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +32,7 @@ fn note_json(o: &leadscore_store::Outboxed) -> Value {
 
 /// `GET /notifications?status=failed`: the outbox by status (read token); `failed` are the
 /// dead letters.
+#[utoipa::path(get, path = "/notifications", tag = "notifications", params(("status" = Option<String>, Query, description = "pending, delivered or failed"), ("limit" = Option<usize>, Query), ("after" = Option<String>, Query)), responses((status = 200, description = "notifications by status"), (status = 400, description = "invalid request", body = ErrorBody), (status = 401, description = "missing or wrong credentials", body = ErrorBody)), security(("read_token" = [])))]
 pub(crate) async fn list_notifications(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -60,6 +62,7 @@ pub(crate) async fn list_notifications(
 }
 
 /// `POST /leads/{lead}/notifications/{id}/retry`: a dead letter back to the outbox (signed).
+#[utoipa::path(post, path = "/leads/{lead}/notifications/{id}/retry", tag = "notifications", params(("lead" = String, Path, description = "the lead's key (an e-mail address, percent-encoded)"), ("id" = String, Path)), responses((status = 200, description = "the dead letter is pending again"), (status = 401, description = "missing or wrong credentials", body = ErrorBody), (status = 404, description = "no such notification", body = ErrorBody)), security(("signature" = [])))]
 pub(crate) async fn retry_notification(
     State(app): State<Arc<App>>,
     signed: Signed,

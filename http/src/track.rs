@@ -16,6 +16,7 @@
 
 use super::forms::{check_origin, rate_limit};
 use super::{read_body, ApiError, App};
+use crate::openapi::ErrorBody;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -124,6 +125,7 @@ fn admit(app: &App, req: &Request) -> Result<(), ApiError> {
     )
 }
 
+#[utoipa::path(post, path = "/track", tag = "capture", responses((status = 204, description = "taken"), (status = 400, description = "invalid request", body = ErrorBody), (status = 429, description = "too many beacons", body = ErrorBody)))]
 pub(crate) async fn post_track(
     State(app): State<Arc<App>>,
     req: Request,
@@ -154,6 +156,7 @@ pub(crate) async fn post_track(
 }
 
 /// `GET /track`: one event from query parameters; answers the GIF.
+#[utoipa::path(get, path = "/track", tag = "capture", responses((status = 200, description = "a 1x1 GIF", content_type = "image/gif")))]
 pub(crate) async fn pixel(
     State(app): State<Arc<App>>,
     Query(q): Query<BTreeMap<String, String>>,
@@ -275,6 +278,7 @@ async fn accept(
 }
 
 /// `GET /t.js`: the snippet.
+#[utoipa::path(get, path = "/t.js", tag = "capture", responses((status = 200, description = "the tracking snippet", content_type = "application/javascript")))]
 pub(crate) async fn snippet(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     if !app.config.track.enabled {
         return Err(off());

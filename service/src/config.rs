@@ -287,6 +287,10 @@ pub struct Security {
     /// warning is logged at start).
     #[serde(default)]
     pub read_tokens: Vec<String>,
+    /// Bearer tokens for `GET /metrics` alone (a scraper needs no lead data); read tokens
+    /// are accepted there too.
+    #[serde(default)]
+    pub metrics_tokens: Vec<String>,
 }
 
 /// `[forms]`: what every public form shares; a table inside it (`[forms.contact]`) is one
@@ -421,6 +425,7 @@ impl Config {
         };
         add(&mut self.security.webhook_secrets, ENV_WEBHOOK_SECRET);
         add(&mut self.security.read_tokens, ENV_READ_TOKEN);
+        add(&mut self.security.metrics_tokens, "LEADSCORE_METRICS_TOKEN");
         for (name, reader) in self.readers.iter_mut() {
             let key = format!("LEADSCORE_READER_{}", name.to_uppercase().replace('-', "_"));
             if let Some(v) = get(&key).filter(|v| !v.trim().is_empty()) {

@@ -21,6 +21,7 @@ pub mod config;
 mod desk;
 mod events;
 mod join;
+pub mod metrics;
 mod outbox;
 mod reads;
 pub use reads::{since, Company, CompanyLead, Duplicate, Queue, QueuePage, RISING_BUDGET};
@@ -79,6 +80,25 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// The message for the log: lead keys as their short hash ([`metrics::logged`]).
+    pub fn logged(&self) -> String {
+        use metrics::logged;
+        match self {
+            ServiceError::Store(e) => e.to_string(),
+            ServiceError::Engine { lead, source } => format!("lead {}: {source}", logged(lead)),
+            ServiceError::Corrupt { lead, what, reason } => {
+                format!("lead {}: {what} is unreadable: {reason}", logged(lead))
+            }
+            ServiceError::Hops { lead } => {
+                format!(
+                    "{}: more than {MAX_HOPS} merged keys in a row",
+                    logged(lead)
+                )
+            }
+            ServiceError::Invariant(m) => m.clone(),
+        }
+    }
+
     fn engine(
         lead: &str,
     ) -> impl FnOnce(leadscore_runtime::engine::ApplyError) -> ServiceError + '_ {
@@ -120,6 +140,10 @@ pub struct Rescored {
     pub current: usize,
     /// Where the next page starts; `None` when every lead was seen.
     pub next: Option<(i64, String)>,
+    /// The leads rescored and those found current (a caller paging through every lead
+    /// counts a lead met again on a later page once).
+    pub rescored_leads: Vec<String>,
+    pub current_leads: Vec<String>,
 }
 
 /// The running program and its hash.
@@ -417,6 +441,21 @@ impl Service {
     /// Stores and scores validated events. Ids repeated within the request or already
     /// stored are reported as duplicates and not counted again.
     pub async fn ingest(&self, incoming: Vec<Incoming>) -> Result<Outcome, ServiceError> {
+        let started = std::time::Instant::now();
+        let sent = incoming.len();
+        let r = self.ingest_batch(incoming).await;
+        ::metrics::histogram!(metrics::INGEST_DURATION).record(started.elapsed().as_secs_f64());
+        match &r {
+            Ok(out) => {
+                metrics::events("accepted", out.accepted);
+                metrics::events("duplicate", out.duplicates.len());
+            }
+            Err(_) => metrics::events("refused", sent),
+        }
+        r
+    }
+
+    async fn ingest_batch(&self, incoming: Vec<Incoming>) -> Result<Outcome, ServiceError> {
         let mut out = Outcome::default();
         let mut seen = std::collections::HashSet::new();
         let mut by_lead: Vec<(String, Vec<Incoming>)> = Vec::new();
@@ -510,9 +549,11 @@ impl Service {
             if t.written {
                 done.rescored += 1;
                 done.changed_grade += usize::from(t.regraded);
+                done.rescored_leads.push(listed.lead.clone());
             } else {
                 // On these rules already, or touched meanwhile by a request that rescored it.
                 done.current += 1;
+                done.current_leads.push(listed.lead.clone());
             }
         }
         Ok(done)
@@ -533,6 +574,7 @@ impl Service {
                     .written,
             );
         }
+        metrics::swept(n, self.now());
         Ok(n)
     }
 }
@@ -549,8 +591,15 @@ impl Service {
             .retry(conflict_backoff())
             .sleep(tokio::time::sleep)
             .when(|e| matches!(e, StoreError::Conflict))
+            .notify(|_, _| conflicted())
             .await?)
     }
+}
+
+/// A write lost a race and is attempted again.
+fn conflicted() {
+    ::metrics::counter!(metrics::CONFLICTS).increment(1);
+    ::metrics::counter!(metrics::RETRIES).increment(1);
 }
 
 fn conflict_backoff() -> backon::ExponentialBuilder {

@@ -204,7 +204,10 @@ impl Service {
     ) -> Result<Step, ServiceError> {
         if !change.carries_events() {
             return match self.attempt(lead, events, change).await {
-                Err(ServiceError::Store(StoreError::Conflict)) => Ok(Step::Done(Box::default())),
+                Err(ServiceError::Store(StoreError::Conflict)) => {
+                    ::metrics::counter!(crate::metrics::CONFLICTS).increment(1);
+                    Ok(Step::Done(Box::default()))
+                }
                 other => other,
             };
         }
@@ -212,6 +215,7 @@ impl Service {
             .retry(super::conflict_backoff())
             .sleep(tokio::time::sleep)
             .when(|e| matches!(e, ServiceError::Store(StoreError::Conflict)))
+            .notify(|_, _| super::conflicted())
             .await
     }
 

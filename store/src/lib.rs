@@ -20,6 +20,20 @@
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 pub mod memory;
+
+/// Store commits counted through the `metrics` facade (leadscore-service renders them).
+pub mod metric {
+    /// Commits (a group commit counts once).
+    pub const COMMITS: &str = "leadscore_store_commits_total";
+    /// Lead writes carried by one commit.
+    pub const COMMIT_GROUP: &str = "leadscore_store_commit_group_size";
+
+    /// One commit of `writes` lead writes.
+    pub fn committed(writes: usize) {
+        metrics::counter!(COMMITS).increment(1);
+        metrics::histogram!(COMMIT_GROUP).record(writes as f64);
+    }
+}
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

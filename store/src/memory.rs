@@ -171,6 +171,7 @@ impl LeadLog for MemoryStore {
                 }
                 l.fine.insert(history_slots(p.at).0, p);
             }
+            crate::metric::committed(1);
             l.state = Some((w.state, version.map_or(1, |v| v + 1)));
             l.summary = Some(w.summary);
             l.events.extend(w.events);

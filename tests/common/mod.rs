@@ -61,7 +61,10 @@ impl Server {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 if let Some(i) = line.find("listening on http://") {
-                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_string());
+                    // Text or JSON lines alike: the address ends at a quote or a space.
+                    let rest = &line[i + "listening on ".len()..];
+                    let url = rest.split(['"', ' ']).next().unwrap_or(rest);
+                    let _ = tx.send(url.trim().to_string());
                 }
                 let mut l = sink.lock().unwrap();
                 l.push_str(&line);

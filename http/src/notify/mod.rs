@@ -19,6 +19,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use leadscore_runtime::time::Micros;
 use leadscore_service::config::{Config, HttpTemplate, Notify};
+use leadscore_service::metrics as M;
 use leadscore_store::{Delivery, NoteStatus, Outboxed, Store, StoreError};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -134,6 +135,7 @@ impl Notifier {
     /// One pass: every notification due now (up to `limit`), a few at a time.
     pub async fn deliver_due(&self, limit: usize) -> Result<Pass, StoreError> {
         let due = self.store.due_notes(self.now(), limit).await?;
+        metrics::gauge!(M::OUTBOX_DEPTH).set(due.len() as f64);
         let mut pass = Pass::default();
         for batch in due.chunks(8) {
             let results =
@@ -186,16 +188,22 @@ impl Notifier {
                 error,
             },
         };
+        let lead_logged = M::logged(lead);
+        match &outcome {
+            Delivery::Delivered => metrics::counter!(M::DELIVERED).increment(1),
+            Delivery::Failed { .. } => metrics::counter!(M::DEAD_LETTERS).increment(1),
+            Delivery::Retry { .. } => {}
+        }
         match &outcome {
             Delivery::Delivered => tracing::info!(
-                lead,
+                lead = lead_logged,
                 id,
                 channel = o.note.channel,
                 attempts,
                 "notification delivered"
             ),
             Delivery::Retry { error, .. } => tracing::warn!(
-                lead,
+                lead = lead_logged,
                 id,
                 channel = o.note.channel,
                 attempts,
@@ -203,7 +211,7 @@ impl Notifier {
                 "notification failed; will retry"
             ),
             Delivery::Failed { error } => tracing::error!(
-                lead,
+                lead = lead_logged,
                 id,
                 channel = o.note.channel,
                 attempts,

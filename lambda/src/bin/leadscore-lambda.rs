@@ -1,14 +1,22 @@
 //! `leadscore-lambda`: the HTTP API on AWS Lambda (see `leadscore_runtime::lambda`).
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LEADSCORE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .without_time()
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEADSCORE_LOG")
+        .unwrap_or_else(|_| "info".into());
+    // JSON unless `LEADSCORE_LOG_FORMAT=text` (CloudWatch stamps each line itself).
+    if std::env::var("LEADSCORE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text")) {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .without_time()
+            .with_ansi(false)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .without_time()
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -219,7 +219,9 @@ impl LeadLog for DynamoStore {
             ]);
             items.push(self.put(item, "attribute_not_exists(PK)", None)?);
         }
-        self.transact(items).await
+        self.transact(items).await?;
+        crate::metric::committed(1);
+        Ok(())
     }
 
     async fn transitions(&self, lead: &str) -> Result<Vec<StoredTransition>, StoreError> {

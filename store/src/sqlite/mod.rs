@@ -521,6 +521,7 @@ fn commit_group(conn: &mut Connection, jobs: &[Job]) -> Vec<Result<Done, StoreEr
     if let Err(e) = tx.commit() {
         return all(sql_error(e));
     }
+    crate::metric::committed(jobs.len());
     results
 }
 
