@@ -23,6 +23,15 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     chromium chromium-driver
 fi
 
+# axe-core (npm, pinned) checks the console's pages for accessibility in that browser
+# (tests/console.rs).
+axe_version=4.14.1
+if [ "$(node -p "require('./.tools/node_modules/axe-core/package.json').version" 2>/dev/null)" != "$axe_version" ]; then
+  echo "== installing axe-core $axe_version from npm"
+  npm install --silent --no-audit --no-fund --prefix .tools "axe-core@$axe_version"
+fi
+export LEADSCORE_AXE_JS="$PWD/.tools/node_modules/axe-core/axe.min.js"
+
 stage "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -18,7 +18,7 @@ fn read_source(path: &Path) -> Result<String> {
     String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
 }
 
-fn stem(path: &Path) -> String {
+pub fn stem(path: &Path) -> String {
     path.file_stem()
         .map_or_else(|| "rules".into(), |s| s.to_string_lossy().into_owned())
 }

@@ -4,6 +4,7 @@ mod admin;
 mod backtest;
 mod cases;
 mod commands;
+mod console;
 mod progress;
 mod queue;
 mod sample;

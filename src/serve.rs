@@ -132,7 +132,11 @@ async fn run(
         ))
     });
     let poll = Duration::from_millis(config.notify.poll_millis.max(10));
-    let app = App::new(service.clone(), config);
+    let rulebook: Arc<dyn leadscore_http::console::Rulebook> =
+        Arc::new(crate::console::FileRules {
+            path: o.file.clone(),
+        });
+    let app = App::with_rulebook(service.clone(), config, Some(rulebook));
     let listener = tokio::net::TcpListener::bind(&o.listen)
         .await
         .with_context(|| format!("cannot listen on {}", o.listen))?;

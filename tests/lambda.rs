@@ -71,6 +71,10 @@ fn request(
     for (k, val) in headers {
         h.insert(k.to_string(), json!(val));
     }
+    // Function URLs and HTTP APIs hand cookies over as their own list.
+    if let Some((_, c)) = headers.iter().find(|(k, _)| *k == "cookie") {
+        v["cookies"] = json!(c.split("; ").collect::<Vec<_>>());
+    }
     match body {
         Some(b) if base64 => {
             v["body"] = json!(base64::engine::general_purpose::STANDARD.encode(b));
@@ -539,6 +543,7 @@ async fn seed_001s_followup_section_through_the_lambda_entry_on_dynamodb() {
             ("LEADSCORE_DYNAMODB_ENDPOINT", endpoint.clone()),
             ("LEADSCORE_WEBHOOK_SECRET", SECRET.into()),
             ("LEADSCORE_READ_TOKEN", TOKEN.into()),
+            ("LEADSCORE_READER_AMY", "amy-lambda".into()),
         ]),
         Arc::new(move || c.load(Ordering::SeqCst)),
     )
@@ -721,4 +726,84 @@ async fn seed_001s_followup_section_through_the_lambda_entry_on_dynamodb() {
     let history = get("/leads/cara@buyer.example/history?since=7d".into()).await;
     assert_eq!(history["points"].as_array().unwrap().len(), 1, "{history}");
     assert_eq!(history["points"][0]["score"], 30);
+
+    // The console through the same entry, on DynamoDB: amy signs in with her own token
+    // (the Function URL is HTTPS: the cookie is Secure) and reads ann's page.
+    let raw = |method: &'static str,
+               path: &'static str,
+               headers: Vec<(&'static str, String)>,
+               body: Option<String>| {
+        let router = router.clone();
+        async move {
+            let r = handle(
+                router,
+                request(
+                    "function_url_request.json",
+                    method,
+                    path,
+                    &headers,
+                    body.as_deref().map(str::as_bytes),
+                    false,
+                ),
+            )
+            .await;
+            let status = r.status().as_u16();
+            let cookies: Vec<String> = r
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect();
+            let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, cookies, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (status, cookies, _) = raw("GET", "/app/login", vec![], None).await;
+    assert_eq!(status, 200);
+    let pre = cookies.iter().find(|c| c.starts_with("ls_pre=")).unwrap();
+    let pre = pre
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("ls_pre=")
+        .to_string();
+    let (status, cookies, _) = raw(
+        "POST",
+        "/app/login",
+        vec![
+            ("content-type", "application/x-www-form-urlencoded".into()),
+            ("cookie", format!("ls_pre={pre}")),
+        ],
+        Some(format!("token=amy-lambda&csrf={pre}&next=%2Fapp")),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("ls_session="))
+        .unwrap();
+    assert!(
+        session.contains("Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
+    let session = session.split(';').next().unwrap().to_string();
+    let (status, _, html) = raw(
+        "GET",
+        "/app/leads/ann%40buyer.example",
+        vec![("cookie", session.clone())],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("id=\"why\"") && html.contains("amy@firm.example"),
+        "{html}"
+    );
+    let (status, _, html) = raw("GET", "/app?tab=overdue", vec![("cookie", session)], None).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("bob@buyer.example"), "{html}");
+    let (status, _, _) = raw("GET", "/app/leads/ann%40buyer.example", vec![], None).await;
+    assert_eq!(status, 303, "no session, no lead");
 }

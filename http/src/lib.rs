@@ -15,6 +15,7 @@
 //! verifies its signature before it parses; no handler panics on input.
 
 pub mod auth;
+pub mod console;
 mod desk;
 mod error;
 mod forms;
@@ -61,6 +62,8 @@ pub struct ClientIp(pub IpAddr);
 pub struct App {
     pub service: Arc<Service>,
     pub config: Config,
+    /// The rules' text and the draft checker, where the compiler runs (`serve`).
+    pub rulebook: Option<Arc<dyn console::Rulebook>>,
     limiter: forms::Limiter,
     /// The tracking beacon's own rate per client (page views come more often than forms).
     track_limiter: forms::Limiter,
@@ -71,6 +74,15 @@ pub struct App {
 
 impl App {
     pub fn new(service: Arc<Service>, config: Config) -> Arc<App> {
+        App::with_rulebook(service, config, None)
+    }
+
+    /// With the rules' text and a draft checker for the console's rules page.
+    pub fn with_rulebook(
+        service: Arc<Service>,
+        config: Config,
+        rulebook: Option<Arc<dyn console::Rulebook>>,
+    ) -> Arc<App> {
         let limiter = forms::limiter(config.forms.rate_per_minute);
         let track_limiter = forms::limiter(config.track.rate_per_minute);
         let lead_limiter = forms::lead_limiter(config.forms.rate_per_lead_per_hour);
@@ -78,6 +90,7 @@ impl App {
         Arc::new(App {
             service,
             config,
+            rulebook,
             limiter,
             track_limiter,
             lead_limiter,
@@ -134,6 +147,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(get_metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .merge(public)
+        .merge(console::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -106,6 +106,9 @@ pub struct Reader {
     /// `LEADSCORE_READER_<NAME>` in the environment instead).
     #[serde(default)]
     pub token: Option<String>,
+    /// A writer acts in the console (follow-ups, merges, retries); a reader only sees.
+    #[serde(default)]
+    pub writer: bool,
 }
 
 /// How the outbox is delivered (docs/notifications.md).
@@ -291,6 +294,12 @@ pub struct Security {
     /// are accepted there too.
     #[serde(default)]
     pub metrics_tokens: Vec<String>,
+    /// Tokens that sign in to the console as a writer (docs/console.md).
+    #[serde(default)]
+    pub write_tokens: Vec<String>,
+    /// The key console sessions are signed with; derived from the tokens when unset.
+    #[serde(default)]
+    pub console_secret: Option<String>,
 }
 
 /// `[forms]`: what every public form shares; a table inside it (`[forms.contact]`) is one
@@ -426,6 +435,10 @@ impl Config {
         add(&mut self.security.webhook_secrets, ENV_WEBHOOK_SECRET);
         add(&mut self.security.read_tokens, ENV_READ_TOKEN);
         add(&mut self.security.metrics_tokens, "LEADSCORE_METRICS_TOKEN");
+        add(&mut self.security.write_tokens, "LEADSCORE_WRITE_TOKEN");
+        if let Some(v) = get("LEADSCORE_CONSOLE_SECRET").filter(|v| !v.trim().is_empty()) {
+            self.security.console_secret = Some(v);
+        }
         for (name, reader) in self.readers.iter_mut() {
             let key = format!("LEADSCORE_READER_{}", name.to_uppercase().replace('-', "_"));
             if let Some(v) = get(&key).filter(|v| !v.trim().is_empty()) {

@@ -494,3 +494,21 @@ fn explanation_diff(old: &Json, new: &Json) -> (Vec<Json>, Vec<Json>, usize) {
     let same = b.len() - came.len();
     (gone, came, same)
 }
+
+/// What a draft would change over a history, as the console's rules page shows it: the
+/// running program and the draft replayed at `as_of`, compared as [`run`]'s `changes`.
+pub fn preview(
+    running: Program,
+    draft: Program,
+    history: Vec<Event>,
+    as_of: Micros,
+    top: usize,
+) -> Result<Json> {
+    let history: Vec<Event> = history
+        .into_iter()
+        .filter(|e| Outcome::of_event_type(&e.event_type).is_none())
+        .collect();
+    let old = replay(running, "running".into(), history.clone(), as_of)?;
+    let new = replay(draft, "draft".into(), history, as_of)?;
+    Ok(changes(&old, &new, &Outcomes::default(), top))
+}

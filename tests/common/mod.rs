@@ -474,6 +474,62 @@ impl Browser {
         .await
     }
 
+    /// Runs an asynchronous script (it calls `arguments[0]` with its result).
+    pub async fn run_async(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Waits until `expr` (a JavaScript expression) is true in the page.
+    pub async fn wait_js(&self, expr: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.run(&format!("return !!({expr})")).await == json!(true) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never true: {expr}\n{}",
+                self.run("return document.body.innerText").await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The page's address now.
+    pub async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Sets the window's size (screenshots).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .await;
+    }
+
+    /// A PNG of the window.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let v = self
+            .call(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or(""))
+            .unwrap()
+    }
+
     pub async fn delete_cookie(&self, name: &str) {
         self.call(
             reqwest::Method::DELETE,
