@@ -474,6 +474,19 @@ async fn console_sessions_and_forms() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
+    // Guessing tokens: ten attempts a minute from one address, then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let r = c
+            .post(s.at("/app/login"))
+            .header("cookie", "ls_pre=p")
+            .form(&[("token", "guess"), ("csrf", "p")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses.contains(&401) && statuses.last() == Some(&429), "{statuses:?}");
     s.stop();
 
     // Amy's token rotated: her session ends.

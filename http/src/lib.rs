@@ -70,6 +70,8 @@ pub struct App {
     /// Public inputs naming one lead (form posts, identified beacons), whatever their
     /// addresses: fresh addresses and visitor ids cannot pump a lead.
     lead_limiter: forms::LeadLimiter,
+    /// Console sign-in attempts per client address.
+    signin_limiter: forms::Limiter,
 }
 
 impl App {
@@ -91,6 +93,7 @@ impl App {
             service,
             config,
             rulebook,
+            signin_limiter: forms::limiter(console::SIGNIN_PER_MINUTE),
             limiter,
             track_limiter,
             lead_limiter,

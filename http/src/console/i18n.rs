@@ -67,6 +67,10 @@ impl Lang {
                 "管理员发给你的读取令牌或个人令牌。",
             ),
             "bad token" => ("That token is not valid.", "令牌无效。"),
+            "too many" => (
+                "Too many sign-in attempts from this address; wait a minute.",
+                "此地址登录尝试过多，请一分钟后再试。",
+            ),
             "no tokens" => (
                 "The console needs at least one token configured (LEADSCORE_READ_TOKEN, LEADSCORE_READER_<NAME> or LEADSCORE_WRITE_TOKEN).",
                 "控制台需要至少配置一个令牌（LEADSCORE_READ_TOKEN、LEADSCORE_READER_<NAME> 或 LEADSCORE_WRITE_TOKEN）。",

@@ -28,6 +28,8 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+/// Sign-in attempts a minute from one address.
+pub const SIGNIN_PER_MINUTE: u32 = 10;
 /// How long a session lasts.
 const SESSION_SECS: i64 = 8 * 3600;
 const SESSION_COOKIE: &str = "ls_session";
@@ -441,12 +443,28 @@ pub(crate) struct LoginForm {
 }
 
 #[utoipa::path(post, path = "/app/login", tag = "console", responses((status = 303, description = "to the sign-in page when signed out, or where the action leads"), (status = 401, description = "a wrong token or an expired form", content_type = "text/html")))]
-pub(crate) async fn login(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Form(f): Form<LoginForm>,
-) -> Response {
+pub(crate) async fn login(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
+    use axum::extract::FromRequest;
+    let headers = req.headers().clone();
     let lang = Lang::of(&headers);
+    // Guessing tokens is slow: a few attempts a minute from one address.
+    if let (Some(l), Some(ip)) = (&app.signin_limiter, crate::client_ip(&req)) {
+        if l.check_key(&ip).is_err() {
+            return html_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                page(
+                    lang,
+                    lang.t("sign in"),
+                    None,
+                    "/app/login",
+                    html! { p.error role="alert" { (lang.t("too many")) } },
+                ),
+            );
+        }
+    }
+    let Ok(Form(f)) = Form::<LoginForm>::from_request(req, &app).await else {
+        return signin_page(&app, lang, &headers, "/app".into(), Some(lang.t("expired")));
+    };
     let next = local(f.next.as_deref());
     let pre = cookie(&headers, PRE_COOKIE).unwrap_or_default();
     if pre.is_empty() || !bool::from(pre.as_bytes().ct_eq(f.csrf.as_bytes())) {
