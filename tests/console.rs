@@ -486,7 +486,10 @@ async fn console_sessions_and_forms() {
             .unwrap();
         statuses.push(r.status().as_u16());
     }
-    assert!(statuses.contains(&401) && statuses.last() == Some(&429), "{statuses:?}");
+    assert!(
+        statuses.contains(&401) && statuses.last() == Some(&429),
+        "{statuses:?}"
+    );
     s.stop();
 
     // Amy's token rotated: her session ends.
