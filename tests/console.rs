@@ -182,6 +182,12 @@ async fn the_console_in_chromium() {
         "{grades}"
     );
 
+    // A column's header sorts, keeping the filter.
+    b.run("document.querySelector('#queue th:nth-child(5) a').click(); return true")
+        .await;
+    b.wait_js("location.search.includes('sort=deadline') && location.search.includes('grade=B')")
+        .await;
+
     // Ann's page: the why-panel adds up to her score; the grade's condition; the chart.
     b.visit(&s.at("/app/leads/ann%40buyer.example")).await;
     let why = b

@@ -777,7 +777,9 @@ async fn rescore_after_a_rules_change_pages_through_every_lead_once() {
             .await
             .unwrap();
         let leads = listed["leads"].as_array().unwrap();
-        if leads.len() == 2
+        // The walk's last line is logged after its last lead is written.
+        if s.log().contains("stored leads rescored")
+            && leads.len() == 2
             && leads
                 .iter()
                 .any(|l| l["lead"] == "a@x.com" && l["score"] == 10)
@@ -791,7 +793,6 @@ async fn rescore_after_a_rules_change_pages_through_every_lead_once() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(s.log().contains("stored leads rescored"), "{}", s.log());
 
     // Pages of one find everything current.
     let (mut current, mut pages) = (0, 0);
@@ -1949,6 +1950,7 @@ async fn errors_are_json_everywhere() {
         (Method::PUT, "/events", 405),
         (Method::GET, "/events", 405),
         (Method::PATCH, "/leads/a@b.c", 405),
+        (Method::PUT, "/forms/contact", 405),
         (Method::GET, "/leads/a@b.c/history?since=forever", 400),
     ] {
         let r = c

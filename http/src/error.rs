@@ -142,7 +142,13 @@ pub(crate) async fn as_json(r: Response) -> Response {
     }
     let (parts, body) = r.into_parts();
     let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
-    let detail = String::from_utf8_lossy(&text).trim().to_string();
+    let detail = match String::from_utf8_lossy(&text).trim() {
+        "" if status == StatusCode::METHOD_NOT_ALLOWED => {
+            "this endpoint does not answer that method; see docs/http-api.md".to_string()
+        }
+        "" => "see docs/http-api.md".to_string(),
+        t => t.to_string(),
+    };
     let error = status
         .canonical_reason()
         .unwrap_or("error")

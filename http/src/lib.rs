@@ -149,6 +149,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(get_metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        // Before the public routes are merged: their CORS layer answers preflights (OPTIONS),
+        // which this fallback would otherwise take.
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                format!("this endpoint does not answer {method}; see docs/http-api.md"),
+            )
+        })
         .merge(public)
         .merge(console::routes())
         .fallback(|| async {
@@ -156,13 +165,6 @@ pub fn router(app: Arc<App>) -> Router {
                 StatusCode::NOT_FOUND,
                 "not found",
                 "no such endpoint; see docs/http-api.md",
-            )
-        })
-        .method_not_allowed_fallback(|method: Method| async move {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed",
-                format!("this endpoint does not answer {method}; see docs/http-api.md"),
             )
         })
         .layer(middleware::from_fn_with_state(app.clone(), deadline))

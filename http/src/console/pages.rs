@@ -183,6 +183,20 @@ pub(crate) async fn queue(
         }
         q + extra
     };
+    // A column's header sorts the queue by it (the other filters kept).
+    let sorted_by = |by: &str| {
+        let mut q = format!("/app?tab={}", enc(&tab));
+        for (k, v) in filters {
+            if k == "sort" {
+                continue;
+            }
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                q.push_str(&format!("&{k}={}", enc(v)));
+            }
+        }
+        format!("{q}&sort={by}")
+    };
+    let current_sort = p.sort.clone().unwrap_or_else(|| "score".into());
     let next = page_of
         .next
         .as_ref()
@@ -224,10 +238,14 @@ pub(crate) async fn queue(
             table #queue {
                 thead { tr {
                     th scope="col" { (lang.t("lead")) }
-                    th.num scope="col" { (lang.t("score")) }
+                    th.num scope="col" aria-sort=(if current_sort == "score" { "descending" } else { "none" }) {
+                        a href=(sorted_by("score")) { (lang.t("score")) }
+                    }
                     th scope="col" { (lang.t("grade")) }
                     th scope="col" { (lang.t("owner")) }
-                    th scope="col" { (lang.t("deadline")) }
+                    th scope="col" aria-sort=(if current_sort == "deadline" { "ascending" } else { "none" }) {
+                        a href=(sorted_by("deadline")) { (lang.t("deadline")) }
+                    }
                     th.wide scope="col" { (lang.t("tags")) }
                 } }
                 tbody {
