@@ -168,7 +168,7 @@ pub fn router(app: Arc<App>) -> Router {
             )
         })
         .layer(middleware::from_fn_with_state(app.clone(), deadline))
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }
 
@@ -196,20 +196,27 @@ const REQUEST_ID: &str = "x-request-id";
 /// sent, which may carry a lead's e-mail), the lead's short hash when the path names one,
 /// status, latency in microseconds, request id. Error answers that are not JSON yet (the
 /// framework's own rejections) become `{error, detail}`.
-async fn observe(req: Request, next: Next) -> Response {
+async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or("unmatched", |m| m.as_str())
         .to_string();
-    let lead = route
-        .starts_with("/leads/{lead}")
-        .then(|| req.uri().path().split('/').nth(2))
-        .flatten()
+    // The segment holding the lead: `/leads/{lead}…` (2) or the console's `/app/leads/{lead}…` (3).
+    let at = if route.starts_with("/leads/{lead}") {
+        Some(2)
+    } else if route.starts_with("/app/leads/{lead}") {
+        Some(3)
+    } else {
+        None
+    };
+    let lead = at
+        .and_then(|n| req.uri().path().split('/').nth(n))
         .map(|raw| {
+            // The key as stored (trimmed, folded): one lead, one hash, however it is sent.
             let raw = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-            leadscore_service::metrics::logged(&raw)
+            leadscore_service::metrics::logged(&app.service.key(&raw))
         });
     let id = req
         .headers()
