@@ -83,7 +83,6 @@ async fn axe(b: &Browser, axe_js: &str, page: &str) {
 async fn shot(b: &Browser, name: &str) {
     if let Ok(dir) = std::env::var("LEADSCORE_SCREENSHOTS") {
         std::fs::create_dir_all(&dir).unwrap();
-        b.resize(1100, 900).await;
         std::fs::write(
             Path::new(&dir).join(format!("{name}.png")),
             b.screenshot().await,
@@ -136,6 +135,7 @@ async fn the_console_in_chromium() {
     }
     let axe_js = axe_source();
     let b = Browser::start(None, json!({"intl.accept_languages": "en-US,en"})).await;
+    b.resize(1100, 900).await;
 
     // Signed out: the sign-in page, never a lead.
     b.visit(&s.at("/app/leads/ann%40buyer.example")).await;
@@ -354,6 +354,21 @@ async fn the_console_in_chromium() {
     b.wait_js("document.documentElement.lang == 'zh-CN' && document.querySelector('h1').innerText == '线索队列'").await;
     axe(&b, &axe_js, "queue (zh)").await;
     shot(&b, "queue-zh").await;
+
+    // On a phone: the queue and a lead fit the screen's width (no sideways scrolling).
+    b.resize(390, 844).await;
+    for page in ["/app?tab=all", "/app/leads/ann%40buyer.example"] {
+        b.visit(&s.at(page)).await;
+        let wide = b
+            .run(
+                "return [...document.querySelectorAll('body *')]
+                    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+                    .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))",
+            )
+            .await;
+        assert_eq!(wide, json!([]), "{page} is wider than a phone");
+    }
+    shot(&b, "phone").await;
 
     // Bo reads: no forms, and a forged action is refused.
     b.delete_cookie("ls_session").await;
