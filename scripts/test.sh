@@ -83,6 +83,10 @@ export LEADSCORE_DYNAMODB_ENDPOINT="http://127.0.0.1:$moto_port"
 stage "cargo test"
 cargo test --workspace --no-fail-fast
 
+stage "leadscore fmt --check: every rules file in its canonical layout"
+cargo run --quiet -- fmt --check examples/*.rules examples/peers/*.rules \
+  examples/rules-repo/rules/*.rules compiler/tests/data/ok/*.rules
+
 stage "leadscore check examples"
 cargo run --quiet -- check examples/*.rules examples/peers/*.rules compiler/tests/data/ok/*.rules
 

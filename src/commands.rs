@@ -27,12 +27,71 @@ fn print_diags(diags: &[Diagnostic], path: &Path, src: &str, format: DiagFormat)
     let style = match format {
         DiagFormat::Rich => Style::Rich,
         DiagFormat::Short => Style::Short,
+        DiagFormat::Json => {
+            let index = leadscore_dsl::span::LineIndex::new(src);
+            let mut sorted: Vec<&Diagnostic> = diags.iter().collect();
+            sorted.sort_by_key(|d| (d.span.start, d.severity));
+            for d in sorted {
+                println!(
+                    "{}",
+                    diagnostic_json(d, &path.display().to_string(), src, &index)
+                );
+            }
+            return;
+        }
     };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     eprint!(
         "{}",
         render(diags, &path.display().to_string(), src, style, color)
     );
+}
+
+/// A place in the source as tools want it: 1-based line and column (in characters), and
+/// the byte offsets.
+fn place(index: &leadscore_dsl::span::LineIndex, span: leadscore_dsl::Span) -> serde_json::Value {
+    let (line, column) = index.line_col(span.start as usize);
+    let (end_line, end_column) = index.line_col(span.end as usize);
+    serde_json::json!({"line": line, "column": column, "end_line": end_line,
+        "end_column": end_column, "start": span.start, "end": span.end})
+}
+
+/// One diagnostic as `check --diagnostics json` prints it (docs/authoring.md).
+pub fn diagnostic_json(
+    d: &Diagnostic,
+    file: &str,
+    src: &str,
+    index: &leadscore_dsl::span::LineIndex,
+) -> serde_json::Value {
+    let at = place(index, d.span);
+    let suggestions: Vec<serde_json::Value> = d
+        .suggestion
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "message": format!("replace `{}` with `{s}`", d.span.text(src)),
+                "replacement": s,
+                "span": place(index, d.span),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "code": d.code,
+        "severity": if d.is_error() { "error" } else { "warning" },
+        "message": d.message,
+        "file": file,
+        "line": at["line"],
+        "column": at["column"],
+        "span": at,
+        "label": (!d.label.is_empty()).then_some(&d.label),
+        "help": d.help,
+        "related": d.related.iter().map(|(s, label)| {
+            let mut p = place(index, *s);
+            p["label"] = serde_json::json!(label);
+            p
+        }).collect::<Vec<_>>(),
+        "suggestions": suggestions,
+    })
 }
 
 /// Compiles a rules file, printing its diagnostics; `None` when it has errors.
@@ -392,4 +451,58 @@ pub fn backtest(a: Backtest<'_>) -> Result<ExitCode> {
         crate::ReportFormat::Text => print!("{}", crate::backtest::text(&report)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `leadscore fmt FILE... [--check]`: the canonical layout (leadscore_dsl::format). A file
+/// with syntax errors is reported and left alone; a file whose layout would change what it
+/// compiles to (never expected: only whitespace and set layout change) is refused.
+pub fn fmt(files: &[std::path::PathBuf], check: bool) -> Result<ExitCode> {
+    let mut failed = false;
+    for path in files {
+        let src = read_source(path)?;
+        let formatted = match leadscore_dsl::format::format(&src) {
+            Ok(f) => f,
+            Err(diags) => {
+                print_diags(&diags, path, &src, DiagFormat::Rich);
+                eprintln!("{}: not formatted (syntax errors)", path.display());
+                failed = true;
+                continue;
+            }
+        };
+        if formatted == src {
+            continue;
+        }
+        let name = stem(path);
+        if let (Ok(a), Ok(b)) = (
+            leadscore_compiler::compile(&src, &name),
+            leadscore_compiler::compile(&formatted, &name),
+        ) {
+            if a.program.meaning_hash() != b.program.meaning_hash() {
+                anyhow::bail!(
+                    "{}: formatting would change what the rules mean (a bug in leadscore fmt); the file is left alone",
+                    path.display()
+                );
+            }
+        }
+        if check {
+            let diff = similar::TextDiff::from_lines(&src, &formatted);
+            print!(
+                "{}",
+                diff.unified_diff().header(
+                    &path.display().to_string(),
+                    &format!("{} (formatted)", path.display())
+                )
+            );
+            failed = true;
+        } else {
+            std::fs::write(path, &formatted)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("formatted {}", path.display());
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(RULE_ERRORS)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1026,3 +1026,108 @@ fn progress_on_a_terminal_and_quiet_when_piped() {
         "{drawn:?}"
     );
 }
+
+/// `check --diagnostics json`: one object per problem on stdout, with its place, help and
+/// the suggestion's replacement text.
+#[test]
+fn diagnostics_as_json_lines() {
+    let bad = tmp("bad-json.rules");
+    std::fs::write(
+        &bad,
+        "set tier1 = [\"US\"]\nwhen country in teir1 add 30\nwehn x = 1 add 2\ngrade A when score >= 10\ngrade B otherwise\n",
+    )
+    .unwrap();
+    let out = leadscore(&["check", bad.to_str().unwrap(), "--diagnostics", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let set = &lines[0];
+    assert_eq!(set["code"], "E0201");
+    assert_eq!(set["severity"], "error");
+    assert_eq!(
+        (set["line"].as_u64(), set["column"].as_u64()),
+        (Some(2), Some(17))
+    );
+    assert_eq!(set["span"]["end_column"], 22);
+    assert_eq!(set["suggestions"][0]["replacement"], "tier1");
+    assert_eq!(set["file"], bad.to_str().unwrap());
+    assert_eq!(lines[1]["code"], "E0001");
+    assert_eq!(lines[1]["suggestions"][0]["replacement"], "when");
+}
+
+/// `fmt --check` names a file out of layout with a diff (exit 1); `fmt` rewrites it, and
+/// then `--check` passes; a file with syntax errors is left alone.
+#[test]
+fn fmt_rewrites_and_checks() {
+    let f = tmp("fmt.rules");
+    let messy = "set t=[\"US\",\"DE\"]\nwhen country in t   add 30\nwhen email.opened add 5 each\ngrade A when score >= 30\ngrade B otherwise\n";
+    std::fs::write(&f, messy).unwrap();
+    let path = f.to_str().unwrap();
+    let check = leadscore(&["fmt", "--check", path]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        text(&check.stdout).contains("+set t = [\"US\", \"DE\"]"),
+        "{}",
+        text(&check.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        messy,
+        "--check changes nothing"
+    );
+    assert!(leadscore(&["fmt", path]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        "set t = [\"US\", \"DE\"]\nwhen country in t add 30\nwhen email.opened add 5 each\ngrade A when score >= 30\ngrade B otherwise\n"
+    );
+    assert!(leadscore(&["fmt", "--check", path]).status.success());
+    let broken = tmp("fmt-broken.rules");
+    std::fs::write(&broken, "wehn x = 1 add 2\n").unwrap();
+    let out = leadscore(&["fmt", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(&broken).unwrap(),
+        "wehn x = 1 add 2\n"
+    );
+}
+
+/// `--version` names the commit; `completions` prints each shell's script; `man` prints
+/// the page built with the binary, which is docs/leadscore.1 as committed.
+#[test]
+fn version_completions_and_the_manual_page() {
+    let v = text(&leadscore(&["--version"]).stdout);
+    assert!(
+        v.starts_with("leadscore 0.") && v.contains('(') && v.contains(')'),
+        "{v}"
+    );
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef leadscore"),
+        ("fish", "complete -c leadscore"),
+    ] {
+        let out = leadscore(&["completions", shell]);
+        assert!(out.status.success());
+        let script = text(&out.stdout);
+        assert!(
+            script.contains(marker) && script.contains("backtest"),
+            "{shell}"
+        );
+    }
+    let man = leadscore(&["man"]);
+    assert!(man.status.success());
+    let page = text(&man.stdout);
+    assert!(page.contains(".TH leadscore 1"), "{page}");
+    for sub in ["check", "fmt", "serve", "backtest", "completions"] {
+        assert!(page.contains(sub), "{sub} missing from the manual page");
+    }
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/leadscore.1"))
+            .unwrap_or_default();
+    assert_eq!(
+        committed, page,
+        "docs/leadscore.1 is stale: leadscore man > docs/leadscore.1"
+    );
+}

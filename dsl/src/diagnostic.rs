@@ -22,6 +22,9 @@ pub struct Diagnostic {
     /// Further places involved (e.g. the first definition of a duplicate).
     pub related: Vec<(Span, String)>,
     pub help: Option<String>,
+    /// The text that would replace `span` to fix it (a "did you mean" name), for tools
+    /// that apply fixes (`check --diagnostics json`, the language server).
+    pub suggestion: Option<String>,
 }
 
 impl Diagnostic {
@@ -34,6 +37,7 @@ impl Diagnostic {
             label: String::new(),
             related: Vec::new(),
             help: None,
+            suggestion: None,
         }
     }
 
@@ -59,12 +63,21 @@ impl Diagnostic {
         self
     }
 
-    /// Adds "did you mean `x`?" when `suggestion` is some.
+    /// Adds "did you mean `x`?" when `suggestion` is some, with `x` as the replacement of
+    /// the span.
     pub fn suggest(self, suggestion: Option<&str>) -> Self {
         match suggestion {
-            Some(s) => self.help(format!("did you mean `{s}`?")),
+            Some(s) => self
+                .help(format!("did you mean `{s}`?"))
+                .replacement(Some(s)),
             None => self,
         }
+    }
+
+    /// The replacement of the span that fixes it, without changing the help text.
+    pub fn replacement(mut self, suggestion: Option<&str>) -> Self {
+        self.suggestion = suggestion.map(str::to_string);
+        self
     }
 
     pub fn is_error(&self) -> bool {

@@ -20,6 +20,7 @@
 
 pub mod ast;
 pub mod diagnostic;
+pub mod format;
 mod parser;
 pub mod span;
 

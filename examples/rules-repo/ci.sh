@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # This repository's CI: run on every change to the rules (see README.md).
+#   0. every rules file is in `leadscore fmt`'s layout (a diff otherwise);
 #   1. every rules file checks clean, and reads nothing last quarter's events never carry;
 #   2. the hand-worked cases pass, and the snapshots of the program's listing and of every
 #      case's full result match (a reviewer reads their diff; `leadscore test ... --update`
@@ -11,6 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 leadscore=${LEADSCORE:-leadscore}
+
+echo "== layout"
+"$leadscore" fmt --check rules/*.rules
 
 echo "== check"
 "$leadscore" check rules/*.rules --events history/events.jsonl

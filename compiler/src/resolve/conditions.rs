@@ -307,7 +307,7 @@ impl Resolver<'_> {
                         Diagnostic::error("E0201", id.span, format!("unknown set `{}`", id.name))
                             .label("no set with this name");
                     let d = match hint {
-                        Some(h) => d.help(format!("did you mean `{h}`?")),
+                        Some(h) => d.suggest(Some(&*h)),
                         None => d.help(format!("declare it first: `set {} = [\"...\"]`", id.name)),
                     };
                     self.err(d);
@@ -358,7 +358,8 @@ impl Resolver<'_> {
                                     "the functions are domain(), len(), words() and sentences()"
                                         .into()
                                 }
-                            }),
+                            })
+                            .replacement(hint),
                         );
                         return None;
                     }
@@ -448,9 +449,11 @@ impl Resolver<'_> {
                 let d = Diagnostic::error("E0202", p.span, format!("unknown score `{dotted}`"))
                     .label(format!("{what} conditions test scores"));
                 let d = match hint {
-                    Some(h) => d.help(format!(
-                        "did you mean `{h}`? (to test a lead attribute, write `lead.{dotted}`)"
-                    )),
+                    Some(h) => d
+                        .help(format!(
+                            "did you mean `{h}`? (to test a lead attribute, write `lead.{dotted}`)"
+                        ))
+                        .replacement(Some(&h)),
                     None => d.help(format!(
                         "the scores are {}; to test a lead attribute, write `lead.{dotted}`",
                         names.join(", ")

@@ -108,7 +108,7 @@ impl Resolver<'_> {
                 )
                 .label("not a declared score");
                 self.err(match closest(&name.name, names.iter().copied()) {
-                    Some(h) => d.help(format!("did you mean `{h}`?")),
+                    Some(h) => d.suggest(Some(h)),
                     None => d.help(format!("the scores are {}", names.join(", "))),
                 });
                 ok = false;

@@ -241,7 +241,7 @@ impl Resolver<'_> {
             )
             .label("not declared");
             d = match closest(&n.channel.name, names) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
+                Some(s) => d.suggest(Some(s)),
                 None => d.help(format!(
                     "declare it first, e.g. `channel {} = slack secret \"SLACK_URL\"`",
                     n.channel.name
@@ -280,7 +280,7 @@ impl Resolver<'_> {
         let mut d = Diagnostic::error("E0205", g.span, format!("unknown grade `{}`", g.name))
             .label("not a grade of this file");
         if let Some(s) = closest(&g.name, names) {
-            d = d.help(format!("did you mean `{s}`?"));
+            d = d.suggest(Some(s));
         }
         self.err(d);
         None
@@ -303,7 +303,7 @@ impl Resolver<'_> {
         let mut d = Diagnostic::error("E0202", s.span, format!("unknown score `{}`", s.name))
             .label("not a score of this file");
         if let Some(c) = closest(&s.name, names) {
-            d = d.help(format!("did you mean `{c}`?"));
+            d = d.suggest(Some(c));
         }
         self.err(d);
         None

@@ -353,7 +353,7 @@ pub(crate) fn syntax_error(src: &str, err: &pest::error::Error<Rule>) -> Diagnos
                 format!("expected a new statement, found `{word}`"),
             )
             .label("not a statement keyword")
-            .help(format!("did you mean `{keyword}`?"));
+            .suggest(Some(keyword));
         }
     }
     let mut found = found_at(src, pos);
@@ -418,7 +418,7 @@ pub(crate) fn syntax_error(src: &str, err: &pest::error::Error<Rule>) -> Diagnos
         return d.help(format!("write `{word}=`, with `=` second"));
     }
     if let Some(s) = closest(word, keywords.iter().copied().filter(|k| k.len() > 1)) {
-        d = d.help(format!("did you mean `{s}`?"));
+        d = d.suggest(Some(s));
     } else if found == "end of file" || found == "end of line" {
         d = d.label("the statement ends here too early");
     }

@@ -463,6 +463,27 @@ impl Program {
         Sha256::digest(&body).into()
     }
 
+    /// What the program means, apart from where its source put it: the hash of the
+    /// program with its source hash and every line number cleared. `leadscore fmt`
+    /// keeps it (its tests check), as any change of layout alone does.
+    pub fn meaning_hash(&self) -> [u8; 32] {
+        let mut p = self.clone();
+        p.source_hash = [0; 32];
+        p.rules.iter_mut().for_each(|r| r.line = 0);
+        p.scores.iter_mut().for_each(|s| s.line = 0);
+        p.grades.iter_mut().for_each(|g| g.line = 0);
+        p.tags.iter_mut().for_each(|t| t.line = 0);
+        p.channels.iter_mut().for_each(|c| c.line = 0);
+        p.notifies.iter_mut().for_each(|n| n.line = 0);
+        p.assigns.iter_mut().for_each(|a| a.line = 0);
+        p.plans.iter_mut().for_each(|x| x.line = 0);
+        p.overdue_tags.iter_mut().for_each(|o| o.line = 0);
+        if let Some(t) = p.total.as_mut() {
+            t.line = 0;
+        }
+        p.hash()
+    }
+
     /// The hash as lowercase hex.
     pub fn hash_hex(&self) -> String {
         hex(&self.hash())
