@@ -50,6 +50,12 @@ fn failed(lang: Lang, s: &Session, status: StatusCode, detail: &str) -> Response
     )
 }
 
+/// A failed service or store call as a page: its status and reason.
+fn failed_with(lang: Lang, s: &Session, e: impl Into<crate::ApiError>) -> Response {
+    let e = e.into();
+    failed(lang, s, e.status, &e.detail)
+}
+
 /// The signed-in session, or the answer that sends the visitor to sign in.
 #[allow(clippy::result_large_err)]
 fn signed_in(app: &App, headers: &HeaderMap, here: &str) -> Result<Session, Response> {
@@ -170,8 +176,7 @@ pub(crate) async fn queue(
     let page_of = match app.service.queue_page(&q).await {
         Ok(r) => r,
         Err(e) => {
-            let e = crate::ApiError::from(e);
-            return failed(lang, &s, e.status, &e.detail);
+            return failed_with(lang, &s, e);
         }
     };
     let keep = |extra: &str| {
@@ -374,8 +379,7 @@ pub(crate) async fn lead(
         }
         Ok(LeadView::Missing) => return failed(lang, &s, StatusCode::NOT_FOUND, lang.t("no lead")),
         Err(e) => {
-            let e = crate::ApiError::from(e);
-            return failed(lang, &s, e.status, &e.detail);
+            return failed_with(lang, &s, e);
         }
     };
     let now = app.service.now();
@@ -634,10 +638,7 @@ pub(crate) async fn merge(
         Ok(m) => hardened(
             Redirect::to(&format!("/app/leads/{}?done=merge", enc(&m.lead))).into_response(),
         ),
-        Err(MergeError::Store(e)) => {
-            let e = crate::ApiError::from(e);
-            failed(lang, &s, e.status, &e.detail)
-        }
+        Err(MergeError::Store(e)) => failed_with(lang, &s, e),
         Err(e) => failed(lang, &s, StatusCode::BAD_REQUEST, &e.to_string()),
     }
 }
@@ -971,8 +972,7 @@ pub(crate) async fn notifications(
     {
         Ok(r) => r,
         Err(e) => {
-            let e = crate::ApiError::from(e);
-            return failed(lang, &s, e.status, &e.detail);
+            return failed_with(lang, &s, e);
         }
     };
     let next = (rows.len() == 100).then(|| rows.last()).flatten().map(|o| {
@@ -1056,9 +1056,6 @@ pub(crate) async fn retry(
             StatusCode::CONFLICT,
             &format!("the notification is {}", st.name()),
         ),
-        Err(e) => {
-            let e = crate::ApiError::from(e);
-            failed(lang, &s, e.status, &e.detail)
-        }
+        Err(e) => failed_with(lang, &s, e),
     }
 }
